@@ -1,0 +1,71 @@
+# RLaaS developer commands. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+# The last landed contract: the newest commit older than a session can last (sessions
+# are cut at 3 h), so in CI it is the main that was there before this submission.
+BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
+
+.PHONY: help setup proto-deps gen gen-check lint breaking test test-slow up down status run smoke bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install the project with its dev tools
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+proto-deps: setup ## copy the googleapis protos (from googleapis-common-protos) to .build/
+	$(PY) -m infra.codegen --deps-only
+
+gen: setup ## regenerate gen/ from proto/ (grpcio-tools, with .pyi)
+	$(PY) -m infra.codegen
+
+gen-check: setup ## fail if gen/ is stale
+	$(PY) -m infra.codegen --check
+
+lint: proto-deps ## ruff, mypy, buf lint, gen freshness, buf breaking
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy services workflows workers infra tests bench
+	$(BIN)/buf lint
+	$(PY) -m infra.codegen --check
+	$(MAKE) --no-print-directory breaking
+
+breaking: proto-deps ## buf breaking (WIRE_JSON) against the last landed contract
+	$(PY) -m infra.breaking $(BREAKING_AGAINST)
+
+test: setup lint ## THE test command: lint, then the default test suite
+	$(PY) -m pytest
+
+test-slow: setup ## the slow tests only
+	$(PY) -m pytest -m slow
+
+up: setup ## start the embedded stack (Postgres, Temporal, Milvus, services, workers)
+	$(BIN)/rlaas up
+
+down: ## stop every process `make up` started (data is kept)
+	@if [ -x $(BIN)/rlaas ]; then $(BIN)/rlaas down; fi
+
+status: setup ## show the stack's processes
+	$(BIN)/rlaas status
+
+smoke: setup ## run the main job against a running stack
+	$(BIN)/rlaas smoke
+
+run: up smoke ## THE main command: bring the stack up and run the main job
+
+bench: setup ## benchmarks; results land in bench/results/
+	$(PY) -m bench.foundation
+
+clean: down ## stop the stack and delete all local state (.rlaas, .build)
+	rm -rf .rlaas .build

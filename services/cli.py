@@ -1,0 +1,149 @@
+"""``rlaas``: run the platform (serve, worker) and the embedded stack (up, down)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import warnings
+from pathlib import Path
+
+from services.config import SERVICE_NAMES, Settings, get_settings
+from services.logs import configure_logging
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = get_settings()
+    if getattr(args, "state_dir", None):
+        settings = settings.model_copy(update={"state_dir": args.state_dir})
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from infra.stack import database_url
+    from services.server.app import serve
+
+    settings = _settings(args)
+    updates: dict[str, object] = {}
+    if args.services:
+        updates["services"] = [s.strip() for s in args.services.split(",") if s.strip()]
+    if args.port is not None:
+        updates["grpc_port"] = args.port
+    settings = settings.model_copy(update=updates)
+    asyncio.run(serve(settings, database_url(settings)))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.worker import run_worker
+
+    asyncio.run(run_worker(_settings(args), args.queue))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from infra.stack import Stack, StackError
+
+    settings = _settings(args)
+    stack = Stack(settings)
+    try:
+        endpoints = asyncio.run(stack.up())
+    except StackError as err:
+        print(f"rlaas up failed: {err}", file=sys.stderr)
+        return 1
+    print()
+    print(f"RLaaS stack is up (state in {settings.state_dir.resolve()})")
+    print(f"  gRPC, all four services   {endpoints.grpc_target}")
+    print(f"  Temporal frontend         {endpoints.temporal_address}")
+    if endpoints.temporal_ui_url:
+        print(f"  Temporal Web UI           {endpoints.temporal_ui_url}")
+    print(f"  Milvus                    {endpoints.milvus_uri}")
+    print(f"  Objects                   {endpoints.objects}")
+    print(f"  Logs                      {settings.logs_dir}")
+    if stack.admin_key is not None:
+        print()
+        print("Operator tenant 'operator' created. Its admin API key is shown ONLY NOW;")
+        print("only its hash is stored. Keep it somewhere safe:")
+        print(f"  RLAAS_API_KEY={stack.admin_key.secret}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from infra.stack import Stack
+
+    Stack(_settings(args)).down()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from infra.stack import Stack
+
+    for name, state in Stack(_settings(args)).status().items():
+        print(f"{name:12} {state}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from infra import migrate
+    from infra.stack import database_url
+
+    url = database_url(_settings(args))
+    if args.downgrade:
+        migrate.downgrade(url, args.downgrade)
+    else:
+        migrate.upgrade(url, args.revision)
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    import os
+
+    from services.smoke import run_smoke
+
+    return asyncio.run(run_smoke(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlaas", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, help="override RLAAS_STATE_DIR")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gRPC services (all four by default)")
+    p.add_argument(
+        "--services", help=f"comma-separated subset of {','.join(SERVICE_NAMES)}"
+    )
+    p.add_argument("--port", type=int, help="override RLAAS_GRPC_PORT")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a Temporal worker")
+    p.add_argument("--queue", choices=["cpu", "gpu"], required=True)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("up", help="start the embedded stack in the background")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("down", help="stop every process `rlaas up` started")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("status", help="show which stack processes are running")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("migrate", help="run database migrations")
+    p.add_argument("--revision", default="head", help="upgrade to this revision")
+    p.add_argument("--downgrade", metavar="REV", help="downgrade to REV instead")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("smoke", help="check the running stack end to end (the main job)")
+    p.add_argument("--api-key", help="admin key to use (default: RLAAS_API_KEY, else mint one)")
+    p.set_defaults(func=cmd_smoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # pgserver warns when XDG_RUNTIME_DIR is unset; harmless here.
+    warnings.filterwarnings("ignore", module="platformdirs")
+    args = build_parser().parse_args(argv)
+    configure_logging(_settings(args))
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""All configuration in one place.
+
+Every setting is an ``RLAAS_*`` environment variable (or a line in ``.env``). Left unset,
+the URL-like settings mean "use the embedded component under ``RLAAS_STATE_DIR``";
+set, they point the same code at an external server (production).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # JSON unless stderr is a terminal
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class OtelExporter(StrEnum):
+    NONE = "none"
+    CONSOLE = "console"
+    OTLP = "otlp"
+
+
+SERVICE_NAMES = ("telemetry", "inference", "registry", "training")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RLAAS_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
+
+    state_dir: Path = Path(".rlaas")
+    """Directory holding all embedded state: Postgres data, Temporal DB, Milvus data,
+    objects, logs and pid files. A restart with the same directory keeps the data."""
+
+    # --- PostgreSQL ---------------------------------------------------------------
+    database_url: str | None = None
+    """SQLAlchemy URL of an external Postgres (``postgresql+asyncpg://...``). Unset: the
+    embedded pgserver cluster in ``<state_dir>/postgres``."""
+    database_pool_size: int = Field(default=10, ge=1)
+    """Connections kept open per process."""
+
+    # --- Temporal -----------------------------------------------------------------
+    temporal_address: str | None = None
+    """``host:port`` of an external Temporal frontend. Unset: the embedded dev server."""
+    temporal_namespace: str = "default"
+    """Temporal namespace for every workflow."""
+    temporal_port: int = 7233
+    """Frontend port of the embedded Temporal dev server."""
+    temporal_ui_port: int = 8233
+    """Web UI port of the embedded Temporal dev server."""
+
+    # --- Milvus -------------------------------------------------------------------
+    milvus_uri: str | None = None
+    """URI of an external Milvus (``http://host:19530``). Unset: an embedded
+    ``milvus-lite server`` with data in ``<state_dir>/milvus``."""
+    milvus_port: int = 19530
+    """Port of the embedded milvus-lite server."""
+    milvus_token: SecretStr | None = None
+    """Token for an external Milvus (never logged)."""
+
+    # --- Object store -------------------------------------------------------------
+    s3_endpoint: str | None = None
+    """``host:port`` of an S3/MinIO server. Unset: the local directory
+    ``<state_dir>/objects``."""
+    s3_bucket: str = "rlaas"
+    """Bucket for datasets, adapters, exports."""
+    s3_access_key: str | None = None
+    """S3 access key id."""
+    s3_secret_key: SecretStr | None = None
+    """S3 secret key (never logged)."""
+    s3_secure: bool = True
+    """Use TLS to reach the S3 endpoint."""
+
+    # --- gRPC server --------------------------------------------------------------
+    grpc_host: str = "127.0.0.1"
+    """Interface ``rlaas serve`` binds to (``0.0.0.0`` to expose it)."""
+    grpc_port: int = 50051
+    """Port of ``rlaas serve``: all services share it."""
+    services: list[str] = Field(default_factory=lambda: list(SERVICE_NAMES))
+    """Services this process serves (JSON list, e.g. ``["registry"]``)."""
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    """On SIGTERM, in-flight RPCs get this long to finish."""
+
+    # --- Auth ---------------------------------------------------------------------
+    auth_cache_ttl_s: float = Field(default=5.0, ge=0)
+    """How long a verified API key is cached in a process. A revocation is immediate in
+    the process that revoked it and takes at most this long elsewhere."""
+    bootstrap_admin_key: SecretStr | None = None
+    """Operator admin key to install at bootstrap instead of generating one (CI,
+    production). Stored hashed like every key."""
+
+    # --- Observability ------------------------------------------------------------
+    log_level: str = "INFO"
+    """Python log level."""
+    log_format: LogFormat = LogFormat.AUTO
+    """``json`` (one JSON object per line), ``console``, or ``auto``."""
+    otel_exporter: OtelExporter = OtelExporter.NONE
+    """Trace exporter: ``none``, ``console`` or ``otlp``."""
+    otel_endpoint: str | None = None
+    """OTLP gRPC endpoint when ``otel_exporter=otlp`` (default: the SDK's)."""
+
+    # --- Derived paths ------------------------------------------------------------
+    @property
+    def postgres_dir(self) -> Path:
+        return self.state_dir.resolve() / "postgres"
+
+    @property
+    def temporal_db(self) -> Path:
+        return self.state_dir.resolve() / "temporal" / "temporal.db"
+
+    @property
+    def milvus_dir(self) -> Path:
+        return self.state_dir.resolve() / "milvus"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.state_dir.resolve() / "objects"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir.resolve() / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir.resolve() / "run"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def milvus_target(self) -> str:
+        return self.milvus_uri or f"http://127.0.0.1:{self.milvus_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        host = "127.0.0.1" if self.grpc_host in ("0.0.0.0", "::") else self.grpc_host
+        return f"{host}:{self.grpc_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

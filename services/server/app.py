@@ -1,0 +1,141 @@
+"""Server bootstrap, in one place: grpc.aio server, the four services (all or some),
+health with graceful-shutdown state, reflection, tracing, the RPC interceptor, and
+SIGTERM handling."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from infra import migrate
+from services.config import SERVICE_NAMES, Settings
+from services.db.engine import create_engine, create_session_factory
+from services.server.interceptors import RpcInterceptor
+from services.server.policy import rules_for
+from services.server.tracing import server_interceptor, tracer_provider
+from services.tenancy.service import TenancyService
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Process-wide resources the servicers share."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    tenancy: TenancyService
+
+    @classmethod
+    def create(cls, settings: Settings, database_url: str) -> Runtime:
+        engine = create_engine(database_url, pool_size=settings.database_pool_size)
+        sessions = create_session_factory(engine)
+        return cls(
+            settings=settings,
+            database_url=database_url,
+            engine=engine,
+            sessions=sessions,
+            tenancy=TenancyService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    descriptor: ServiceDescriptor
+    register: Callable[[Any, grpc.aio.Server], None]
+    make_servicer: Callable[[Runtime], Any]
+
+
+def service_specs() -> dict[str, ServiceSpec]:
+    # Imported here so that importing this module stays cheap for the CLI.
+    from services.inference.servicer import SPEC as inference
+    from services.registry.servicer import SPEC as registry
+    from services.telemetry.servicer import SPEC as telemetry
+    from services.training.servicer import SPEC as training
+
+    return {s.name: s for s in (telemetry, inference, registry, training)}
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+    service_names: list[str]
+    tracer: TracerProvider
+
+    async def stop(self, grace: float) -> None:
+        # Tell load balancers first, then let in-flight RPCs finish.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        self.tracer.shutdown()
+
+
+async def start_server(
+    runtime: Runtime, services: Sequence[str] | None = None, *, port: int | None = None
+) -> RunningServer:
+    settings = runtime.settings
+    names = list(services or settings.services)
+    unknown = sorted(set(names) - set(SERVICE_NAMES))
+    if unknown:
+        raise ValueError(f"unknown services {unknown}; choose from {list(SERVICE_NAMES)}")
+    specs = [service_specs()[n] for n in names]
+
+    provider = tracer_provider(settings)
+    server = grpc.aio.server(
+        interceptors=[
+            server_interceptor(provider),
+            RpcInterceptor(runtime.tenancy, rules_for(s.descriptor for s in specs)),
+        ],
+        options=[("grpc.so_reuseport", 0)],
+    )
+    for spec in specs:
+        spec.register(spec.make_servicer(runtime), server)
+
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    full_names = [s.descriptor.full_name for s in specs]
+    reflection.enable_server_reflection(
+        [*full_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+
+    bound = server.add_insecure_port(f"{settings.grpc_host}:{port if port is not None else settings.grpc_port}")
+    await server.start()
+    for name in full_names:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("server_started", port=bound, services=full_names)
+    return RunningServer(server, health_servicer, bound, full_names, provider)
+
+
+async def serve(settings: Settings, database_url: str) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    await migrate.upgrade_async(database_url)
+    runtime = Runtime.create(settings, database_url)
+    running = await start_server(runtime)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("server_stopping", grace_s=settings.shutdown_grace_s)
+    await running.stop(settings.shutdown_grace_s)
+    await runtime.close()
+    log.info("server_stopped")

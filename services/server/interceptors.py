@@ -1,0 +1,183 @@
+"""The one interceptor every tenant RPC goes through.
+
+For each RPC it (1) authenticates the API key from metadata and checks the scope the
+contract requires, (2) exposes the caller as ``current_principal`` to the servicer,
+(3) turns any DomainError into a google.rpc.Status with details, and an unexpected
+exception into a bare INTERNAL (logged, never leaked), and (4) writes one canonical JSON
+log line: method, tenant, key, status code, milliseconds.
+
+grpc.aio interceptors cannot see a handler's outcome, so the interceptor wraps the
+method handler itself; the wrapper runs in the RPC's own task, which is what makes the
+principal ContextVar visible to the servicer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import grpc
+import structlog
+
+from services.errors import DomainError, PermissionDenied, Unauthenticated, Unimplemented
+from services.server.policy import MethodRule, is_public
+from services.server.status import internal_status, to_grpc_status, to_rpc_status
+from services.tenancy.principal import Principal, current_principal
+from services.tenancy.service import TenancyService
+
+log = structlog.get_logger("rlaas.rpc")
+
+API_KEY_HEADER = "x-api-key"
+
+
+def api_key_from_metadata(metadata: Any) -> str | None:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+        elif key == API_KEY_HEADER and isinstance(value, str) and value:
+            return value.strip()
+    return None
+
+
+class RpcInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, tenancy: TenancyService, rules: Mapping[str, MethodRule]) -> None:
+        self._tenancy = tenancy
+        self._rules = rules
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or is_public(method):
+            return handler
+        return _wrap(handler, _Call(self._tenancy, self._rules.get(method), method))
+
+
+class _Call:
+    """Per-method behaviour shared by the four handler shapes."""
+
+    def __init__(self, tenancy: TenancyService, rule: MethodRule | None, method: str) -> None:
+        self.tenancy = tenancy
+        self.rule = rule
+        self.method = method
+
+    async def authorize(self, context: grpc.aio.ServicerContext) -> Principal:
+        if self.rule is None:
+            # Fail closed: a method with no rule in the contract is never callable.
+            raise PermissionDenied(f"{self.method} has no access rule", reason="NO_ACCESS_RULE")
+        token = api_key_from_metadata(context.invocation_metadata())
+        principal = await self.tenancy.authenticate(token)
+        if self.rule.scope is not None:
+            principal.require(self.rule.scope)
+        if self.rule.operator_only:
+            principal.require_operator()
+        return principal
+
+    async def fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+        if isinstance(exc, NotImplementedError):
+            exc = Unimplemented(f"{self.method} is not implemented by this server yet")
+        if isinstance(exc, DomainError):
+            status = to_grpc_status(to_rpc_status(exc))
+        else:
+            log.exception("rpc_internal_error", method=self.method)
+            status = to_grpc_status(internal_status())
+        await context.abort(status.code, status.details, status.trailing_metadata)
+
+    def finish(
+        self, context: grpc.aio.ServicerContext, started: float, principal: Principal | None,
+        exc: BaseException | None,
+    ) -> None:
+        if isinstance(exc, NotImplementedError):
+            code = grpc.StatusCode.UNIMPLEMENTED.name
+        elif isinstance(exc, DomainError):
+            code = exc.code.name
+        elif exc is not None and not isinstance(exc, grpc.aio.AbortError):
+            code = grpc.StatusCode.INTERNAL.name
+        else:
+            raw = context.code()
+            code = raw.name if isinstance(raw, grpc.StatusCode) else "OK"
+        fields: dict[str, Any] = {
+            "method": self.method,
+            "code": code,
+            "ms": round((time.perf_counter() - started) * 1000, 3),
+            "tenant": principal.tenant_id if principal else None,
+            "api_key_id": principal.api_key_id if principal else None,
+        }
+        if isinstance(exc, DomainError):
+            fields["reason"] = exc.reason
+        log.info("rpc", **fields)
+
+
+def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
+    if not handler.response_streaming:
+        inner = handler.unary_unary or handler.stream_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started, principal, error = time.perf_counter(), None, None
+            try:
+                principal = await call.authorize(context)
+                # Each RPC runs in its own task (own Context), so no reset is needed.
+                current_principal.set(principal)
+                return await inner(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                error = exc
+                await call.fail(context, exc)
+            finally:
+                call.finish(context, started, principal, error)
+
+        factory = (
+            grpc.unary_unary_rpc_method_handler
+            if not handler.request_streaming
+            else grpc.stream_unary_rpc_method_handler
+        )
+    else:
+        inner = handler.unary_stream or handler.stream_stream
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started, principal, error = time.perf_counter(), None, None
+            try:
+                principal = await call.authorize(context)
+                # Each RPC runs in its own task (own Context), so no reset is needed.
+                current_principal.set(principal)
+                result = inner(request, context)
+                if inspect.isasyncgen(result):
+                    async for item in result:
+                        yield item
+                else:  # a coroutine that writes with context.write()
+                    await result
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                error = exc
+                await call.fail(context, exc)
+            finally:
+                call.finish(context, started, principal, error)
+
+        factory = (
+            grpc.unary_stream_rpc_method_handler
+            if not handler.request_streaming
+            else grpc.stream_stream_rpc_method_handler
+        )
+    behaviour = unary if not handler.response_streaming else streaming
+    return factory(
+        behaviour,  # type: ignore[arg-type]
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+def principal() -> Principal:
+    """The authenticated caller of the current RPC (set by RpcInterceptor)."""
+    value = current_principal.get()
+    if value is None:
+        raise Unauthenticated("no authenticated caller in this context")
+    return value

@@ -1,0 +1,137 @@
+"""The main job until the learning loop lands: bring-up check of the whole stack
+through its public interfaces only (gRPC with an API key, Temporal, Milvus).
+
+Without ``--api-key`` it mints a short-lived operator admin key through the domain core
+(the operator runs this on the machine that holds the database) and revokes it at the
+end, so no secret is left lying around.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from infra.stack import database_url, milvus_ready
+from rlaas.options.v1 import options_pb2
+from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+from services.config import Settings
+from services.db.engine import create_engine, create_session_factory
+from services.server.app import service_specs
+from services.tenancy.principal import Principal, Scope
+from services.tenancy.service import TenancyService
+from workers.queues import CPU_TASK_QUEUE
+from workers.worker import connect
+from workflows.stack_check import StackCheckInput, StackCheckResult, StackCheckWorkflow
+
+
+def _md(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+async def _expect_code(call, code: grpc.StatusCode) -> None:  # type: ignore[no-untyped-def]
+    try:
+        await call
+    except grpc.aio.AioRpcError as err:
+        if err.code() == code:
+            return
+        raise AssertionError(f"expected {code.name}, got {err.code().name}") from err
+    raise AssertionError(f"expected {code.name}, got OK")
+
+
+async def _temporary_admin_key(settings: Settings) -> tuple[str, Callable]:  # type: ignore[type-arg]
+    engine = create_engine(database_url(settings), pool_size=1)
+    tenancy = TenancyService(create_session_factory(engine), cache_ttl_s=0)
+    operator = Principal("operator", "local-operator", frozenset({Scope.ADMIN}), operator=True)
+    created = await tenancy.create_api_key(
+        operator,
+        display_name="smoke job (temporary)",
+        scopes=[Scope.ADMIN],
+        expire_time=datetime.now(UTC) + timedelta(minutes=15),
+        request_id=str(uuid.uuid4()),
+    )
+
+    async def cleanup() -> None:
+        await tenancy.revoke_api_key(
+            operator, created.api_key.api_key_id, request_id=str(uuid.uuid4())
+        )
+        await engine.dispose()
+
+    return created.secret, cleanup
+
+
+async def run_smoke(settings: Settings, api_key: str | None, echo=print) -> int:  # type: ignore[no-untyped-def]
+    cleanup = None
+    if api_key is None:
+        api_key, cleanup = await _temporary_admin_key(settings)
+    try:
+        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for spec in service_specs().values():
+                reply = await health.Check(
+                    health_pb2.HealthCheckRequest(service=spec.descriptor.full_name), timeout=5
+                )
+                status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                echo(f"health       {spec.descriptor.full_name}: {status}")
+                if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                    return 1
+
+            registry = registry_pb2_grpc.RegistryServiceStub(channel)
+            me = await registry.GetCallerIdentity(
+                registry_pb2.GetCallerIdentityRequest(), metadata=_md(api_key), timeout=5
+            )
+            echo(f"auth         caller tenant={me.tenant_id} key={me.api_key_id}")
+
+            made = await registry.CreateApiKey(
+                registry_pb2.CreateApiKeyRequest(
+                    api_key=registry_pb2.ApiKey(
+                        display_name="smoke ingest key", scopes=[options_pb2.SCOPE_INGEST]
+                    ),
+                    request_id=str(uuid.uuid4()),
+                ),
+                metadata=_md(api_key),
+                timeout=5,
+            )
+            await _expect_code(
+                registry.ListApiKeys(
+                    registry_pb2.ListApiKeysRequest(), metadata=_md(made.secret), timeout=5
+                ),
+                grpc.StatusCode.PERMISSION_DENIED,
+            )
+            echo("auth         ingest-only key on an admin RPC: PERMISSION_DENIED")
+            await registry.RevokeApiKey(
+                registry_pb2.RevokeApiKeyRequest(
+                    api_key_id=made.api_key.api_key_id, request_id=str(uuid.uuid4())
+                ),
+                metadata=_md(api_key),
+                timeout=5,
+            )
+            await _expect_code(
+                registry.GetCallerIdentity(
+                    registry_pb2.GetCallerIdentityRequest(), metadata=_md(made.secret), timeout=5
+                ),
+                grpc.StatusCode.UNAUTHENTICATED,
+            )
+            echo("auth         revoked key: UNAUTHENTICATED")
+
+        client = await connect(settings)
+        result: StackCheckResult = await client.execute_workflow(
+            StackCheckWorkflow.run,
+            StackCheckInput("smoke"),
+            id=f"stack-check-{uuid.uuid4()}",
+            task_queue=CPU_TASK_QUEUE,
+        )
+        echo(f"temporal     cpu queue ran on {result.cpu.worker} ({result.cpu.device})")
+        echo(f"temporal     gpu queue ran on {result.gpu.worker} ({result.gpu.device})")
+
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+        await milvus_ready(settings.milvus_target, token)
+        echo(f"milvus       {settings.milvus_target}: list_collections OK")
+        echo("smoke: PASSED")
+        return 0
+    finally:
+        if cleanup is not None:
+            await cleanup()

@@ -1,0 +1,83 @@
+"""Shared test helpers: free ports, the CLI, metadata, rich-status decoding."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_LINE = re.compile(r"RLAAS_API_KEY=(rlaas_\S+)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stack_env(state_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment for an isolated embedded stack on free ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLAAS_")}
+    env.update(
+        RLAAS_STATE_DIR=str(state_dir),
+        RLAAS_GRPC_PORT=str(free_port()),
+        RLAAS_TEMPORAL_PORT=str(free_port()),
+        RLAAS_TEMPORAL_UI_PORT=str(free_port()),
+        RLAAS_MILVUS_PORT=str(free_port()),
+        RLAAS_LOG_FORMAT="json",
+        RLAAS_SHUTDOWN_GRACE_S="3",
+    )
+    env.update(overrides)
+    return env
+
+
+def rlaas(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the real `rlaas` CLI (as `make up` does)."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def md(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),)
+
+
+@dataclass
+class RichError:
+    code: grpc.StatusCode
+    message: str
+    reason: str | None
+    field_violations: list[tuple[str, str]]
+
+
+def rich_error(err: grpc.aio.AioRpcError) -> RichError:
+    """Decode google.rpc.Status details from a failed call's trailing metadata."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    reason, violations = None, []
+    if status is not None:
+        assert isinstance(status, status_pb2.Status)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason = info.reason
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations = [(v.field, v.description) for v in bad.field_violations]
+    return RichError(err.code(), err.details() or "", reason, violations)

@@ -1,0 +1,112 @@
+"""`rlaas up` / `rlaas down` as a user runs them: a restart keeps the data, `down`
+leaves no process behind, and external URLs are used instead of embedded components."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from temporalio.client import Client
+
+from infra.processes import ProcessTable, alive, group_members
+from infra.stack import postgres_pid
+from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+from tests.conftest import RunningStack, settings_from_env
+from tests.helpers import KEY_LINE, md, rlaas, stack_env
+from workers.queues import CPU_TASK_QUEUE
+from workflows.stack_check import StackCheckInput, StackCheckWorkflow
+
+pytestmark = pytest.mark.integration
+
+
+def _pids(state_dir: Path) -> list[int]:
+    table = ProcessTable(state_dir / "run", state_dir / "logs")
+    return [m.pid for name in table.names() if (m := table.get(name)) is not None]
+
+
+async def _identity(target: str, key: str) -> registry_pb2.GetCallerIdentityResponse:
+    async with grpc.aio.insecure_channel(target) as channel:
+        return await registry_pb2_grpc.RegistryServiceStub(channel).GetCallerIdentity(
+            registry_pb2.GetCallerIdentityRequest(), metadata=md(key), timeout=10
+        )
+
+
+async def test_restart_keeps_data_and_down_leaves_nothing(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "state")
+    settings = settings_from_env(env)
+    up = await asyncio.to_thread(rlaas, "up", env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"http://127.0.0.1:{settings.temporal_ui_port}" in up.stdout
+    key_match = KEY_LINE.search(up.stdout)
+    assert key_match
+    admin_key = key_match.group(1)
+    try:
+        first_pids = _pids(settings.state_dir) + [postgres_pid(settings) or -1]
+        assert len(first_pids) == 6 and all(alive(p) for p in first_pids)
+
+        client = await Client.connect(settings.temporal_target)
+        workflow_id = f"lifecycle-{uuid.uuid4()}"
+        await client.execute_workflow(
+            StackCheckWorkflow.run, StackCheckInput("before"), id=workflow_id,
+            task_queue=CPU_TASK_QUEUE,
+        )
+        # Calling `up` again is harmless: nothing new starts, no new key is printed.
+        again = await asyncio.to_thread(rlaas, "up", env=env)
+        assert again.returncode == 0 and not KEY_LINE.search(again.stdout)
+        assert _pids(settings.state_dir) == first_pids[:-1]
+
+        down = await asyncio.to_thread(rlaas, "down", env=env)
+        assert down.returncode == 0, down.stderr
+        for pid in first_pids:
+            assert not alive(pid), f"pid {pid} survived `rlaas down`"
+            assert group_members(pid) == [], f"process group {pid} survived"
+        status = await asyncio.to_thread(rlaas, "status", env=env)
+        assert "running" not in status.stdout
+
+        up2 = await asyncio.to_thread(rlaas, "up", env=env)
+        assert up2.returncode == 0, up2.stdout + up2.stderr
+        assert not KEY_LINE.search(up2.stdout)  # the operator already exists
+        # Postgres data survived: the key minted on the first `up` still works.
+        me = await _identity(settings.grpc_target, admin_key)
+        assert me.tenant_id == "operator"
+        # Temporal history survived (SQLite file under the state dir).
+        client = await Client.connect(settings.temporal_target)
+        described = await client.get_workflow_handle(workflow_id).describe()
+        assert described.status is not None and described.status.name == "COMPLETED"
+    finally:
+        await asyncio.to_thread(rlaas, "down", env=env)
+    assert _pids(settings.state_dir) == []
+
+
+async def test_external_urls_are_used_instead_of_embedded(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """Point a second stack at the session stack's Postgres, Temporal and Milvus as if
+    they were production servers: it must start only its own services and workers, and
+    stopping it must leave the "external" servers alone."""
+    state = tmp_path / "state"
+    env = stack_env(
+        state,
+        RLAAS_DATABASE_URL=stack.database_url,
+        RLAAS_TEMPORAL_ADDRESS=stack.settings.temporal_target,
+        RLAAS_MILVUS_URI=stack.settings.milvus_target,
+    )
+    up = await asyncio.to_thread(rlaas, "up", env=env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "postgres     external" in up.stdout
+        assert not (state / "postgres").exists()
+        assert not (state / "temporal").exists()
+        assert not (state / "milvus").exists()
+        table = ProcessTable(state / "run", state / "logs")
+        assert table.names() == ["serve", "worker-cpu", "worker-gpu"]
+        # Same database: the session stack's admin key works on this server too.
+        me = await _identity(settings_from_env(env).grpc_target, stack.admin_key)
+        assert me.tenant_id == "operator"
+    finally:
+        await asyncio.to_thread(rlaas, "down", env=env)
+    # The external servers are still up.
+    assert (await _identity(stack.grpc_target, stack.admin_key)).tenant_id == "operator"

@@ -1,0 +1,54 @@
+"""Temporal workers: ``rlaas worker --queue cpu|gpu``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from services.config import Settings
+from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+from workers.stack_check_activities import describe_worker
+from workflows.stack_check import StackCheckWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+def build_worker(client: Client, kind: str) -> Worker:
+    if kind == "cpu":
+        return Worker(
+            client,
+            task_queue=CPU_TASK_QUEUE,
+            workflows=[StackCheckWorkflow],
+            activities=[describe_worker],
+        )
+    if kind == "gpu":
+        # One GPU job at a time per worker: training saturates the device.
+        return Worker(
+            client,
+            task_queue=GPU_TASK_QUEUE,
+            activities=[describe_worker],
+            max_concurrent_activities=1,
+        )
+    raise ValueError(f"unknown worker kind {kind!r}; use 'cpu' or 'gpu'")
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+
+
+async def run_worker(settings: Settings, kind: str) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, kind)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker_started", kind=kind, task_queue=worker.task_queue)
+        await stop.wait()
+        log.info("worker_stopping", kind=kind)
+    log.info("worker_stopped", kind=kind)
