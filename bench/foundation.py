@@ -10,11 +10,11 @@ adds. Results go to bench/results/foundation.json.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -86,22 +86,14 @@ async def _run_one(database_url: str, cache_ttl_s: float, key: str) -> dict[str,
 async def main() -> None:
     import pgserver
 
-    real_stderr = sys.stderr
     with tempfile.TemporaryDirectory() as tmp:
         server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop")
         url = server.get_uri()
         await migrate.upgrade_async(url)
         created = await bootstrap_operator(Settings(), url)
         assert created is not None
-        # The per-RPC log line goes to /dev/null: we measure producing it, not a terminal.
-        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
-        configure_logging(Settings(log_format=LogFormat.JSON, log_level="INFO"))
-        try:
-            cached = await _run_one(url, 60.0, created.secret)
-            uncached = await _run_one(url, 0.0, created.secret)
-        finally:
-            sys.stderr.close()
-            sys.stderr = real_stderr
+        cached = await _run_one(url, 60.0, created.secret)
+        uncached = await _run_one(url, 0.0, created.secret)
         server.cleanup()
 
     def overhead(run: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -124,5 +116,12 @@ async def main() -> None:
     print(json.dumps(report, indent=2))
 
 
+def run() -> None:
+    # The per-RPC log line goes to /dev/null: we measure producing it, not a terminal.
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        configure_logging(Settings(log_format=LogFormat.JSON, log_level="INFO"))
+        asyncio.run(main())
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from infra.codegen import GOOGLEAPIS_DIR, ROOT, copy_googleapis
 
+RULES = '{"version": "v2", "breaking": {"use": ["WIRE_JSON"]}}'
+
 
 def _buf() -> str:
     beside = Path(sys.executable).parent / "buf"
@@ -43,10 +45,14 @@ def check(ref: str) -> int:
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             tar.extractall(old, filter="data")
         shutil.copytree(GOOGLEAPIS_DIR, old / ".build" / "googleapis")
-        image = Path(tmp) / "against.binpb"
-        subprocess.run([_buf(), "build", str(old), "-o", str(image)], check=True)
+        against, current = Path(tmp) / "against.binpb", Path(tmp) / "current.binpb"
+        subprocess.run([_buf(), "build", str(old), "-o", str(against)], check=True)
+        subprocess.run([_buf(), "build", str(ROOT), "-o", str(current)], check=True)
+        # Image against image: a workspace input would be one image per module.
         result = subprocess.run(
-            [_buf(), "breaking", "--against", str(image)], cwd=ROOT, check=False
+            [_buf(), "breaking", str(current), "--against", str(against), "--config", RULES],
+            cwd=ROOT,
+            check=False,
         )
     short = subprocess.run(
         ["git", "rev-parse", "--short", ref], cwd=ROOT, capture_output=True, text=True

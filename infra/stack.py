@@ -10,6 +10,7 @@ neither started nor stopped here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -202,10 +203,16 @@ class Stack:
     def _python(self, *args: str) -> list[str]:
         return [sys.executable, *args]
 
-    async def up(self, *, echo: Callable[[str], None] = print) -> Endpoints:
+    def _make_dirs(self) -> None:
         s = self.settings
         for d in (s.state_dir, s.run_dir, s.logs_dir):
             Path(d).mkdir(parents=True, exist_ok=True)
+        if s.s3_endpoint is None:
+            s.objects_dir.mkdir(parents=True, exist_ok=True)
+
+    async def up(self, *, echo: Callable[[str], None] = print) -> Endpoints:
+        s = self.settings
+        await asyncio.to_thread(self._make_dirs)
 
         db_url = await asyncio.to_thread(database_url, s)
         echo(f"postgres     {'external' if s.database_url else 'embedded'}: ready")
@@ -217,13 +224,21 @@ class Stack:
             await self._ensure(
                 "temporal",
                 [
-                    _tool("temporal"), "server", "start-dev",
-                    "--ip", "127.0.0.1",
-                    "--port", str(s.temporal_port),
-                    "--ui-port", str(s.temporal_ui_port),
-                    "--db-filename", str(s.temporal_db),
-                    "--namespace", s.temporal_namespace,
-                    "--log-level", "warn",
+                    _tool("temporal"),
+                    "server",
+                    "start-dev",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(s.temporal_port),
+                    "--ui-port",
+                    str(s.temporal_ui_port),
+                    "--db-filename",
+                    str(s.temporal_db),
+                    "--namespace",
+                    s.temporal_namespace,
+                    "--log-level",
+                    "warn",
                     "--ui-disable-news-fetch",
                 ],
                 dict(os.environ),
@@ -240,10 +255,15 @@ class Stack:
             await self._ensure(
                 "milvus",
                 self._python(
-                    "-m", "milvus_lite", "server",
-                    "--data-dir", str(s.milvus_dir),
-                    "--host", "127.0.0.1",
-                    "--port", str(s.milvus_port),
+                    "-m",
+                    "milvus_lite",
+                    "server",
+                    "--data-dir",
+                    str(s.milvus_dir),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(s.milvus_port),
                 ),
                 dict(os.environ),
                 lambda: milvus_ready(s.milvus_target),
@@ -254,7 +274,6 @@ class Stack:
         echo(f"milvus       {s.milvus_target}: ready")
 
         if s.s3_endpoint is None:
-            s.objects_dir.mkdir(parents=True, exist_ok=True)
             objects = str(s.objects_dir)
         else:
             objects = f"s3://{s.s3_endpoint}/{s.s3_bucket}"
@@ -284,8 +303,8 @@ class Stack:
                 f"worker-{kind}",
                 self._python("-m", "services.cli", "worker", "--queue", kind),
                 env,
-                lambda q=queue, t=queue_type: queue_has_pollers(
-                    s.temporal_target, s.temporal_namespace, q, t
+                functools.partial(
+                    queue_has_pollers, s.temporal_target, s.temporal_namespace, queue, queue_type
                 ),
             )
             echo(f"worker       {kind} queue {queue!r}: polling")

@@ -109,9 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run the gRPC services (all four by default)")
-    p.add_argument(
-        "--services", help=f"comma-separated subset of {','.join(SERVICE_NAMES)}"
-    )
+    p.add_argument("--services", help=f"comma-separated subset of {','.join(SERVICE_NAMES)}")
     p.add_argument("--port", type=int, help="override RLAAS_GRPC_PORT")
     p.set_defaults(func=cmd_serve)
 

@@ -31,3 +31,6 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Chatty at INFO about their own plumbing (plugin setup, socket handles).
+    for name in ("pgserver", "alembic"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -9,7 +9,7 @@ end, so no secret is left lying around.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -32,7 +32,7 @@ def _md(key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),)
 
 
-async def _expect_code(call, code: grpc.StatusCode) -> None:  # type: ignore[no-untyped-def]
+async def _expect_code(call: Awaitable[object], code: grpc.StatusCode) -> None:
     try:
         await call
     except grpc.aio.AioRpcError as err:
@@ -42,7 +42,9 @@ async def _expect_code(call, code: grpc.StatusCode) -> None:  # type: ignore[no-
     raise AssertionError(f"expected {code.name}, got OK")
 
 
-async def _temporary_admin_key(settings: Settings) -> tuple[str, Callable]:  # type: ignore[type-arg]
+async def _temporary_admin_key(
+    settings: Settings,
+) -> tuple[str, Callable[[], Awaitable[None]]]:
     engine = create_engine(database_url(settings), pool_size=1)
     tenancy = TenancyService(create_session_factory(engine), cache_ttl_s=0)
     operator = Principal("operator", "local-operator", frozenset({Scope.ADMIN}), operator=True)
@@ -63,7 +65,9 @@ async def _temporary_admin_key(settings: Settings) -> tuple[str, Callable]:  # t
     return created.secret, cleanup
 
 
-async def run_smoke(settings: Settings, api_key: str | None, echo=print) -> int:  # type: ignore[no-untyped-def]
+async def run_smoke(
+    settings: Settings, api_key: str | None, echo: Callable[[str], None] = print
+) -> int:
     cleanup = None
     if api_key is None:
         api_key, cleanup = await _temporary_admin_key(settings)

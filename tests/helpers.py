@@ -40,7 +40,9 @@ def stack_env(state_dir: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
-def rlaas(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def rlaas(
+    *args: str, env: dict[str, str], timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     """Run the real `rlaas` CLI (as `make up` does)."""
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
@@ -67,7 +69,7 @@ class RichError:
 
 def rich_error(err: grpc.aio.AioRpcError) -> RichError:
     """Decode google.rpc.Status details from a failed call's trailing metadata."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    status = rpc_status.from_call(err)
     reason, violations = None, []
     if status is not None:
         assert isinstance(status, status_pb2.Status)

@@ -7,7 +7,7 @@ import grpc
 
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.registry import converters as cv
-from services.server.app import Runtime, ServiceSpec
+from services.server.app import ServiceSpec
 from services.server.interceptors import principal
 from services.tenancy.service import TenancyService
 

@@ -116,7 +116,9 @@ async def start_server(
         [*full_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
 
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{port if port is not None else settings.grpc_port}")
+    bound = server.add_insecure_port(
+        f"{settings.grpc_host}:{port if port is not None else settings.grpc_port}"
+    )
     await server.start()
     for name in full_names:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

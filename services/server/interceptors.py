@@ -91,7 +91,10 @@ class _Call:
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     def finish(
-        self, context: grpc.aio.ServicerContext, started: float, principal: Principal | None,
+        self,
+        context: grpc.aio.ServicerContext,
+        started: float,
+        principal: Principal | None,
         exc: BaseException | None,
     ) -> None:
         if isinstance(exc, NotImplementedError):
@@ -169,7 +172,7 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
         )
     behaviour = unary if not handler.response_streaming else streaming
     return factory(
-        behaviour,  # type: ignore[arg-type]
+        behaviour,
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )

@@ -67,4 +67,4 @@ def scope_to_proto(scope: Scope) -> int:
 
 
 def scope_from_proto(value: int) -> Scope | None:
-    return _SCOPES.get(value)  # type: ignore[call-overload]
+    return _SCOPES.get(value)

@@ -37,9 +37,7 @@ class Principal:
 
     def require_operator(self) -> None:
         if not self.operator:
-            raise PermissionDenied(
-                "only the operator tenant may do this", reason="OPERATOR_ONLY"
-            )
+            raise PermissionDenied("only the operator tenant may do this", reason="OPERATOR_ONLY")
 
 
 current_principal: ContextVar[Principal | None] = ContextVar("current_principal", default=None)

@@ -375,7 +375,7 @@ class TenancyService:
                     .where(
                         ApiKey.tenant_id == caller.tenant_id,
                         ApiKey.state == ACTIVE,
-                        ApiKey.scopes.any(Scope.ADMIN.value),
+                        ApiKey.scopes.contains([Scope.ADMIN.value]),
                     )
                     .with_for_update()
                 )

@@ -44,13 +44,15 @@ async def test_restart_keeps_data_and_down_leaves_nothing(tmp_path: Path) -> Non
     assert key_match
     admin_key = key_match.group(1)
     try:
-        first_pids = _pids(settings.state_dir) + [postgres_pid(settings) or -1]
+        first_pids = [*_pids(settings.state_dir), postgres_pid(settings) or -1]
         assert len(first_pids) == 6 and all(alive(p) for p in first_pids)
 
         client = await Client.connect(settings.temporal_target)
         workflow_id = f"lifecycle-{uuid.uuid4()}"
         await client.execute_workflow(
-            StackCheckWorkflow.run, StackCheckInput("before"), id=workflow_id,
+            StackCheckWorkflow.run,
+            StackCheckInput("before"),
+            id=workflow_id,
             task_queue=CPU_TASK_QUEUE,
         )
         # Calling `up` again is harmless: nothing new starts, no new key is printed.

@@ -22,9 +22,7 @@ pytestmark = pytest.mark.integration
 async def _tables(url: str) -> set[str]:
     conn = await asyncpg.connect(url)
     try:
-        rows = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        )
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     finally:
         await conn.close()
     return {r["tablename"] for r in rows}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import sys
 
 import grpc
@@ -54,23 +53,31 @@ async def test_sigterm_stops_serve_gracefully(stack: RunningStack) -> None:
         "RLAAS_DATABASE_URL": stack.database_url,
         "RLAAS_SERVICES": '["telemetry"]',
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve"],
-        env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.cli",
+        "serve",
+        env=env,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            for _ in range(200):
+            for _ in range(300):
                 try:
                     reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         break
                 except grpc.aio.AioRpcError:
-                    await asyncio.sleep(0.1)
+                    pass
+                await asyncio.sleep(0.1)
             # Served alone, telemetry is there and registry is not.
-            names = {"rlaas.telemetry.v1.TelemetryService": True,
-                     "rlaas.registry.v1.RegistryService": False}
+            names = {
+                "rlaas.telemetry.v1.TelemetryService": True,
+                "rlaas.registry.v1.RegistryService": False,
+            }
             for name, present in names.items():
                 try:
                     await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=2)
@@ -78,10 +85,11 @@ async def test_sigterm_stops_serve_gracefully(stack: RunningStack) -> None:
                 except grpc.aio.AioRpcError as err:
                     assert not present and err.code() == grpc.StatusCode.NOT_FOUND
         proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.to_thread(proc.communicate, timeout=30)
+        _, raw = await asyncio.wait_for(proc.communicate(), timeout=30)
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
+    stderr = raw.decode()
     assert proc.returncode == 0, stderr
     events = [json.loads(x)["event"] for x in stderr.splitlines() if x.startswith("{")]
     assert events.index("server_stopping") < events.index("server_stopped")

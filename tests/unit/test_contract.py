@@ -20,8 +20,15 @@ pytestmark = pytest.mark.unit
 
 BUF = str(Path(sys.executable).parent / "buf")
 ERROR_CODES = (
-    "INVALID_ARGUMENT", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-    "FAILED_PRECONDITION", "UNAUTHENTICATED", "ABORTED", "RESOURCE_EXHAUSTED", "UNAVAILABLE",
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "FAILED_PRECONDITION",
+    "UNAUTHENTICATED",
+    "ABORTED",
+    "RESOURCE_EXHAUSTED",
+    "UNAVAILABLE",
 )
 
 
@@ -69,9 +76,7 @@ def test_every_rpc_comment_names_its_errors(image: descriptor_pb2.FileDescriptor
     for file in image.file:
         if not file.package.startswith("rlaas."):
             continue
-        comments = {
-            tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location
-        }
+        comments = {tuple(loc.path): loc.leading_comments for loc in file.source_code_info.location}
         for s_index, service in enumerate(file.service):
             for m_index, method in enumerate(service.method):
                 text = comments.get((6, s_index, 2, m_index), "")

@@ -21,7 +21,9 @@ def test_invalid_argument_carries_field_violations_and_reason() -> None:
     assert status.code == code_pb2.INVALID_ARGUMENT
     bad, info = error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(bad) and status.details[1].Unpack(info)
-    assert [(v.field, v.description) for v in bad.field_violations] == [("api_key.scopes[0]", "bad")]
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("api_key.scopes[0]", "bad")
+    ]
     assert (info.reason, info.domain) == ("X", "rlaas.dev")
 
 

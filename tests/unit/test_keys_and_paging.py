@@ -21,8 +21,9 @@ def test_issued_keys_are_unique_and_parse_back() -> None:
     assert a.secret.encode() not in a.secret_hash
 
 
-@pytest.mark.parametrize("token", ["", "rlaas", "rlaas_short_x", "other_0123456789abcdef_x",
-                                   "rlaas_0123456789abcdef_"])
+@pytest.mark.parametrize(
+    "token", ["", "rlaas", "rlaas_short_x", "other_0123456789abcdef_x", "rlaas_0123456789abcdef_"]
+)
 def test_malformed_keys_are_unauthenticated(token: str) -> None:
     with pytest.raises(Unauthenticated):
         keys.parse_key_id(token)
