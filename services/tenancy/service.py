@@ -120,7 +120,11 @@ class TenancyService:
             operator=tenant.operator,
         )
         if self._ttl > 0:
-            self._cache[digest] = (principal, time.monotonic() + self._ttl)
+            lifetime = self._ttl
+            if key.expire_time is not None:
+                # Never serve a key from cache past its own expiry.
+                lifetime = min(lifetime, (key.expire_time - _now()).total_seconds())
+            self._cache[digest] = (principal, time.monotonic() + lifetime)
         return principal
 
     def _forget_key(self, api_key_id: str) -> None:

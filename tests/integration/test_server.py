@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -381,3 +383,45 @@ async def test_last_admin_key_cannot_be_revoked(
             registry_pb2.GetCallerIdentityRequest(), metadata=md(admin)
         )
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_key_stops_working_at_its_expire_time(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    expire = timestamp_pb2.Timestamp()
+    expire.FromDatetime(datetime.now(UTC) + timedelta(seconds=2))
+    made = await registry(channel).CreateApiKey(
+        registry_pb2.CreateApiKeyRequest(
+            api_key=registry_pb2.ApiKey(
+                display_name="short-lived", scopes=[options_pb2.SCOPE_INGEST], expire_time=expire
+            ),
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=md(stack.admin_key),
+    )
+    # Used (and so cached by the server) while valid ...
+    await registry(channel).GetCallerIdentity(
+        registry_pb2.GetCallerIdentityRequest(), metadata=md(made.secret)
+    )
+    await asyncio.sleep(2.5)
+    # ... and refused after its expiry, although the auth cache TTL (5 s) has not run out.
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await registry(channel).GetCallerIdentity(
+            registry_pb2.GetCallerIdentityRequest(), metadata=md(made.secret)
+        )
+    err = rich_error(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAUTHENTICATED, "API_KEY_EXPIRED")
+
+    past = timestamp_pb2.Timestamp()
+    past.FromDatetime(datetime.now(UTC) - timedelta(minutes=1))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await registry(channel).CreateApiKey(
+            registry_pb2.CreateApiKeyRequest(
+                api_key=registry_pb2.ApiKey(
+                    display_name="stale", scopes=[options_pb2.SCOPE_INGEST], expire_time=past
+                ),
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=md(stack.admin_key),
+        )
+    assert rich_error(info.value).field_violations[0][0] == "api_key.expire_time"

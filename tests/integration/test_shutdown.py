@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
 from services.config import Settings
 from services.server.app import Runtime, start_server
 from tests.conftest import RunningStack
@@ -45,13 +46,14 @@ async def test_health_reports_not_serving_during_graceful_shutdown(stack: Runnin
     assert health_pb2.HealthCheckResponse.NOT_SERVING in seen[1:]
 
 
-async def test_sigterm_stops_serve_gracefully(stack: RunningStack) -> None:
+async def test_sigterm_stops_serve_gracefully_and_flushes_traces(stack: RunningStack) -> None:
     port = free_port()
     env = {
         **stack.env,
         "RLAAS_GRPC_PORT": str(port),
         "RLAAS_DATABASE_URL": stack.database_url,
         "RLAAS_SERVICES": '["telemetry"]',
+        "RLAAS_OTEL_EXPORTER": "console",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -60,6 +62,7 @@ async def test_sigterm_stops_serve_gracefully(stack: RunningStack) -> None:
         "serve",
         env=env,
         cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -84,8 +87,13 @@ async def test_sigterm_stops_serve_gracefully(stack: RunningStack) -> None:
                     assert present, name
                 except grpc.aio.AioRpcError as err:
                     assert not present and err.code() == grpc.StatusCode.NOT_FOUND
+            # One traced RPC (refused for want of a key, still a span).
+            with pytest.raises(grpc.aio.AioRpcError):
+                await telemetry_pb2_grpc.TelemetryServiceStub(channel).ListInteractions(
+                    telemetry_pb2.ListInteractionsRequest()
+                )
         proc.send_signal(signal.SIGTERM)
-        _, raw = await asyncio.wait_for(proc.communicate(), timeout=30)
+        out, raw = await asyncio.wait_for(proc.communicate(), timeout=30)
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -93,3 +101,7 @@ async def test_sigterm_stops_serve_gracefully(stack: RunningStack) -> None:
     assert proc.returncode == 0, stderr
     events = [json.loads(x)["event"] for x in stderr.splitlines() if x.startswith("{")]
     assert events.index("server_stopping") < events.index("server_stopped")
+    # The console exporter flushed on shutdown: the RPC is traced, health checks are not.
+    spans = out.decode()
+    assert '"name": "/rlaas.telemetry.v1.TelemetryService/ListInteractions"' in spans
+    assert "grpc.health.v1.Health" not in spans
