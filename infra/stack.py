@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from infra import migrate
 from infra.processes import ProcessTable, alive
 from services.config import Settings
+from services.objects.store import object_store
 from services.tenancy.bootstrap import bootstrap_operator
 from services.tenancy.service import CreatedKey
 from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
@@ -207,8 +208,6 @@ class Stack:
         s = self.settings
         for d in (s.state_dir, s.run_dir, s.logs_dir):
             Path(d).mkdir(parents=True, exist_ok=True)
-        if s.s3_endpoint is None:
-            s.objects_dir.mkdir(parents=True, exist_ok=True)
 
     async def up(self, *, echo: Callable[[str], None] = print) -> Endpoints:
         s = self.settings
@@ -273,11 +272,9 @@ class Stack:
             await _wait_ready("Milvus", lambda: milvus_ready(s.milvus_target, token), None)
         echo(f"milvus       {s.milvus_target}: ready")
 
-        if s.s3_endpoint is None:
-            objects = str(s.objects_dir)
-        else:
-            objects = f"s3://{s.s3_endpoint}/{s.s3_bucket}"
-        echo(f"objects      {objects}")
+        await object_store(s).ensure_ready()
+        objects = str(s.objects_dir) if s.s3_endpoint is None else f"{s.s3_endpoint}/{s.s3_bucket}"
+        echo(f"objects      {'external ' if s.s3_endpoint else ''}{objects}: ready")
 
         ui = None if s.temporal_address else f"http://127.0.0.1:{s.temporal_ui_port}"
         endpoints = Endpoints(

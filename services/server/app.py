@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from infra import migrate
 from services.config import SERVICE_NAMES, Settings
 from services.db.engine import create_engine, create_session_factory
+from services.objects.store import ObjectStore, object_store
 from services.server.interceptors import RpcInterceptor
 from services.server.policy import rules_for
 from services.server.tracing import server_interceptor, tracer_provider
@@ -38,6 +39,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     tenancy: TenancyService
+    objects: ObjectStore
 
     @classmethod
     def create(cls, settings: Settings, database_url: str) -> Runtime:
@@ -49,6 +51,7 @@ class Runtime:
             engine=engine,
             sessions=sessions,
             tenancy=TenancyService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
+            objects=object_store(settings),
         )
 
     async def close(self) -> None:

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+from minio import Minio
+from moto.server import ThreadedMotoServer
 from temporalio.client import Client
 
 from infra.processes import ProcessTable, alive, group_members
 from infra.stack import postgres_pid
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.conftest import RunningStack, settings_from_env
-from tests.helpers import KEY_LINE, md, rlaas, stack_env
+from tests.helpers import KEY_LINE, free_port, md, rlaas, stack_env
 from workers.queues import CPU_TASK_QUEUE
 from workflows.stack_check import StackCheckInput, StackCheckWorkflow
 
@@ -86,23 +88,34 @@ async def test_restart_keeps_data_and_down_leaves_nothing(tmp_path: Path) -> Non
 async def test_external_urls_are_used_instead_of_embedded(
     stack: RunningStack, tmp_path: Path
 ) -> None:
-    """Point a second stack at the session stack's Postgres, Temporal and Milvus as if
-    they were production servers: it must start only its own services and workers, and
-    stopping it must leave the "external" servers alone."""
+    """Point a second stack at the session stack's Postgres, Temporal and Milvus, and at
+    an S3 API server, as if they were production servers: it must start only its own
+    services and workers, and stopping it must leave the "external" servers alone."""
     state = tmp_path / "state"
+    s3_port = free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port)
+    s3.start()
     env = stack_env(
         state,
         RLAAS_DATABASE_URL=stack.database_url,
         RLAAS_TEMPORAL_ADDRESS=stack.settings.temporal_target,
         RLAAS_MILVUS_URI=stack.settings.milvus_target,
+        RLAAS_S3_ENDPOINT=f"127.0.0.1:{s3_port}",
+        RLAAS_S3_BUCKET="rlaas-prod",
+        RLAAS_S3_ACCESS_KEY="testing",
+        RLAAS_S3_SECRET_KEY="testing",
+        RLAAS_S3_SECURE="false",
     )
     up = await asyncio.to_thread(rlaas, "up", env=env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "postgres     external" in up.stdout
-        assert not (state / "postgres").exists()
-        assert not (state / "temporal").exists()
-        assert not (state / "milvus").exists()
+        assert f"objects      external 127.0.0.1:{s3_port}/rlaas-prod: ready" in up.stdout
+        for embedded in ("postgres", "temporal", "milvus", "objects"):
+            assert not (state / embedded).exists(), embedded
+        assert Minio(f"127.0.0.1:{s3_port}", "testing", "testing", secure=False).bucket_exists(
+            "rlaas-prod"
+        )
         table = ProcessTable(state / "run", state / "logs")
         assert table.names() == ["serve", "worker-cpu", "worker-gpu"]
         # Same database: the session stack's admin key works on this server too.
@@ -110,5 +123,6 @@ async def test_external_urls_are_used_instead_of_embedded(
         assert me.tenant_id == "operator"
     finally:
         await asyncio.to_thread(rlaas, "down", env=env)
+        s3.stop()
     # The external servers are still up.
     assert (await _identity(stack.grpc_target, stack.admin_key)).tenant_id == "operator"
