@@ -27,6 +27,11 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def new_revision(url: str, message: str) -> None:
+    """Autogenerate a migration from the models' difference to the database at head."""
+    command.revision(alembic_config(url), message=message, autogenerate=True)
+
+
 async def upgrade_async(url: str, revision: str = "head") -> None:
     # env.py drives its own event loop, so run it off the caller's loop.
     await asyncio.to_thread(upgrade, url, revision)

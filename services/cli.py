@@ -88,7 +88,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from infra.stack import database_url
 
     url = database_url(_settings(args))
-    if args.downgrade:
+    if args.new:
+        migrate.upgrade(url)  # autogenerate compares the models to a database at head
+        migrate.new_revision(url, args.new)
+    elif args.downgrade:
         migrate.downgrade(url, args.downgrade)
     else:
         migrate.upgrade(url, args.revision)
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="run database migrations")
     p.add_argument("--revision", default="head", help="upgrade to this revision")
     p.add_argument("--downgrade", metavar="REV", help="downgrade to REV instead")
+    p.add_argument("--new", metavar="MESSAGE", help="autogenerate a new migration from the models")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("smoke", help="check the running stack end to end (the main job)")

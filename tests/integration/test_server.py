@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
@@ -85,6 +89,53 @@ async def test_reflection_lists_and_describes_services(channel: grpc.aio.Channel
         for raw in reply.file_descriptor_response.file_descriptor_proto
     ]
     assert any(f.package == "rlaas.registry.v1" for f in files)
+
+
+def test_buf_curl_reaches_every_service_through_reflection(stack: RunningStack) -> None:
+    """What the README tells users to run: buf curl, with no proto files at hand."""
+    buf = str(Path(sys.executable).parent / "buf")
+    base = f"http://{stack.grpc_target}"
+    flags = ["--protocol", "grpc", "--http2-prior-knowledge"]
+    listed = subprocess.run(
+        [buf, "curl", *flags, "--list-services", base], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert set(SERVICES) <= set(listed)
+    for service in SERVICES:
+        reply = subprocess.run(
+            [
+                buf,
+                "curl",
+                *flags,
+                f"{base}/grpc.health.v1.Health/Check",
+                "-d",
+                json.dumps({"service": service}),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(reply.stdout) == {"status": "SERVING"}
+    me = subprocess.run(
+        [
+            buf,
+            "curl",
+            *flags,
+            "-H",
+            f"authorization: Bearer {stack.admin_key}",
+            f"{base}/rlaas.registry.v1.RegistryService/GetCallerIdentity",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(me.stdout)["scopes"] == ["SCOPE_ADMIN"]
+
+
+def test_temporal_web_ui_answers(stack: RunningStack) -> None:
+    url = f"http://127.0.0.1:{stack.settings.temporal_ui_port}/"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert b"<html" in response.read().lower()
 
 
 async def test_missing_and_unknown_keys_are_unauthenticated(channel: grpc.aio.Channel) -> None:
