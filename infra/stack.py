@@ -13,6 +13,7 @@ import asyncio
 import functools
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -75,6 +76,16 @@ def _tool(name: str) -> str:
     if found is None:
         raise StackError(f"{name!r} not found; run `make setup`")
     return found
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _log_tail(path: Path, lines: int = 30) -> str:
@@ -242,6 +253,10 @@ class Stack:
                 ],
                 dict(os.environ),
                 lambda: temporal_ready(s.temporal_target, s.temporal_namespace),
+                ports=(
+                    ("RLAAS_TEMPORAL_PORT", s.temporal_port),
+                    ("RLAAS_TEMPORAL_UI_PORT", s.temporal_ui_port),
+                ),
                 prepare=lambda: s.temporal_db.parent.mkdir(parents=True, exist_ok=True),
             )
         else:
@@ -266,6 +281,7 @@ class Stack:
                 ),
                 dict(os.environ),
                 lambda: milvus_ready(s.milvus_target),
+                ports=(("RLAAS_MILVUS_PORT", s.milvus_port),),
             )
         else:
             token = s.milvus_token.get_secret_value() if s.milvus_token else None
@@ -291,6 +307,7 @@ class Stack:
             self._python("-m", "services.cli", "serve"),
             env,
             lambda: grpc_serving(s.grpc_target),
+            ports=(("RLAAS_GRPC_PORT", s.grpc_port),),
         )
         echo(f"rlaas serve  {s.grpc_target}: SERVING")
         for kind, queue, queue_type in (("cpu", CPU_TASK_QUEUE, 1), ("gpu", GPU_TASK_QUEUE, 2)):
@@ -313,10 +330,19 @@ class Stack:
         argv: list[str],
         env: dict[str, str],
         probe: Callable[[], Awaitable[bool]],
+        *,
+        ports: tuple[tuple[str, int], ...] = (),
         prepare: Callable[[], object] | None = None,
     ) -> None:
         running = self.procs.running(name)
         if running is None:
+            # Otherwise the readiness probe could succeed against a stranger on the port.
+            for setting, port in ports:
+                if not _port_free(port):
+                    raise StackError(
+                        f"cannot start {name}: port {port} is already in use by another "
+                        f"process; stop it or set {setting}"
+                    )
             if prepare is not None:
                 prepare()
             running = self.procs.spawn(name, argv, env)

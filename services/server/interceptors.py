@@ -13,6 +13,7 @@ principal ContextVar visible to the servicer.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -97,7 +98,9 @@ class _Call:
         principal: Principal | None,
         exc: BaseException | None,
     ) -> None:
-        if isinstance(exc, NotImplementedError):
+        if isinstance(exc, asyncio.CancelledError):
+            code = grpc.StatusCode.CANCELLED.name  # the client went away
+        elif isinstance(exc, NotImplementedError):
             code = grpc.StatusCode.UNIMPLEMENTED.name
         elif isinstance(exc, DomainError):
             code = exc.code.name
@@ -123,13 +126,18 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary or handler.stream_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started, principal, error = time.perf_counter(), None, None
+            started = time.perf_counter()
+            principal: Principal | None = None
+            error: BaseException | None = None
             try:
                 principal = await call.authorize(context)
                 # Each RPC runs in its own task (own Context), so no reset is needed.
                 current_principal.set(principal)
                 return await inner(request, context)
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError as exc:
+                error = exc
                 raise
             except Exception as exc:
                 error = exc
@@ -146,7 +154,9 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
         inner = handler.unary_stream or handler.stream_stream
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started, principal, error = time.perf_counter(), None, None
+            started = time.perf_counter()
+            principal: Principal | None = None
+            error: BaseException | None = None
             try:
                 principal = await call.authorize(context)
                 # Each RPC runs in its own task (own Context), so no reset is needed.
@@ -158,6 +168,9 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
                 else:  # a coroutine that writes with context.write()
                     await result
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError as exc:
+                error = exc
                 raise
             except Exception as exc:
                 error = exc

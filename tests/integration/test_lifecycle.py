@@ -4,6 +4,7 @@ leaves no process behind, and external URLs are used instead of embedded compone
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from pathlib import Path
 
@@ -126,3 +127,16 @@ async def test_external_urls_are_used_instead_of_embedded(
         s3.stop()
     # The external servers are still up.
     assert (await _identity(stack.grpc_target, stack.admin_key)).tenant_id == "operator"
+
+
+async def test_up_refuses_a_port_held_by_another_process(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = stack_env(tmp_path / "state", RLAAS_TEMPORAL_PORT=str(port))
+        up = await asyncio.to_thread(rlaas, "up", env=env)
+        await asyncio.to_thread(rlaas, "down", env=env)
+    assert up.returncode == 1
+    assert f"port {port} is already in use" in up.stderr
+    assert "RLAAS_TEMPORAL_PORT" in up.stderr
