@@ -36,7 +36,7 @@ gen-check: setup ## fail if gen/ is stale
 lint: proto-deps ## ruff, mypy, buf lint, gen freshness, buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services workflows workers infra tests bench
+	$(BIN)/mypy services workflows workers infra tests bench sdk
 	$(BIN)/buf lint
 	$(PY) -m infra.codegen --check
 	$(MAKE) --no-print-directory breaking
