@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup proto-deps gen gen-check lint breaking test test-slow up down status run smoke bench clean
+.PHONY: help setup proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ proto-deps: setup ## copy the googleapis protos (from googleapis-common-protos) 
 
 gen: setup ## regenerate gen/ from proto/ (grpcio-tools, with .pyi)
 	$(PY) -m infra.codegen
+
+docs: setup ## regenerate the README's configuration table from services/config.py
+	$(PY) -m infra.docs
 
 gen-check: setup ## fail if gen/ is stale
 	$(PY) -m infra.codegen --check

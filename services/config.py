@@ -96,6 +96,28 @@ class Settings(BaseSettings):
     """Operator admin key to install at bootstrap instead of generating one (CI,
     production). Stored hashed like every key."""
 
+    # --- Telemetry ingest ---------------------------------------------------------
+    ingest_max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest accepted event (serialized request); bigger ones are INVALID_ARGUMENT."""
+    ingest_max_text_chars: int = Field(default=64 * 1024, ge=1)
+    """Longest accepted single text field (a message, output, comment, chunk)."""
+    ingest_max_items: int = Field(default=256, ge=1)
+    """Most items in any repeated field of an event (messages, chunks, tool calls)."""
+    ingest_max_stream_events: int = Field(default=1_000_000, ge=1)
+    """Most events one IngestEvents stream may carry (the batch bound); past it the
+    stream ends with RESOURCE_EXHAUSTED and the client opens a new one."""
+    ingest_batch_size: int = Field(default=256, ge=1)
+    """Events the server writes per database round trip (and reads ahead per stream)."""
+    ingest_max_clock_skew_s: float = Field(default=300.0, ge=0)
+    """How far in the future an ``event_time`` may be."""
+    ingest_max_event_age_days: float = Field(default=30.0, gt=0)
+    """How far in the past an ``event_time`` may be."""
+    reward_wait_window_s: float = Field(default=86_400.0, ge=0)
+    """Default time after an interaction during which its feedback may still arrive
+    before its reward is computed (per tenant in TelemetrySettings)."""
+    export_max_range_days: float = Field(default=31.0, gt=0)
+    """Longest time range one ExportEvents call may cover."""
+
     # --- Observability ------------------------------------------------------------
     log_level: str = "INFO"
     """Python log level."""
@@ -105,6 +127,8 @@ class Settings(BaseSettings):
     """Trace exporter: ``none``, ``console`` or ``otlp``."""
     otel_endpoint: str | None = None
     """OTLP gRPC endpoint when ``otel_exporter=otlp`` (default: the SDK's)."""
+    metrics_port: int = Field(default=9464, ge=0)
+    """Port of the Prometheus ``/metrics`` endpoint of ``rlaas serve`` (0: off)."""
 
     # --- Derived paths ------------------------------------------------------------
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ def page_request(page_size: int, page_token: str) -> PageRequest:
     return PageRequest(size, after)
 
 
-def next_page_token(items: list[Any], size: int, sort_key: Any) -> str:
+def next_page_token(items: Sequence[Any], size: int, sort_key: Any) -> str:
     """Token for the page after ``items`` (fetched with ``limit size + 1``), or ``""``."""
     if len(items) <= size:
         return ""

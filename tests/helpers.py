@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def stack_env(state_dir: Path, **overrides: str) -> dict[str, str]:
         RLAAS_TEMPORAL_PORT=str(free_port()),
         RLAAS_TEMPORAL_UI_PORT=str(free_port()),
         RLAAS_MILVUS_PORT=str(free_port()),
+        RLAAS_METRICS_PORT=str(free_port()),
         RLAAS_LOG_FORMAT="json",
         RLAAS_SHUTDOWN_GRACE_S="3",
     )
@@ -83,3 +85,29 @@ def rich_error(err: grpc.aio.AioRpcError) -> RichError:
                 detail.Unpack(bad)
                 violations = [(v.field, v.description) for v in bad.field_violations]
     return RichError(err.code(), err.details() or "", reason, violations)
+
+
+async def new_tenant(channel: grpc.aio.Channel, operator_key: str, name: str) -> tuple[str, str]:
+    """A fresh tenant: (tenant_id, its admin key)."""
+    from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+
+    created = await registry_pb2_grpc.RegistryServiceStub(channel).CreateTenant(
+        registry_pb2.CreateTenantRequest(
+            tenant=registry_pb2.Tenant(display_name=name), request_id=str(uuid.uuid4())
+        ),
+        metadata=md(operator_key),
+    )
+    return created.tenant.tenant_id, created.admin_api_key_secret
+
+
+async def scoped_key(channel: grpc.aio.Channel, admin_key: str, *scopes: int) -> str:
+    from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+
+    made = await registry_pb2_grpc.RegistryServiceStub(channel).CreateApiKey(
+        registry_pb2.CreateApiKeyRequest(
+            api_key=registry_pb2.ApiKey(display_name="scoped", scopes=list(scopes)),
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=md(admin_key),
+    )
+    return made.secret

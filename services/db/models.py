@@ -9,16 +9,19 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     UniqueConstraint,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Deterministic constraint names, so Alembic migrations can drop/alter them by name.
@@ -93,3 +96,65 @@ class IdempotencyRecord(Base):
 
 
 Index("ix_api_keys_tenant_state", ApiKey.tenant_id, ApiKey.state)
+
+
+class TelemetryEvent(Base):
+    """Every telemetry event (interaction, output, feedback, task result) of every tenant.
+
+    One table because the four kinds share the contract's idempotency rule (a
+    ``request_id`` is unique per tenant across kinds) and travel mixed in one stream:
+    a batch is one INSERT ... ON CONFLICT DO NOTHING. There is deliberately no
+    foreign key to the interaction: feedback may arrive first and is joined later by
+    ``interaction_id``. ``payload`` is the scrubbed protobuf of the event (the contract
+    is its schema); the columns beside it exist for lookups and filters.
+    """
+
+    __tablename__ = "telemetry_events"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "request_id"),
+        Index("ix_telemetry_events_tenant_interaction", "tenant_id", "interaction_id"),
+        Index(
+            "ix_telemetry_events_interactions_by_time",
+            "tenant_id",
+            "create_time",
+            postgresql_where=text("event_type = 1"),
+        ),
+        Index("ix_telemetry_events_tenant_type_time", "tenant_id", "event_type", "create_time"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    interaction_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(200))
+    # sha256 of the request as sent (before scrubbing): tells a replay from a reuse.
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    pii_counts: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    create_time: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # Interaction-only filter columns (NULL for the other kinds).
+    skill: Mapped[str | None] = mapped_column(String(100))
+    user_id: Mapped[str | None] = mapped_column(String(200))
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    policy_id: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[int | None] = mapped_column(SmallInteger)
+    labels: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+
+
+class TelemetrySettingsRow(Base):
+    """Per-tenant telemetry settings; a tenant without a row has the defaults."""
+
+    __tablename__ = "telemetry_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    pii_enabled: Mapped[bool] = mapped_column(Boolean)
+    pii_entities: Mapped[list[str]] = mapped_column(ARRAY(String(16)))
+    reward_wait_window_s: Mapped[float | None] = mapped_column(Float)
+    update_time: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

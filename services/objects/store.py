@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
+from urllib.parse import quote
 
 from services.config import Settings
 from services.errors import InvalidArgument, NotFound, Unavailable
@@ -46,7 +47,9 @@ class LocalObjectStore:
         return self.root / _validate_key(key)
 
     def uri(self, key: str) -> str:
-        return self._path(key).as_uri()
+        # Keep "=" literal: Hive-style partition directories (date=2026-01-01) must
+        # read as such in the URI, which Path.as_uri() would percent-encode.
+        return "file://" + quote(str(self._path(key)), safe="/=:@-_.~")
 
     async def ensure_ready(self) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)

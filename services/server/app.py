@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import prometheus_client
 import structlog
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -133,6 +134,9 @@ async def start_server(
 async def serve(settings: Settings, database_url: str) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     await migrate.upgrade_async(database_url)
+    if settings.metrics_port:
+        # Prometheus scrape endpoint (ingest counters and the process collectors).
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.grpc_host)
     runtime = Runtime.create(settings, database_url)
     running = await start_server(runtime)
     stop = asyncio.Event()

@@ -1,20 +1,225 @@
-"""TelemetryService. The contract is complete; this server does not implement its RPCs
-yet, so each answers UNIMPLEMENTED (with an ErrorInfo) through the generated base class,
-behind the same auth, logging and health as every other service."""
+"""TelemetryService: thin servicer over the telemetry core."""
 
 from __future__ import annotations
 
-from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
-from services.server.app import ServiceSpec
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from rlaas.telemetry.v1 import telemetry_pb2 as pb
+from rlaas.telemetry.v1 import telemetry_pb2_grpc
+from services.config import Settings
+from services.errors import InvalidArgument, ResourceExhausted
+from services.server.app import Runtime, ServiceSpec
+from services.server.interceptors import principal
+from services.telemetry import converters as cv
+from services.telemetry import metrics
+from services.telemetry.core import IncomingEvent, TelemetryCore
+from services.telemetry.export import Exporter
+from services.telemetry.store import Outcome, Written
+
+_END = object()
 
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
-    pass
+    def __init__(self, core: TelemetryCore, exporter: Exporter, settings: Settings) -> None:
+        self._core = core
+        self._exporter = exporter
+        self._batch = settings.ingest_batch_size
+        self._max_stream_events = settings.ingest_max_stream_events
+
+    async def _one(self, request: IncomingEvent) -> Written:
+        [written] = await self._core.ingest(principal(), [request])
+        if written.outcome is Outcome.REJECTED:
+            assert written.error is not None
+            raise written.error
+        return written
+
+    async def CreateInteraction(
+        self, request: pb.CreateInteractionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateInteractionResponse:
+        written = await self._one(request)
+        response = pb.CreateInteractionResponse(interaction=written.stored[0])
+        if len(written.stored) > 1:
+            response.output.CopyFrom(written.stored[1])
+        return response
+
+    async def RecordOutput(
+        self, request: pb.RecordOutputRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordOutputResponse:
+        return pb.RecordOutputResponse(output=(await self._one(request)).stored[0])
+
+    async def SubmitFeedback(
+        self, request: pb.SubmitFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitFeedbackResponse:
+        return pb.SubmitFeedbackResponse(feedback=(await self._one(request)).stored[0])
+
+    async def RecordTaskResult(
+        self, request: pb.RecordTaskResultRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordTaskResultResponse:
+        return pb.RecordTaskResultResponse(task_result=(await self._one(request)).stored[0])
+
+    async def IngestEvents(
+        self,
+        request_iterator: AsyncIterator[pb.IngestEventsRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.IngestEventsResponse]:
+        caller = principal()
+        # A bounded read-ahead: when the database is the bottleneck the reader stops
+        # pulling, and HTTP/2 flow control pushes back on the client.
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=2 * self._batch)
+
+        async def read() -> None:
+            try:
+                async for message in request_iterator:
+                    await queue.put(message)
+            finally:
+                await queue.put(_END)
+
+        reader = asyncio.create_task(read())
+        seen = 0
+        try:
+            ended = False
+            while not ended:
+                batch: list[pb.IngestEventsRequest] = []
+                item = await queue.get()
+                # Take what is already there, never wait for more: a client that sends
+                # one event and awaits its result must not stall on a half-full batch.
+                while item is not _END:
+                    batch.append(item)
+                    if len(batch) >= self._batch or queue.empty():
+                        break
+                    item = queue.get_nowait()
+                ended = item is _END
+                if not batch:
+                    break
+                seen += len(batch)
+                if seen > self._max_stream_events:
+                    raise ResourceExhausted(
+                        f"a stream may carry at most {self._max_stream_events} events; "
+                        "open a new stream",
+                        reason="STREAM_EVENT_LIMIT",
+                    )
+                events: list[IncomingEvent] = []
+                for i, message in enumerate(batch):
+                    kind = message.WhichOneof("event")
+                    if kind is None:
+                        raise InvalidArgument.field(
+                            "event", f"message {seen - len(batch) + i} carries no event"
+                        )
+                    events.append(getattr(message, kind))
+                for message, written in zip(
+                    batch, await self._core.ingest(caller, events), strict=True
+                ):
+                    yield cv.ingest_result(message.sequence, written)
+        finally:
+            reader.cancel()
+
+    async def GetInteraction(
+        self, request: pb.GetInteractionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetInteractionResponse:
+        view = await self._core.get_interaction(principal(), request.interaction_id)
+        return pb.GetInteractionResponse(
+            interaction=view.interaction,
+            outputs=view.outputs,
+            feedback=view.feedback,
+            task_results=view.task_results,
+        )
+
+    async def ListInteractions(
+        self, request: pb.ListInteractionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListInteractionsResponse:
+        interactions, token = await self._core.list_interactions(
+            principal(),
+            cv.interaction_filter(request),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListInteractionsResponse(interactions=interactions, next_page_token=token)
+
+    async def ExportEvents(
+        self, request: pb.ExportEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExportEventsResponse:
+        start, end = cv.time_range(request)
+        files = await self._exporter.export(
+            principal(),
+            start=start,
+            end=end,
+            event_types=list(request.event_types),
+            skill=request.skill,
+            redact_pii=request.redact_pii,
+            request_id=request.request_id,
+        )
+        counts = {t: sum(f.row_count for f in files if f.event_type == t) for t in range(1, 5)}
+        return pb.ExportEventsResponse(
+            files=[cv.exported_file(f) for f in files],
+            interaction_count=counts[pb.EVENT_TYPE_INTERACTION],
+            output_count=counts[pb.EVENT_TYPE_OUTPUT],
+            feedback_count=counts[pb.EVENT_TYPE_FEEDBACK],
+            task_result_count=counts[pb.EVENT_TYPE_TASK_RESULT],
+        )
+
+    async def CompactExports(
+        self, request: pb.CompactExportsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CompactExportsResponse:
+        start, end = cv.time_range(request)
+        files, inputs = await self._exporter.compact(
+            principal(),
+            start=start,
+            end=end,
+            event_types=list(request.event_types),
+            request_id=request.request_id,
+        )
+        return pb.CompactExportsResponse(
+            files=[cv.exported_file(f) for f in files],
+            input_file_count=inputs,
+            partition_count=len(files),
+            row_count=sum(f.row_count for f in files),
+        )
+
+    async def GetTelemetrySettings(
+        self, request: pb.GetTelemetrySettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetTelemetrySettingsResponse:
+        caller = principal()
+        settings = await self._core.get_settings(caller)
+        counts = metrics.tenant_counts(caller.tenant_id)
+        counters = []
+        for event_type, kind in sorted(metrics.EVENT_NAMES.items()):
+            values = {
+                o: int(counts.get((kind, o), 0)) for o in ("accepted", "duplicate", "rejected")
+            }
+            if any(values.values()):
+                counters.append(pb.IngestCounter(event_type=event_type, **values))
+        return pb.GetTelemetrySettingsResponse(
+            settings=cv.settings_to_proto(settings), counters=counters
+        )
+
+    async def UpdateTelemetrySettings(
+        self, request: pb.UpdateTelemetrySettingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateTelemetrySettingsResponse:
+        s = request.settings
+        updated = await self._core.update_settings(
+            principal(),
+            pii_enabled=s.pii_scrubbing_enabled,
+            pii_entities=cv.entities_from_proto(list(s.pii_entities)),
+            reward_wait_window_s=cv.window_from_proto(s),
+            request_id=request.request_id,
+        )
+        return pb.UpdateTelemetrySettingsResponse(settings=cv.settings_to_proto(updated))
+
+
+def _make(runtime: Runtime) -> TelemetryServicer:
+    core = TelemetryCore(runtime.settings, runtime.engine, runtime.sessions)
+    exporter = Exporter(
+        runtime.engine, runtime.objects, max_range_days=runtime.settings.export_max_range_days
+    )
+    return TelemetryServicer(core, exporter, runtime.settings)
 
 
 SPEC = ServiceSpec(
     name="telemetry",
-    descriptor=telemetry_pb2.DESCRIPTOR.services_by_name["TelemetryService"],
+    descriptor=pb.DESCRIPTOR.services_by_name["TelemetryService"],
     register=telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server,
-    make_servicer=lambda runtime: TelemetryServicer(),
+    make_servicer=_make,
 )

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
-from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
+from rlaas.training.v1 import training_pb2, training_pb2_grpc
 from tests.conftest import RunningStack
 from tests.helpers import md, rich_error
 
@@ -376,17 +376,17 @@ async def test_list_api_keys_pages_through_everything(
 async def test_unimplemented_rpc_is_unimplemented_not_internal(
     stack: RunningStack, channel: grpc.aio.Channel
 ) -> None:
-    stub = telemetry_pb2_grpc.TelemetryServiceStub(channel)
-    ingest = await make_key(channel, stack.admin_key, options_pb2.SCOPE_INGEST)
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    train = await make_key(channel, stack.admin_key, options_pb2.SCOPE_TRAIN)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ListInteractions(
-            telemetry_pb2.ListInteractionsRequest(), metadata=md(ingest.secret)
+        await stub.ListTrainingRuns(
+            training_pb2.ListTrainingRunsRequest(), metadata=md(train.secret)
         )
     err = rich_error(info.value)
     assert (err.code, err.reason) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
     # Auth still comes first: no key is UNAUTHENTICATED even on an unimplemented RPC.
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ListInteractions(telemetry_pb2.ListInteractionsRequest())
+        await stub.ListTrainingRuns(training_pb2.ListTrainingRunsRequest())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

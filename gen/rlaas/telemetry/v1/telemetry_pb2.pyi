@@ -16,6 +16,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PiiEntity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PII_ENTITY_UNSPECIFIED: _ClassVar[PiiEntity]
+    PII_ENTITY_EMAIL: _ClassVar[PiiEntity]
+    PII_ENTITY_PHONE: _ClassVar[PiiEntity]
+    PII_ENTITY_CARD: _ClassVar[PiiEntity]
+    PII_ENTITY_IBAN: _ClassVar[PiiEntity]
+    PII_ENTITY_SSN: _ClassVar[PiiEntity]
+    PII_ENTITY_IP: _ClassVar[PiiEntity]
+    PII_ENTITY_SECRET: _ClassVar[PiiEntity]
+
 class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     FINISH_REASON_UNSPECIFIED: _ClassVar[FinishReason]
@@ -39,6 +50,14 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_OUTPUT: _ClassVar[EventType]
     EVENT_TYPE_FEEDBACK: _ClassVar[EventType]
     EVENT_TYPE_TASK_RESULT: _ClassVar[EventType]
+PII_ENTITY_UNSPECIFIED: PiiEntity
+PII_ENTITY_EMAIL: PiiEntity
+PII_ENTITY_PHONE: PiiEntity
+PII_ENTITY_CARD: PiiEntity
+PII_ENTITY_IBAN: PiiEntity
+PII_ENTITY_SSN: PiiEntity
+PII_ENTITY_IP: PiiEntity
+PII_ENTITY_SECRET: PiiEntity
 FINISH_REASON_UNSPECIFIED: FinishReason
 FINISH_REASON_STOP: FinishReason
 FINISH_REASON_LENGTH: FinishReason
@@ -54,6 +73,56 @@ EVENT_TYPE_INTERACTION: EventType
 EVENT_TYPE_OUTPUT: EventType
 EVENT_TYPE_FEEDBACK: EventType
 EVENT_TYPE_TASK_RESULT: EventType
+
+class TelemetrySettings(_message.Message):
+    __slots__ = ("pii_scrubbing_enabled", "pii_entities", "reward_wait_window", "update_time")
+    PII_SCRUBBING_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PII_ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    REWARD_WAIT_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    pii_scrubbing_enabled: bool
+    pii_entities: _containers.RepeatedScalarFieldContainer[PiiEntity]
+    reward_wait_window: _duration_pb2.Duration
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, pii_scrubbing_enabled: _Optional[bool] = ..., pii_entities: _Optional[_Iterable[_Union[PiiEntity, str]]] = ..., reward_wait_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class IngestCounter(_message.Message):
+    __slots__ = ("event_type", "accepted", "duplicate", "rejected")
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    event_type: EventType
+    accepted: int
+    duplicate: int
+    rejected: int
+    def __init__(self, event_type: _Optional[_Union[EventType, str]] = ..., accepted: _Optional[int] = ..., duplicate: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+
+class GetTelemetrySettingsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetTelemetrySettingsResponse(_message.Message):
+    __slots__ = ("settings", "counters")
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    settings: TelemetrySettings
+    counters: _containers.RepeatedCompositeFieldContainer[IngestCounter]
+    def __init__(self, settings: _Optional[_Union[TelemetrySettings, _Mapping]] = ..., counters: _Optional[_Iterable[_Union[IngestCounter, _Mapping]]] = ...) -> None: ...
+
+class UpdateTelemetrySettingsRequest(_message.Message):
+    __slots__ = ("settings", "request_id")
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    settings: TelemetrySettings
+    request_id: str
+    def __init__(self, settings: _Optional[_Union[TelemetrySettings, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class UpdateTelemetrySettingsResponse(_message.Message):
+    __slots__ = ("settings",)
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    settings: TelemetrySettings
+    def __init__(self, settings: _Optional[_Union[TelemetrySettings, _Mapping]] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content", "name", "tool_call_id", "tool_calls")

@@ -40,6 +40,16 @@ class TelemetryServiceStub:
     returns the original result and stores nothing new; reusing a `request_id`
     with a different payload returns ALREADY_EXISTS.
 
+    Out-of-order arrivals: outputs, feedback and task results may arrive before
+    the interaction they name (mobile clients, queues, retries). They are kept,
+    never dropped, and joined to the interaction when it arrives.
+
+    PII: before anything is stored, free text (input, output, retrieved context,
+    tool calls, comments, edited text, metadata and label values) is scrubbed to
+    typed placeholders such as `[EMAIL]`, as configured per tenant
+    (UpdateTelemetrySettings). Identifiers (`*_id`, `skill`) are stored as sent:
+    use pseudonymous user ids.
+
     Errors are `google.rpc.Status` values whose details carry a
     `google.rpc.ErrorInfo` (machine-readable reason) and, for INVALID_ARGUMENT, a
     `google.rpc.BadRequest` naming every offending field. Every RPC returns
@@ -98,6 +108,16 @@ class TelemetryServiceStub:
                 request_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.CompactExportsRequest.SerializeToString,
                 response_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.CompactExportsResponse.FromString,
                 _registered_method=True)
+        self.GetTelemetrySettings = channel.unary_unary(
+                '/rlaas.telemetry.v1.TelemetryService/GetTelemetrySettings',
+                request_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetTelemetrySettingsRequest.SerializeToString,
+                response_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetTelemetrySettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateTelemetrySettings = channel.unary_unary(
+                '/rlaas.telemetry.v1.TelemetryService/UpdateTelemetrySettings',
+                request_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.UpdateTelemetrySettingsRequest.SerializeToString,
+                response_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.UpdateTelemetrySettingsResponse.FromString,
+                _registered_method=True)
 
 
 class TelemetryServiceServicer:
@@ -115,6 +135,16 @@ class TelemetryServiceServicer:
     returns the original result and stores nothing new; reusing a `request_id`
     with a different payload returns ALREADY_EXISTS.
 
+    Out-of-order arrivals: outputs, feedback and task results may arrive before
+    the interaction they name (mobile clients, queues, retries). They are kept,
+    never dropped, and joined to the interaction when it arrives.
+
+    PII: before anything is stored, free text (input, output, retrieved context,
+    tool calls, comments, edited text, metadata and label values) is scrubbed to
+    typed placeholders such as `[EMAIL]`, as configured per tenant
+    (UpdateTelemetrySettings). Identifiers (`*_id`, `skill`) are stored as sent:
+    use pseudonymous user ids.
+
     Errors are `google.rpc.Status` values whose details carry a
     `google.rpc.ErrorInfo` (machine-readable reason) and, for INVALID_ARGUMENT, a
     `google.rpc.BadRequest` naming every offending field. Every RPC returns
@@ -129,8 +159,9 @@ class TelemetryServiceServicer:
         output may be recorded in the same call. Interactions served by
         InferenceService are logged by the gateway itself; call this for answers
         produced outside the gateway.
+        `skill` is a lower_snake_case name; it need not be registered first.
         Returns INVALID_ARGUMENT if `request_id`, `interaction.skill` or the input
-        is missing or malformed, NOT_FOUND if the skill does not exist,
+        is missing or malformed, or a size or time bound is exceeded,
         ALREADY_EXISTS if `interaction.interaction_id` or `request_id` is already
         used by a different interaction, PERMISSION_DENIED if the key lacks
         SCOPE_INGEST.
@@ -142,9 +173,9 @@ class TelemetryServiceServicer:
     def RecordOutput(self, request, context):
         """Records one model output of an interaction (`interaction.output`): the
         text, tool calls, citations, finish reason, usage, timings and cost.
-        Returns INVALID_ARGUMENT if `request_id` or `output.text` is missing or a
-        field is malformed, NOT_FOUND if the interaction does not exist in the
-        caller's tenant, ALREADY_EXISTS if `output.output_id` or `request_id` is
+        The interaction may arrive later (see out-of-order arrivals).
+        Returns INVALID_ARGUMENT if `interaction_id`, `request_id` or `output.text`
+        is missing or a field is malformed, ALREADY_EXISTS if `output.output_id` or `request_id` is
         already used by a different output, PERMISSION_DENIED if the key lacks
         SCOPE_INGEST.
         """
@@ -158,8 +189,8 @@ class TelemetryServiceServicer:
         sent or discarded, time to send, escalation, follow-ups).
         Returns INVALID_ARGUMENT if `request_id` is missing, neither `explicit`
         nor `implicit` is set, or a value is out of range (e.g. rating outside
-        1-5), NOT_FOUND if the interaction or the named output does not exist,
-        ALREADY_EXISTS if `request_id` is already used by different feedback,
+        1-5); the interaction may arrive later (see out-of-order arrivals).
+        Returns ALREADY_EXISTS if `request_id` is already used by different feedback,
         PERMISSION_DENIED if the key lacks SCOPE_INGEST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -170,8 +201,8 @@ class TelemetryServiceServicer:
         """Records a downstream task outcome for an interaction (`task.result`):
         correct, F1, resolved, plus free-form labels and numeric KPIs.
         Returns INVALID_ARGUMENT if `request_id` is missing, no outcome is set, or
-        `f1` is outside [0, 1], NOT_FOUND if the interaction or the named output
-        does not exist, ALREADY_EXISTS if `request_id` is already used by a
+        `f1` is outside [0, 1]; the interaction may arrive later (see out-of-order
+        arrivals). Returns ALREADY_EXISTS if `request_id` is already used by a
         different task result, PERMISSION_DENIED if the key lacks SCOPE_INGEST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -186,9 +217,12 @@ class TelemetryServiceServicer:
         result says accepted, duplicate (same `request_id` seen before; the
         original ids are returned) or rejected (with the error the matching unary
         RPC would have returned).
+        The server reads ahead only a bounded window of events (backpressure
+        through HTTP/2 flow control) and writes them in small batches.
         The stream itself fails with INVALID_ARGUMENT if a message carries no
-        event, RESOURCE_EXHAUSTED if the tenant's ingest rate limit is exceeded,
-        PERMISSION_DENIED if the key lacks SCOPE_INGEST.
+        event, RESOURCE_EXHAUSTED if it carries more events than the server's
+        per-stream bound (open a new stream), PERMISSION_DENIED if the key lacks
+        SCOPE_INGEST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -244,6 +278,27 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTelemetrySettings(self, request, context):
+        """Returns the caller's tenant telemetry settings (PII scrubbing, reward
+        wait window) and its ingest counters since this server process started.
+        Returns PERMISSION_DENIED if the key lacks SCOPE_INGEST.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTelemetrySettings(self, request, context):
+        """Replaces the caller's tenant telemetry settings. Applies to events
+        ingested afterwards; stored events are never re-scrubbed or un-scrubbed.
+        Returns INVALID_ARGUMENT if `request_id` is missing, an entity is
+        PII_ENTITY_UNSPECIFIED or unknown, or `reward_wait_window` is negative or
+        longer than 30 days, ALREADY_EXISTS if `request_id` was used for different
+        settings, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TelemetryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -292,6 +347,16 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
                     request_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.CompactExportsRequest.FromString,
                     response_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.CompactExportsResponse.SerializeToString,
             ),
+            'GetTelemetrySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTelemetrySettings,
+                    request_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetTelemetrySettingsRequest.FromString,
+                    response_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetTelemetrySettingsResponse.SerializeToString,
+            ),
+            'UpdateTelemetrySettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTelemetrySettings,
+                    request_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.UpdateTelemetrySettingsRequest.FromString,
+                    response_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.UpdateTelemetrySettingsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'rlaas.telemetry.v1.TelemetryService', rpc_method_handlers)
@@ -314,6 +379,16 @@ class TelemetryService:
     idempotency key, unique per tenant). A retry with the same `request_id`
     returns the original result and stores nothing new; reusing a `request_id`
     with a different payload returns ALREADY_EXISTS.
+
+    Out-of-order arrivals: outputs, feedback and task results may arrive before
+    the interaction they name (mobile clients, queues, retries). They are kept,
+    never dropped, and joined to the interaction when it arrives.
+
+    PII: before anything is stored, free text (input, output, retrieved context,
+    tool calls, comments, edited text, metadata and label values) is scrubbed to
+    typed placeholders such as `[EMAIL]`, as configured per tenant
+    (UpdateTelemetrySettings). Identifiers (`*_id`, `skill`) are stored as sent:
+    use pseudonymous user ids.
 
     Errors are `google.rpc.Status` values whose details carry a
     `google.rpc.ErrorInfo` (machine-readable reason) and, for INVALID_ARGUMENT, a
@@ -555,6 +630,60 @@ class TelemetryService:
             '/rlaas.telemetry.v1.TelemetryService/CompactExports',
             rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.CompactExportsRequest.SerializeToString,
             rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.CompactExportsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTelemetrySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rlaas.telemetry.v1.TelemetryService/GetTelemetrySettings',
+            rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetTelemetrySettingsRequest.SerializeToString,
+            rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetTelemetrySettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTelemetrySettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rlaas.telemetry.v1.TelemetryService/UpdateTelemetrySettings',
+            rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.UpdateTelemetrySettingsRequest.SerializeToString,
+            rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.UpdateTelemetrySettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,528 @@
+"""One incoming event (a request message of the contract) -> the row to store.
+
+Steps, in order: fingerprint the request as sent (so a replay can be told from a
+reused ``request_id``), validate it (every violation named by its field path), assign
+server ids, then scrub PII from every free-text field in one walk over the message.
+
+The telemetry core uses the contract's message classes as its event schema (they are
+plain data: no gRPC here), because converting every event to another shape would cost
+more than the rest of the ingest path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from rlaas.telemetry.v1 import telemetry_pb2 as pb
+from services.errors import FieldViolation, InvalidArgument
+from services.telemetry.pii import Scrubber
+
+INTERACTION = pb.EVENT_TYPE_INTERACTION
+OUTPUT = pb.EVENT_TYPE_OUTPUT
+FEEDBACK = pb.EVENT_TYPE_FEEDBACK
+TASK_RESULT = pb.EVENT_TYPE_TASK_RESULT
+
+EVENT_NAMES = {
+    INTERACTION: "interaction",
+    OUTPUT: "output",
+    FEEDBACK: "feedback",
+    TASK_RESULT: "task_result",
+}
+
+_SKILL = re.compile(r"[a-z][a-z0-9_]{0,99}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
+_MAX_ID = 200
+
+# Identifiers are stored as sent (they join events and filter lists); every other
+# string field is free text and is scrubbed.
+_NOT_TEXT = frozenset(
+    {
+        "interaction_id", "output_id", "feedback_id", "task_result_id", "tenant_id",
+        "request_id", "skill", "user_id", "thread_id", "policy_id", "base_model",
+        "chunk_id", "document_id", "tool_call_id", "primary_interaction_id", "arm",
+        "rollout_id", "shadow_arms", "role", "name",
+    }
+)  # fmt: skip
+_TEXT_EXEMPT_MESSAGES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_event_bytes: int
+    max_text_chars: int
+    max_items: int
+    max_clock_skew: timedelta
+    max_event_age: timedelta
+
+
+@dataclass(slots=True)
+class Prepared:
+    """An event ready to store."""
+
+    event_type: int
+    request_id: str
+    event_id: str
+    interaction_id: str
+    fingerprint: bytes
+    message: Message  # scrubbed Interaction / Output / Feedback / TaskResult
+    event_time: datetime
+    pii_counts: dict[str, int] = field(default_factory=dict)
+    skill: str | None = None
+    user_id: str | None = None
+    thread_id: str | None = None
+    policy_id: str | None = None
+    source: int | None = None
+    labels: dict[str, str] | None = None
+
+
+def fingerprint(request: Message) -> bytes:
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Walker:
+    """One pass over a message: bounds, enum values, and PII scrubbing of free text."""
+
+    def __init__(self, limits: Limits, scrubber: Scrubber | None) -> None:
+        self.limits = limits
+        self.scrubber = scrubber
+        self.violations: list[FieldViolation] = []
+        self.counts: Counter[str] = Counter()
+
+    def text(self, value: str, path: str, scrub: bool) -> str:
+        if len(value) > self.limits.max_text_chars:
+            self.violations.append(
+                FieldViolation(path, f"longer than {self.limits.max_text_chars} characters")
+            )
+            return value
+        if scrub and self.scrubber is not None and value:
+            result = self.scrubber.scrub(value)
+            for entity, n in result.counts.items():
+                self.counts[str(entity)] += n
+            return result.text
+        return value
+
+    def walk(self, msg: Message, path: str) -> None:
+        if msg.DESCRIPTOR.full_name in _TEXT_EXEMPT_MESSAGES:
+            return
+        for fd, value in msg.ListFields():
+            here = f"{path}.{fd.name}" if path else fd.name
+            scrub = fd.name not in _NOT_TEXT
+            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+                self._map(msg, fd, value, here, scrub)
+            elif fd.is_repeated:
+                if len(value) > self.limits.max_items:
+                    self.violations.append(
+                        FieldViolation(here, f"more than {self.limits.max_items} items")
+                    )
+                    continue
+                self._repeated(fd, value, here, scrub)
+            elif fd.type == FieldDescriptor.TYPE_STRING:
+                cleaned = self.text(value, here, scrub)
+                if cleaned is not value:
+                    setattr(msg, fd.name, cleaned)
+            elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+                self.walk(value, here)
+            elif fd.type == FieldDescriptor.TYPE_ENUM:
+                self.enum(fd, value, here)
+
+    def _repeated(self, fd: FieldDescriptor, value: Any, path: str, scrub: bool) -> None:
+        if fd.type == FieldDescriptor.TYPE_STRING:
+            for i, item in enumerate(value):
+                cleaned = self.text(item, f"{path}[{i}]", scrub)
+                if cleaned is not item:
+                    value[i] = cleaned
+        elif fd.type == FieldDescriptor.TYPE_MESSAGE:
+            for i, item in enumerate(value):
+                self.walk(item, f"{path}[{i}]")
+        elif fd.type == FieldDescriptor.TYPE_ENUM:
+            for i, item in enumerate(value):
+                self.enum(fd, item, f"{path}[{i}]")
+
+    def _map(self, msg: Message, fd: FieldDescriptor, value: Any, path: str, scrub: bool) -> None:
+        if len(value) > self.limits.max_items:
+            self.violations.append(FieldViolation(path, f"more than {self.limits.max_items} items"))
+            return
+        assert fd.message_type is not None
+        value_fd = fd.message_type.fields_by_name["value"]
+        for key in list(value):
+            self.text(key, f"{path}[{key!r}]", scrub=False)
+            item = value[key]
+            here = f"{path}[{key!r}]"
+            if value_fd.type == FieldDescriptor.TYPE_STRING:
+                cleaned = self.text(item, here, scrub)
+                if cleaned is not item:
+                    value[key] = cleaned
+            elif value_fd.type == FieldDescriptor.TYPE_MESSAGE:
+                self.walk(item, here)
+
+    def enum(self, fd: FieldDescriptor, value: int, path: str) -> None:
+        enum_type = fd.enum_type
+        assert enum_type is not None
+        if value not in enum_type.values_by_number:
+            self.violations.append(FieldViolation(path, f"unknown {enum_type.name} value {value}"))
+
+
+class EventPreparer:
+    """Validates, identifies and scrubs events; holds no state between events."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    # ---- shared checks -----------------------------------------------------------
+
+    def _common(self, request: Message, prefix: str, violations: list[FieldViolation]) -> None:
+        size = request.ByteSize()
+        if size > self.limits.max_event_bytes:
+            violations.append(
+                FieldViolation(
+                    prefix or "request",
+                    f"event of {size} bytes exceeds the {self.limits.max_event_bytes}-byte limit",
+                )
+            )
+        request_id = getattr(request, "request_id", "")
+        if not request_id:
+            violations.append(FieldViolation(_p(prefix, "request_id"), "is required"))
+        elif len(request_id) > _MAX_ID:
+            violations.append(
+                FieldViolation(_p(prefix, "request_id"), f"must be at most {_MAX_ID} characters")
+            )
+
+    def _event_time(
+        self, msg: Message, path: str, now: datetime, violations: list[FieldViolation]
+    ) -> datetime:
+        if not msg.HasField("event_time"):
+            return now
+        value: datetime = getattr(msg, "event_time").ToDatetime(tzinfo=UTC)  # noqa: B009
+        if value > now + self.limits.max_clock_skew:
+            violations.append(FieldViolation(path, "is in the future"))
+        elif value < now - self.limits.max_event_age:
+            violations.append(
+                FieldViolation(path, f"is older than {self.limits.max_event_age.days} days")
+            )
+        return value
+
+    def _client_id(
+        self, value: str, path: str, violations: list[FieldViolation], *, required: bool
+    ) -> str:
+        if not value:
+            if required:
+                violations.append(FieldViolation(path, "is required"))
+            return value
+        if not _ID.fullmatch(value):
+            violations.append(
+                FieldViolation(path, "must be 1-64 characters of letters, digits and ._:@-")
+            )
+        return value
+
+    def _optional_id(self, value: str, path: str, violations: list[FieldViolation]) -> None:
+        if len(value) > _MAX_ID:
+            violations.append(FieldViolation(path, f"must be at most {_MAX_ID} characters"))
+
+    def _finish(
+        self,
+        walker: _Walker,
+        violations: list[FieldViolation],
+    ) -> None:
+        violations.extend(walker.violations)
+        if violations:
+            raise InvalidArgument(violations)
+
+    # ---- the four kinds ----------------------------------------------------------
+
+    def interaction(
+        self,
+        request: pb.CreateInteractionRequest,
+        *,
+        tenant_id: str,
+        scrubber: Scrubber | None,
+        now: datetime,
+        prefix: str = "",
+    ) -> list[Prepared]:
+        violations: list[FieldViolation] = []
+        digest = fingerprint(request)
+        self._common(request, prefix, violations)
+        if not request.HasField("interaction"):
+            violations.append(FieldViolation(_p(prefix, "interaction"), "is required"))
+            raise InvalidArgument(violations)
+        it = request.interaction
+        ip = _p(prefix, "interaction")
+        interaction_id = (
+            self._client_id(it.interaction_id, f"{ip}.interaction_id", violations, required=False)
+            or new_id()
+        )
+        if not it.skill:
+            violations.append(FieldViolation(f"{ip}.skill", "is required"))
+        elif not _SKILL.fullmatch(it.skill):
+            violations.append(
+                FieldViolation(f"{ip}.skill", "must be lower_snake_case (a-z, 0-9, _)")
+            )
+        inp = it.input
+        if not it.HasField("input") or not (inp.text or inp.messages):
+            violations.append(FieldViolation(f"{ip}.input", "needs text or messages"))
+        for i, m in enumerate(inp.messages):
+            if m.role == pb.ChatMessage.ROLE_UNSPECIFIED:
+                violations.append(FieldViolation(f"{ip}.input.messages[{i}].role", "is required"))
+        for name in ("user_id", "thread_id", "policy_id", "base_model"):
+            self._optional_id(getattr(it, name), f"{ip}.{name}", violations)
+        _non_negative(it.cost_usd, f"{ip}.cost_usd", violations)
+        _usage(it.usage, f"{ip}.usage", violations)
+        event_time = self._event_time(it, f"{ip}.event_time", now, violations)
+        for i, chunk in enumerate(it.retrieved_chunks):
+            if not chunk.text:
+                violations.append(FieldViolation(f"{ip}.retrieved_chunks[{i}].text", "is required"))
+
+        output: Prepared | None = None
+        if request.HasField("output"):
+            output = self._output_fields(
+                request.output, interaction_id, f"{_p(prefix, 'output')}", now, violations
+            )
+
+        # Output-only fields are ignored on input (AIP-203); the server sets them.
+        for name in (
+            "tenant_id",
+            "create_time",
+            "source",
+            "routing",
+            "primary_interaction_id",
+            "request_id",
+            "output_count",
+            "feedback_count",
+            "task_result_count",
+        ):
+            it.ClearField(name)
+        walker = _Walker(self.limits, scrubber)
+        walker.walk(it, ip)
+        self._finish(walker, violations)
+        it.interaction_id = interaction_id
+        it.tenant_id = tenant_id
+        it.request_id = request.request_id
+        it.source = pb.INTERACTION_SOURCE_CLIENT
+        prepared = [
+            Prepared(
+                event_type=INTERACTION,
+                request_id=request.request_id,
+                event_id=interaction_id,
+                interaction_id=interaction_id,
+                fingerprint=digest,
+                message=it,
+                event_time=event_time,
+                pii_counts=dict(walker.counts),
+                skill=it.skill,
+                user_id=it.user_id or None,
+                thread_id=it.thread_id or None,
+                policy_id=it.policy_id or None,
+                source=pb.INTERACTION_SOURCE_CLIENT,
+                labels=dict(it.labels) or None,
+            )
+        ]
+        if output is not None:
+            out_walker = _Walker(self.limits, scrubber)
+            out_walker.walk(output.message, _p(prefix, "output"))
+            self._finish(out_walker, [])
+            output.message.tenant_id = tenant_id  # type: ignore[attr-defined]
+            # The output rides on the interaction's request_id; its own key is derived.
+            output.request_id = f"{request.request_id}#output"
+            output.message.request_id = output.request_id  # type: ignore[attr-defined]
+            output.fingerprint = digest
+            output.pii_counts = dict(out_walker.counts)
+            prepared.append(output)
+        return prepared
+
+    def _output_fields(
+        self,
+        out: pb.Output,
+        interaction_id: str,
+        path: str,
+        now: datetime,
+        violations: list[FieldViolation],
+    ) -> Prepared:
+        output_id = (
+            self._client_id(out.output_id, f"{path}.output_id", violations, required=False)
+            or new_id()
+        )
+        if not out.text and not out.tool_calls:
+            violations.append(FieldViolation(f"{path}.text", "is required"))
+        self._optional_id(out.policy_id, f"{path}.policy_id", violations)
+        _non_negative(out.cost_usd, f"{path}.cost_usd", violations)
+        _non_negative(out.candidate_index, f"{path}.candidate_index", violations)
+        _usage(out.usage, f"{path}.usage", violations)
+        event_time = self._event_time(out, f"{path}.event_time", now, violations)
+        for name in ("tenant_id", "create_time", "request_id", "interaction_id"):
+            out.ClearField(name)
+        out.output_id = output_id
+        out.interaction_id = interaction_id
+        return Prepared(
+            event_type=OUTPUT,
+            request_id="",
+            event_id=output_id,
+            interaction_id=interaction_id,
+            fingerprint=b"",
+            message=out,
+            event_time=event_time,
+            policy_id=out.policy_id or None,
+        )
+
+    def _parent(self, request: Message, prefix: str, violations: list[FieldViolation]) -> str:
+        return self._client_id(
+            request.interaction_id,  # type: ignore[attr-defined]
+            _p(prefix, "interaction_id"),
+            violations,
+            required=True,
+        )
+
+    def output(
+        self,
+        request: pb.RecordOutputRequest,
+        *,
+        tenant_id: str,
+        scrubber: Scrubber | None,
+        now: datetime,
+        prefix: str = "",
+    ) -> Prepared:
+        violations: list[FieldViolation] = []
+        digest = fingerprint(request)
+        self._common(request, prefix, violations)
+        interaction_id = self._parent(request, prefix, violations)
+        if not request.HasField("output"):
+            violations.append(FieldViolation(_p(prefix, "output"), "is required"))
+            raise InvalidArgument(violations)
+        prepared = self._output_fields(
+            request.output, interaction_id, _p(prefix, "output"), now, violations
+        )
+        walker = _Walker(self.limits, scrubber)
+        walker.walk(request.output, _p(prefix, "output"))
+        self._finish(walker, violations)
+        request.output.tenant_id = tenant_id
+        request.output.request_id = request.request_id
+        prepared.request_id = request.request_id
+        prepared.fingerprint = digest
+        prepared.pii_counts = dict(walker.counts)
+        return prepared
+
+    def feedback(
+        self,
+        request: pb.SubmitFeedbackRequest,
+        *,
+        tenant_id: str,
+        scrubber: Scrubber | None,
+        now: datetime,
+        prefix: str = "",
+    ) -> Prepared:
+        violations: list[FieldViolation] = []
+        digest = fingerprint(request)
+        self._common(request, prefix, violations)
+        interaction_id = self._parent(request, prefix, violations)
+        fp = _p(prefix, "feedback")
+        fb = request.feedback
+        if not request.HasField("feedback") or not (
+            fb.HasField("explicit") or fb.HasField("implicit")
+        ):
+            violations.append(FieldViolation(fp, "needs explicit or implicit feedback"))
+        ex, im = fb.explicit, fb.implicit
+        if ex.HasField("rating") and not 1 <= ex.rating <= 5:
+            violations.append(FieldViolation(f"{fp}.explicit.rating", "must be 1-5"))
+        if im.HasField("time_to_send_ms") and im.time_to_send_ms < 0:
+            violations.append(FieldViolation(f"{fp}.implicit.time_to_send_ms", "must be >= 0"))
+        if im.HasField("follow_up_count") and im.follow_up_count < 0:
+            violations.append(FieldViolation(f"{fp}.implicit.follow_up_count", "must be >= 0"))
+        if fb.output_id:
+            self._client_id(fb.output_id, f"{fp}.output_id", violations, required=False)
+        self._optional_id(fb.user_id, f"{fp}.user_id", violations)
+        event_time = self._event_time(fb, f"{fp}.event_time", now, violations)
+        for name in ("feedback_id", "interaction_id", "tenant_id", "create_time", "request_id"):
+            fb.ClearField(name)
+        walker = _Walker(self.limits, scrubber)
+        walker.walk(fb, fp)
+        self._finish(walker, violations)
+        fb.feedback_id = new_id()
+        fb.interaction_id = interaction_id
+        fb.tenant_id = tenant_id
+        fb.request_id = request.request_id
+        return Prepared(
+            event_type=FEEDBACK,
+            request_id=request.request_id,
+            event_id=fb.feedback_id,
+            interaction_id=interaction_id,
+            fingerprint=digest,
+            message=fb,
+            event_time=event_time,
+            pii_counts=dict(walker.counts),
+            user_id=fb.user_id or None,
+        )
+
+    def task_result(
+        self,
+        request: pb.RecordTaskResultRequest,
+        *,
+        tenant_id: str,
+        scrubber: Scrubber | None,
+        now: datetime,
+        prefix: str = "",
+    ) -> Prepared:
+        violations: list[FieldViolation] = []
+        digest = fingerprint(request)
+        self._common(request, prefix, violations)
+        interaction_id = self._parent(request, prefix, violations)
+        tp = _p(prefix, "task_result")
+        tr = request.task_result
+        if not (
+            tr.HasField("correct")
+            or tr.HasField("f1")
+            or tr.HasField("resolved")
+            or tr.labels
+            or tr.metrics
+        ):
+            violations.append(
+                FieldViolation(tp, "needs an outcome (correct, f1, resolved, labels or metrics)")
+            )
+        if tr.HasField("f1") and not 0.0 <= tr.f1 <= 1.0:
+            violations.append(FieldViolation(f"{tp}.f1", "must be within [0, 1]"))
+        if tr.output_id:
+            self._client_id(tr.output_id, f"{tp}.output_id", violations, required=False)
+        event_time = self._event_time(tr, f"{tp}.event_time", now, violations)
+        for name in ("task_result_id", "interaction_id", "tenant_id", "create_time", "request_id"):
+            tr.ClearField(name)
+        walker = _Walker(self.limits, scrubber)
+        walker.walk(tr, tp)
+        self._finish(walker, violations)
+        tr.task_result_id = new_id()
+        tr.interaction_id = interaction_id
+        tr.tenant_id = tenant_id
+        tr.request_id = request.request_id
+        return Prepared(
+            event_type=TASK_RESULT,
+            request_id=request.request_id,
+            event_id=tr.task_result_id,
+            interaction_id=interaction_id,
+            fingerprint=digest,
+            message=tr,
+            event_time=event_time,
+            pii_counts=dict(walker.counts),
+        )
+
+
+def _p(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _non_negative(value: float, path: str, violations: list[FieldViolation]) -> None:
+    if value < 0:
+        violations.append(FieldViolation(path, "must be >= 0"))
+
+
+def _usage(usage: pb.TokenUsage, path: str, violations: list[FieldViolation]) -> None:
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        _non_negative(getattr(usage, name), f"{path}.{name}", violations)

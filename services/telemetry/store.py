@@ -1,0 +1,215 @@
+"""Writing events exactly once.
+
+A batch is one transaction: one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING.
+The unique key (tenant_id, request_id) decides, inside Postgres, which of two concurrent
+copies of an event wins; the loser then reads the winner and reports a duplicate (same
+fingerprint) or a reused request_id (different fingerprint). A client that retries
+after a crash between commit and acknowledgement hits the same key: no second row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import cast
+
+from google.protobuf.message import Message
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from rlaas.telemetry.v1 import telemetry_pb2 as pb
+from services.db.models import TelemetryEvent
+from services.errors import AlreadyExists, DomainError
+from services.telemetry.events import EVENT_NAMES, Prepared
+
+_TABLE = cast(Table, TelemetryEvent.__table__)
+MESSAGE_TYPES: dict[int, type[Message]] = {
+    pb.EVENT_TYPE_INTERACTION: pb.Interaction,
+    pb.EVENT_TYPE_OUTPUT: pb.Output,
+    pb.EVENT_TYPE_FEEDBACK: pb.Feedback,
+    pb.EVENT_TYPE_TASK_RESULT: pb.TaskResult,
+}
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass
+class Written:
+    """What happened to one client event (one or two rows: an interaction may carry
+    its first output)."""
+
+    outcome: Outcome
+    event_type: int
+    request_id: str
+    interaction_id: str = ""
+    event_id: str = ""
+    stored: list[Message] = field(default_factory=list)  # as stored, create_time set
+    error: DomainError | None = None
+
+
+def decode(event_type: int, payload: bytes, create_time: datetime) -> Message:
+    message = MESSAGE_TYPES[event_type].FromString(payload)
+    message.create_time.FromDatetime(create_time)  # type: ignore[attr-defined]
+    return message
+
+
+def _row(tenant_id: str, p: Prepared) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "event_type": p.event_type,
+        "event_id": p.event_id,
+        "interaction_id": p.interaction_id,
+        "request_id": p.request_id,
+        "fingerprint": p.fingerprint,
+        "payload": p.message.SerializeToString(),
+        "pii_counts": p.pii_counts or None,
+        "event_time": p.event_time,
+        "skill": p.skill,
+        "user_id": p.user_id,
+        "thread_id": p.thread_id,
+        "policy_id": p.policy_id,
+        "source": p.source,
+        "labels": p.labels,
+    }
+
+
+def _id_field(p: Prepared) -> str:
+    name = EVENT_NAMES[p.event_type]
+    return f"{name}.{name}_id"
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write(self, tenant_id: str, items: Sequence[list[Prepared]]) -> list[Written]:
+        """Store a batch of client events; one result per item, in order."""
+        results: list[Written | None] = [None] * len(items)
+        first_seen: dict[str, int] = {}
+        to_insert: list[int] = []
+        for i, item in enumerate(items):
+            key = item[0].request_id
+            if key in first_seen:
+                continue  # settled after the insert, against the first copy
+            first_seen[key] = i
+            to_insert.append(i)
+
+        async with self._engine.begin() as conn:
+            rows = [_row(tenant_id, p) for i in to_insert for p in items[i]]
+            created: dict[str, datetime] = {}
+            if rows:
+                returned = await conn.execute(
+                    insert(_TABLE)
+                    .on_conflict_do_nothing()
+                    .returning(_TABLE.c.request_id, _TABLE.c.create_time),
+                    rows,
+                )
+                created = {r.request_id: r.create_time for r in returned}
+
+            unsettled: list[int] = []
+            for i in to_insert:
+                item = items[i]
+                landed = [p.request_id in created for p in item]
+                if all(landed):
+                    for p in item:
+                        p.message.create_time.FromDatetime(created[p.request_id])  # type: ignore[attr-defined]
+                    results[i] = Written(
+                        Outcome.ACCEPTED, item[0].event_type, item[0].request_id,
+                        item[0].interaction_id, item[0].event_id, [p.message for p in item],
+                    )  # fmt: skip
+                elif any(landed):
+                    # The interaction landed but its output's id was taken: undo the
+                    # interaction so the event is all-or-nothing.
+                    await conn.execute(
+                        delete(_TABLE).where(
+                            _TABLE.c.tenant_id == tenant_id,
+                            _TABLE.c.request_id.in_([p.request_id for p in item]),
+                        )
+                    )
+                    taken = next(p for p, ok in zip(item, landed, strict=True) if not ok)
+                    results[i] = self._rejected(item[0], _event_id_taken(taken))
+                else:
+                    unsettled.append(i)
+
+            if unsettled or len(to_insert) < len(items):
+                await self._settle(conn, tenant_id, items, results, unsettled, first_seen)
+        return [r for r in results if r is not None]
+
+    async def _settle(
+        self,
+        conn: AsyncConnection,
+        tenant_id: str,
+        items: Sequence[list[Prepared]],
+        results: list[Written | None],
+        unsettled: list[int],
+        first_seen: dict[str, int],
+    ) -> None:
+        """Items that did not insert, and in-batch repeats: a replay or a conflict?"""
+        keys = {p.request_id for i in unsettled for p in items[i]}
+        keys |= {items[i][0].request_id for i in range(len(items)) if results[i] is None}
+        existing: dict[str, tuple[int, str, str, bytes, bytes, datetime]] = {}
+        if keys:
+            found = await conn.execute(
+                select(
+                    _TABLE.c.request_id, _TABLE.c.event_type, _TABLE.c.event_id,
+                    _TABLE.c.interaction_id, _TABLE.c.fingerprint, _TABLE.c.payload,
+                    _TABLE.c.create_time,
+                ).where(_TABLE.c.tenant_id == tenant_id, _TABLE.c.request_id.in_(keys))
+            )  # fmt: skip
+            existing = {r.request_id: tuple(r)[1:] for r in found}
+        for i, item in enumerate(items):
+            if results[i] is not None:
+                continue
+            head = item[0]
+            prior = existing.get(head.request_id)
+            if prior is None:
+                earlier = results[first_seen[head.request_id]]
+                if first_seen[head.request_id] != i and earlier is not None:
+                    # A repeat inside the batch of an event that was itself refused.
+                    results[i] = self._rejected(head, earlier.error)
+                else:
+                    results[i] = self._rejected(head, _event_id_taken(head))
+                continue
+            event_type, event_id, interaction_id, digest, payload, create_time = prior
+            if digest != head.fingerprint:
+                results[i] = self._rejected(
+                    head,
+                    AlreadyExists(
+                        f"request_id {head.request_id!r} was already used for a different "
+                        "event; use a new request_id",
+                        reason="REQUEST_ID_REUSED",
+                        metadata={"field": "request_id"},
+                    ),
+                )
+                continue
+            stored = [decode(event_type, payload, create_time)]
+            for extra in item[1:]:
+                more = existing.get(extra.request_id)
+                if more is not None:
+                    stored.append(decode(more[0], more[4], more[5]))
+            results[i] = Written(
+                Outcome.DUPLICATE, event_type, head.request_id, interaction_id, event_id, stored
+            )
+
+    @staticmethod
+    def _rejected(head: Prepared, error: DomainError | None) -> Written:
+        return Written(
+            Outcome.REJECTED, head.event_type, head.request_id, head.interaction_id,
+            error=error,
+        )  # fmt: skip
+
+
+def _event_id_taken(p: Prepared) -> AlreadyExists:
+    field_path = _id_field(p)
+    return AlreadyExists(
+        f"{field_path} {p.event_id!r} is already used by another event",
+        reason="EVENT_ID_TAKEN",
+        metadata={"field": field_path},
+    )
