@@ -103,9 +103,11 @@ class Settings(BaseSettings):
     """Longest accepted single text field (a message, output, comment, chunk)."""
     ingest_max_items: int = Field(default=256, ge=1)
     """Most items in any repeated field of an event (messages, chunks, tool calls)."""
+    ingest_max_batch_events: int = Field(default=1000, ge=1)
+    """Most events one IngestEventBatches message may carry."""
     ingest_max_stream_events: int = Field(default=1_000_000, ge=1)
-    """Most events one IngestEvents stream may carry (the batch bound); past it the
-    stream ends with RESOURCE_EXHAUSTED and the client opens a new one."""
+    """Most events one ingest stream may carry; past it the stream ends with
+    RESOURCE_EXHAUSTED and the client opens a new one."""
     ingest_batch_size: int = Field(default=256, ge=1)
     """Events the server writes per database round trip (and reads ahead per stream)."""
     ingest_max_clock_skew_s: float = Field(default=300.0, ge=0)

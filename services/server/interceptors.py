@@ -22,7 +22,14 @@ from typing import Any
 import grpc
 import structlog
 
-from services.errors import DomainError, PermissionDenied, Unauthenticated, Unimplemented
+from services.db.engine import is_transient
+from services.errors import (
+    DomainError,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
 from services.server.policy import MethodRule, is_public
 from services.server.status import internal_status, to_grpc_status, to_rpc_status
 from services.tenancy.principal import Principal, current_principal
@@ -84,6 +91,9 @@ class _Call:
     async def fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
         if isinstance(exc, NotImplementedError):
             exc = Unimplemented(f"{self.method} is not implemented by this server yet")
+        elif is_transient(exc):
+            log.warning("rpc_database_unavailable", method=self.method, error=repr(exc))
+            exc = Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
         if isinstance(exc, DomainError):
             status = to_grpc_status(to_rpc_status(exc))
         else:
@@ -104,6 +114,8 @@ class _Call:
             code = grpc.StatusCode.UNIMPLEMENTED.name
         elif isinstance(exc, DomainError):
             code = exc.code.name
+        elif exc is not None and is_transient(exc):
+            code = grpc.StatusCode.UNAVAILABLE.name
         elif exc is not None and not isinstance(exc, grpc.aio.AbortError):
             code = grpc.StatusCode.INTERNAL.name
         else:

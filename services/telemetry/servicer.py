@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -28,6 +28,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         self._exporter = exporter
         self._batch = settings.ingest_batch_size
         self._max_stream_events = settings.ingest_max_stream_events
+        self._max_batch_events = settings.ingest_max_batch_events
 
     async def _one(self, request: IncomingEvent) -> Written:
         [written] = await self._core.ingest(principal(), [request])
@@ -94,27 +95,47 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 ended = item is _END
                 if not batch:
                     break
-                seen += len(batch)
-                if seen > self._max_stream_events:
-                    raise ResourceExhausted(
-                        f"a stream may carry at most {self._max_stream_events} events; "
-                        "open a new stream",
-                        reason="STREAM_EVENT_LIMIT",
-                    )
-                events: list[IncomingEvent] = []
-                for i, message in enumerate(batch):
-                    kind = message.WhichOneof("event")
-                    if kind is None:
-                        raise InvalidArgument.field(
-                            "event", f"message {seen - len(batch) + i} carries no event"
-                        )
-                    events.append(getattr(message, kind))
+                seen = self._count(seen, len(batch))
+                events = _events_of(batch, first_index=seen - len(batch))
                 for message, written in zip(
                     batch, await self._core.ingest(caller, events), strict=True
                 ):
                     yield cv.ingest_result(message.sequence, written)
         finally:
             reader.cancel()
+
+    async def IngestEventBatches(
+        self,
+        request_iterator: AsyncIterator[pb.IngestEventBatchesRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[pb.IngestEventBatchesResponse]:
+        caller = principal()
+        seen = 0
+        async for request in request_iterator:
+            if len(request.events) > self._max_batch_events:
+                raise InvalidArgument.field(
+                    "events",
+                    f"{len(request.events)} events in one message; at most "
+                    f"{self._max_batch_events}",
+                )
+            seen = self._count(seen, len(request.events))
+            events = _events_of(request.events, first_index=seen - len(request.events))
+            written = await self._core.ingest(caller, events) if events else []
+            yield pb.IngestEventBatchesResponse(
+                results=[
+                    cv.ingest_result(m.sequence, w)
+                    for m, w in zip(request.events, written, strict=True)
+                ]
+            )
+
+    def _count(self, seen: int, more: int) -> int:
+        seen += more
+        if seen > self._max_stream_events:
+            raise ResourceExhausted(
+                f"a stream may carry at most {self._max_stream_events} events; open a new stream",
+                reason="STREAM_EVENT_LIMIT",
+            )
+        return seen
 
     async def GetInteraction(
         self, request: pb.GetInteractionRequest, context: grpc.aio.ServicerContext
@@ -207,6 +228,18 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             request_id=request.request_id,
         )
         return pb.UpdateTelemetrySettingsResponse(settings=cv.settings_to_proto(updated))
+
+
+def _events_of(
+    messages: Sequence[pb.IngestEventsRequest], *, first_index: int
+) -> list[IncomingEvent]:
+    events: list[IncomingEvent] = []
+    for i, message in enumerate(messages):
+        kind = message.WhichOneof("event")
+        if kind is None:
+            raise InvalidArgument.field("event", f"message {first_index + i} carries no event")
+        events.append(getattr(message, kind))
+    return events
 
 
 def _make(runtime: Runtime) -> TelemetryServicer:

@@ -602,6 +602,18 @@ class IngestEventsResponse(_message.Message):
     event_id: str
     def __init__(self, sequence: _Optional[int] = ..., request_id: _Optional[str] = ..., event_type: _Optional[_Union[EventType, str]] = ..., outcome: _Optional[_Union[IngestEventsResponse.Outcome, str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., interaction_id: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
 
+class IngestEventBatchesRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[IngestEventsRequest]
+    def __init__(self, events: _Optional[_Iterable[_Union[IngestEventsRequest, _Mapping]]] = ...) -> None: ...
+
+class IngestEventBatchesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[IngestEventsResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[IngestEventsResponse, _Mapping]]] = ...) -> None: ...
+
 class GetInteractionRequest(_message.Message):
     __slots__ = ("interaction_id",)
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -88,6 +88,11 @@ class TelemetryServiceStub:
                 request_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventsRequest.SerializeToString,
                 response_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventsResponse.FromString,
                 _registered_method=True)
+        self.IngestEventBatches = channel.stream_stream(
+                '/rlaas.telemetry.v1.TelemetryService/IngestEventBatches',
+                request_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventBatchesRequest.SerializeToString,
+                response_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventBatchesResponse.FromString,
+                _registered_method=True)
         self.GetInteraction = channel.unary_unary(
                 '/rlaas.telemetry.v1.TelemetryService/GetInteraction',
                 request_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.GetInteractionRequest.SerializeToString,
@@ -228,6 +233,22 @@ class TelemetryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IngestEventBatches(self, request_iterator, context):
+        """IngestEvents with many events per message in both directions: the way to
+        high throughput, since gRPC's per-message costs are paid once per batch.
+        Each request is applied in order; its response carries one result per
+        event, in order, with the same semantics as IngestEvents. Requests are
+        processed one after another, so the stream's flow control is the
+        backpressure.
+        The stream fails with INVALID_ARGUMENT if a request carries more events
+        than the server's per-batch bound (RLAAS_INGEST_MAX_BATCH_EVENTS) or an
+        entry carries no event, RESOURCE_EXHAUSTED past the per-stream bound,
+        PERMISSION_DENIED if the key lacks SCOPE_INGEST.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetInteraction(self, request, context):
         """Returns one interaction with all its outputs, feedback and task results.
         Returns INVALID_ARGUMENT if `interaction_id` is empty, NOT_FOUND if no
@@ -326,6 +347,11 @@ def add_TelemetryServiceServicer_to_server(servicer, server):
                     servicer.IngestEvents,
                     request_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventsRequest.FromString,
                     response_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventsResponse.SerializeToString,
+            ),
+            'IngestEventBatches': grpc.stream_stream_rpc_method_handler(
+                    servicer.IngestEventBatches,
+                    request_deserializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventBatchesRequest.FromString,
+                    response_serializer=rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventBatchesResponse.SerializeToString,
             ),
             'GetInteraction': grpc.unary_unary_rpc_method_handler(
                     servicer.GetInteraction,
@@ -522,6 +548,33 @@ class TelemetryService:
             '/rlaas.telemetry.v1.TelemetryService/IngestEvents',
             rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventsRequest.SerializeToString,
             rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IngestEventBatches(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/rlaas.telemetry.v1.TelemetryService/IngestEventBatches',
+            rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventBatchesRequest.SerializeToString,
+            rlaas_dot_telemetry_dot_v1_dot_telemetry__pb2.IngestEventBatchesResponse.FromString,
             options,
             channel_credentials,
             insecure,
