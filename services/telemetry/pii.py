@@ -131,9 +131,15 @@ _CARD_BRANDS = re.compile(
     r"|6\d{15,18}"  # Discover, UnionPay, RuPay
     r"|(?:50|5[6-9]|6\d)\d{10,17}"  # Maestro
 )
-_SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d\d\1(?!0000)\d{4}(?![\w-])")
 _SSN_VALID = re.compile(r"(?!000|666|9\d\d)\d{3}(?!00)\d\d(?!0000)\d{4}")
 _IPV4 = re.compile(r"(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)")
+# Phones, SSNs and IPv4 addresses never share a shape, so one pass over a run finds all three.
+_NUMBER_SHAPES = re.compile(
+    rf"(?P<phone>{_PHONE.pattern})"
+    r"|(?P<ssn>(?<![\w-])(?!000|666|9\d\d)\d{3}(?P<sep>[- ])(?!00)\d\d(?P=sep)(?!0000)\d{4}"
+    r"(?![\w-]))"
+    rf"|(?P<ip>{_IPV4.pattern})"
+)
 _VERSION_CONTEXT = re.compile(r"(?i)\b(?:version|ver\.?|release|build|firmware)\s*[:#]?\s*$")
 
 # --- letters and numbers -------------------------------------------------------------------
@@ -387,35 +393,33 @@ def _find_numbers(text: str, spans: list[_Span]) -> bool:
         # The IBAN scan runs only when the text has a numeric run of >= 7 characters: bank
         # codes and account numbers give real IBANs one (NL, the shortest, has 10 digits).
         iban_possible = True
-        digits = len(run) - sum(map(run.count, _CLUSTER_PUNCT))
-        if digits < 4:
-            continue
         end = min(n, ce + 1)  # lookaheads see one character past the run
-        if digits >= 7:
-            if digits >= 13:
-                for m in _CARD.finditer(text, cs, end):
-                    number = m.group().replace(" ", "").replace("-", "")
-                    if _CARD_BRANDS.fullmatch(number) and luhn.is_valid(number):
-                        spans.append((m.start(), m.end(), Entity.CARD))
-            for m in _PHONE.finditer(text, cs, end):
-                if 7 <= len(m.group()) - sum(map(m.group().count, _CLUSTER_PUNCT)) <= 15:
+        for m in _NUMBER_SHAPES.finditer(text, cs, end):
+            kind = m.lastgroup
+            if kind == "phone":
+                if 7 <= _digit_count(m.group()) <= 15:
                     spans.append((m.start(), m.end(), Entity.PHONE))
-            if digits >= 9 and ("-" in run or " " in run):
-                for m in _SSN.finditer(text, cs, end):
-                    spans.append((m.start(), m.end(), Entity.SSN))
-            bare = run.rstrip(_CLUSTER_PUNCT)
-            if 9 <= len(bare) <= 11 and bare.isdigit():
-                _bare_number(text, cluster.start(), bare, spans)
-        if "." in run and run.count(".") >= 3:
-            for m in _IPV4.finditer(text, cs, end):
-                if _VERSION_CONTEXT.search(text, max(0, m.start() - 16), m.start()):
-                    continue
+            elif kind == "ssn":
+                spans.append((m.start(), m.end(), Entity.SSN))
+            elif not _VERSION_CONTEXT.search(text, max(0, m.start() - 16), m.start()):
                 try:
                     ipaddress.IPv4Address(m.group())
                 except ValueError:
                     continue
                 spans.append((m.start(), m.end(), Entity.IP))
+        if len(run) >= 13 and _digit_count(run) >= 13:
+            for m in _CARD.finditer(text, cs, end):
+                number = m.group().replace(" ", "").replace("-", "")
+                if _CARD_BRANDS.fullmatch(number) and luhn.is_valid(number):
+                    spans.append((m.start(), m.end(), Entity.CARD))
+        bare = run.rstrip(_CLUSTER_PUNCT)
+        if 9 <= len(bare) <= 11 and bare.isdigit():
+            _bare_number(text, cluster.start(), bare, spans)
     return iban_possible
+
+
+def _digit_count(run: str) -> int:
+    return len(run) - sum(map(run.count, _CLUSTER_PUNCT))
 
 
 def _bare_number(text: str, start: int, number: str, spans: list[_Span]) -> None:

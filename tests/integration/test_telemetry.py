@@ -538,3 +538,56 @@ async def test_counters_per_tenant_and_kind(stack: RunningStack, channel: grpc.a
         f'tenant="{t.tenant_id}"}} 1.0'
     )
     assert line in body
+
+
+async def test_repeats_inside_one_batch(
+    stack: RunningStack, channel: grpc.aio.Channel, tenant: Tenant
+) -> None:
+    first = interaction(text="twice in one batch")
+    reused = pb.CreateInteractionRequest()
+    reused.CopyFrom(first)
+    reused.interaction.input.text = "same key, other payload"
+    batch = pb.IngestEventBatchesRequest(events=as_stream(first, first, reused))
+
+    async def one() -> AsyncIterator[pb.IngestEventBatchesRequest]:
+        yield batch
+
+    [response] = [
+        r async for r in stub(channel).IngestEventBatches(one(), metadata=md(tenant.ingest))
+    ]
+    outcomes = [pb.IngestEventsResponse.Outcome.Name(r.outcome) for r in response.results]
+    assert outcomes == ["OUTCOME_ACCEPTED", "OUTCOME_DUPLICATE", "OUTCOME_REJECTED"]
+    assert response.results[1].interaction_id == response.results[0].interaction_id
+    assert response.results[2].error.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+    assert len(await db_rows(stack, tenant.tenant_id, f"request_id = '{first.request_id}'")) == 1
+
+
+async def test_interaction_with_a_taken_output_id_stores_nothing(
+    stack: RunningStack, channel: grpc.aio.Channel, tenant: Tenant
+) -> None:
+    s, key = stub(channel), md(tenant.ingest)
+    owner = interaction(text="owns the output id")
+    owner.output.output_id = f"out-{uuid.uuid4().hex[:8]}"
+    owner.output.text = "first"
+    await s.CreateInteraction(owner, metadata=key)
+    clash = interaction(text="wants the same output id")
+    clash.output.CopyFrom(owner.output)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.CreateInteraction(clash, metadata=key)
+    err = rich_error(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.ALREADY_EXISTS, "EVENT_ID_TAKEN")
+    # All or nothing: the interaction did not stay behind without its output.
+    assert not await db_rows(stack, tenant.tenant_id, f"request_id LIKE '{clash.request_id}%'")
+
+
+async def test_batch_bound_is_enforced(channel: grpc.aio.Channel, tenant: Tenant) -> None:
+    too_many = pb.IngestEventBatchesRequest(events=as_stream(*[interaction() for _ in range(1001)]))
+
+    async def one() -> AsyncIterator[pb.IngestEventBatchesRequest]:
+        yield too_many
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in stub(channel).IngestEventBatches(one(), metadata=md(tenant.ingest)):
+            pass
+    err = rich_error(info.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT and err.field_violations[0][0] == "events"
