@@ -69,6 +69,8 @@ run: up smoke ## THE main command: bring the stack up and run the main job
 
 bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.foundation
+	$(PY) -m bench.pii
+	$(PY) -m bench.ingest
 
 clean: down ## stop the stack and delete all local state (.rlaas, .build)
 	rm -rf .rlaas .build

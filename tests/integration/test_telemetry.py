@@ -56,7 +56,7 @@ def interaction(skill: str = "support_email", text: str = "Where is my order?", 
 def feedback(interaction_id: str, **explicit: object) -> pb.SubmitFeedbackRequest:
     return pb.SubmitFeedbackRequest(
         interaction_id=interaction_id,
-        feedback=pb.Feedback(explicit=pb.ExplicitFeedback(**explicit)),  # type: ignore[arg-type]
+        feedback=pb.Feedback(explicit=pb.ExplicitFeedback(**explicit)),
         request_id=rid(),
     )
 
@@ -90,8 +90,7 @@ def as_stream(*requests: object) -> list[pb.IngestEventsRequest]:
         pb.RecordTaskResultRequest: "record_task_result",
     }
     return [
-        pb.IngestEventsRequest(sequence=i, **{field[type(r)]: r})  # type: ignore[arg-type]
-        for i, r in enumerate(requests)
+        pb.IngestEventsRequest(sequence=i, **{field[type(r)]: r}) for i, r in enumerate(requests)
     ]
 
 
@@ -268,7 +267,7 @@ async def test_feedback_before_its_interaction_is_kept_and_joined(
         (lambda r: setattr(r.interaction, "skill", "Bad Skill!"), "interaction.skill"),
         (lambda r: r.interaction.input.ClearField("text"), "interaction.input"),
         (
-            lambda r: r.interaction.input.messages.add(role=99, content="x"),  # type: ignore[arg-type]
+            lambda r: r.interaction.input.messages.add(role=99, content="x"),
             "interaction.input.messages[0].role",
         ),
         (lambda r: setattr(r.interaction, "cost_usd", -1.0), "interaction.cost_usd"),
@@ -316,7 +315,7 @@ async def test_invalid_feedback_and_task_results(channel: grpc.aio.Channel, tena
         ),
         (s.SubmitFeedback(feedback("", rating=3), metadata=key), "interaction_id"),
         (
-            s.SubmitFeedback(feedback("x", thumb=7), metadata=key),  # type: ignore[arg-type]
+            s.SubmitFeedback(feedback("x", thumb=7), metadata=key),
             "feedback.explicit.thumb",
         ),
         (
@@ -391,7 +390,7 @@ async def test_list_interactions_filters_and_pages(
         while True:
             page = await s.ListInteractions(
                 pb.ListInteractionsRequest(page_size=2, page_token=token, **kw),
-                metadata=key,  # type: ignore[arg-type]
+                metadata=key,
             )
             seen += [i.interaction_id for i in page.interactions]
             if not (token := page.next_page_token):
@@ -509,7 +508,7 @@ async def test_tenant_can_turn_scrubbing_off_or_choose_entities(
     assert created.interaction.input.text == text
     bad = pb.UpdateTelemetrySettingsRequest(
         settings=pb.TelemetrySettings(pii_entities=[42]),
-        request_id=rid(),  # type: ignore[list-item]
+        request_id=rid(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.UpdateTelemetrySettings(bad, metadata=md(t.admin))
