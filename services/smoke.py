@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from infra.stack import database_url, milvus_ready
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
+from rlaas_sdk import Client
 from services.config import Settings
 from services.db.engine import create_engine, create_session_factory
 from services.server.app import service_specs
@@ -106,6 +108,29 @@ async def run_smoke(
                 grpc.StatusCode.PERMISSION_DENIED,
             )
             echo("auth         ingest-only key on an admin RPC: PERMISSION_DENIED")
+
+            # Telemetry through the SDK, as an application would send it.
+            with Client(settings.grpc_target, made.secret) as sdk:
+                interaction_id = sdk.log(
+                    "smoke_check",
+                    input="Contact me at smoke@example.com about order 1234.",
+                    output="Your order ships today.",
+                    user_id="smoke-user",
+                )
+                sdk.feedback(interaction_id, thumb=+1, edited_text="It ships today.", sent=True)
+                if not sdk.flush(timeout_s=30):
+                    echo("telemetry    SDK could not deliver its events")
+                    return 1
+            telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+            got = await telemetry.GetInteraction(
+                telemetry_pb2.GetInteractionRequest(interaction_id=interaction_id),
+                metadata=_md(made.secret),
+                timeout=5,
+            )
+            echo(
+                f"telemetry    interaction {interaction_id}: {len(got.outputs)} output, "
+                f"{len(got.feedback)} feedback; stored input: {got.interaction.input.text!r}"
+            )
             await registry.RevokeApiKey(
                 registry_pb2.RevokeApiKeyRequest(
                     api_key_id=made.api_key.api_key_id, request_id=str(uuid.uuid4())
