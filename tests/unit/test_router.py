@@ -24,7 +24,7 @@ def deployment(**traffic: object) -> reg.Deployment:
         skill_id="support_email",
         baseline_policy_id="support_email@v1",
         revision=7,
-        traffic=reg.TrafficConfig(**traffic),  # type: ignore[arg-type]
+        traffic=reg.TrafficConfig(**traffic),
     )
 
 
