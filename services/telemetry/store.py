@@ -213,6 +213,20 @@ class EventStore:
                 Outcome.DUPLICATE, event_type, head.request_id, interaction_id, event_id, stored
             )
 
+    async def find(self, tenant_id: str, request_id: str) -> tuple[bytes, list[Message]] | None:
+        """The stored event(s) of a request_id (an interaction with its first output),
+        with the fingerprint of the request that stored them."""
+        async with self._engine.connect() as sa_conn:
+            conn = (await sa_conn.get_raw_connection()).driver_connection
+            assert conn is not None
+            rows = await conn.fetch(_EXISTING, tenant_id, [request_id, f"{request_id}#output"])
+        if not rows:
+            return None
+        rows = sorted(rows, key=lambda r: r["event_type"])
+        return rows[0]["fingerprint"], [
+            decode(r["event_type"], r["payload"], r["create_time"]) for r in rows
+        ]
+
     @staticmethod
     def _rejected(head: Prepared, error: DomainError | None) -> Written:
         return Written(
