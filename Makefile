@@ -75,6 +75,8 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.foundation
 	$(PY) -m bench.pii
 	$(PY) -m bench.ingest
+	$(PY) -m bench.gateway
+	$(PY) -m bench.backends
 
 clean: down ## stop the stack and delete all local state (.rlaas, .build)
 	rm -rf .rlaas .build

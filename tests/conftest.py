@@ -17,12 +17,21 @@ from tests.helpers import KEY_LINE, rlaas, stack_env
 warnings.filterwarnings("ignore", module="platformdirs")
 
 
+@dataclass(frozen=True)
+class TinyModel:
+    """A tiny random Llama the stack serves (fast), and two LoRA adapters for it."""
+
+    model_dir: Path
+    adapters: dict[str, tuple[str, str]]  # name -> (file:// URI, sha256)
+
+
 @dataclass
 class RunningStack:
     env: dict[str, str]
     settings: Settings
     admin_key: str
     up_output: str
+    tiny: TinyModel
 
     @property
     def grpc_target(self) -> str:
@@ -40,10 +49,23 @@ def settings_from_env(env: dict[str, str]) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def build_tiny(root: Path) -> TinyModel:
+    from tests.backends.tiny import build_lora_adapter, build_tiny_model
+
+    model_dir = build_tiny_model(root / "tiny-model")
+    adapters = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        directory = root / f"adapter-{name}"
+        sha = build_lora_adapter(model_dir, directory, seed=seed)
+        adapters[name] = (directory.resolve().as_uri(), sha)
+    return TinyModel(model_dir, adapters)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     state_dir: Path = tmp_path_factory.mktemp("stack")
-    env = stack_env(state_dir)
+    tiny = build_tiny(tmp_path_factory.mktemp("tiny"))
+    env = stack_env(state_dir, RLAAS_MODEL_DIR=str(tiny.model_dir))
     up = rlaas("up", env=env)
     if up.returncode != 0:
         rlaas("down", env=env)
@@ -51,7 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     match = KEY_LINE.search(up.stdout)
     assert match, f"rlaas up printed no admin key:\n{up.stdout}"
     try:
-        yield RunningStack(env, settings_from_env(env), match.group(1), up.stdout)
+        yield RunningStack(env, settings_from_env(env), match.group(1), up.stdout, tiny)
     finally:
         down = rlaas("down", env=env)
         assert down.returncode == 0, down.stderr

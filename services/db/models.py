@@ -11,12 +11,14 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     LargeBinary,
     MetaData,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     func,
     text,
@@ -158,3 +160,144 @@ class TelemetrySettingsRow(Base):
     update_time: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+# ---- registry: skills, policies, deployments, audit log ----------------------------
+
+
+class Skill(Base):
+    """A skill of a tenant. ``latest_version`` is the per-skill policy counter: a new
+    policy locks this row (``SELECT ... FOR UPDATE``) and takes ``latest_version + 1``,
+    so concurrent creates serialise; the policies' primary key is the backstop."""
+
+    __tablename__ = "skills"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(2000))
+    labels: Mapped[dict[str, str]] = mapped_column(JSONB)
+    latest_version: Mapped[int] = mapped_column(default=0)
+    create_time: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class PolicyRow(Base):
+    """One immutable policy version ``skill@vN``. ``payload`` is the serialized
+    ``rlaas.registry.v1.Policy`` as created (its immutable content); only ``state`` and
+    ``state_change_time`` ever change, and they live in columns."""
+
+    __tablename__ = "policies"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "skill_id"],
+            ["skills.tenant_id", "skills.skill_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_policies_tenant_create_time", "tenant_id", "create_time"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    base_model: Mapped[str] = mapped_column(String(200))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    parent_policy_id: Mapped[str | None] = mapped_column(String(80))
+    creator_api_key_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state_change_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentRow(Base):
+    """The current deployment of a skill. ``traffic`` is a serialized
+    ``rlaas.registry.v1.TrafficConfig``; every change bumps ``revision`` and writes the
+    new state to ``deployment_revisions`` too (what RollbackDeployment restores)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "skill_id"],
+            ["skills.tenant_id", "skills.skill_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    baseline_policy_id: Mapped[str | None] = mapped_column(String(80))
+    traffic: Mapped[bytes] = mapped_column(LargeBinary)
+    stage: Mapped[int] = mapped_column(SmallInteger)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(2000))
+    rollout_id: Mapped[str | None] = mapped_column(String(200))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentRevision(Base):
+    """Every revision a deployment has had, in full."""
+
+    __tablename__ = "deployment_revisions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "skill_id"],
+            ["skills.tenant_id", "skills.skill_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    baseline_policy_id: Mapped[str | None] = mapped_column(String(80))
+    traffic: Mapped[bytes] = mapped_column(LargeBinary)
+    stage: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(String(2000))
+    rollout_id: Mapped[str | None] = mapped_column(String(200))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEventRow(Base):
+    """One entry of a tenant's hash-chained audit log. ``before``/``after`` hold the
+    canonical JSON text exactly as hashed (text, not JSONB: JSONB would renormalise
+    numbers and keys, and the stored bytes must be the hashed bytes)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("audit_event_id"),
+        Index("ix_audit_events_tenant_resource", "tenant_id", "resource_type", "resource_id"),
+        Index("ix_audit_events_tenant_event_time", "tenant_id", "event_time"),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    audit_event_id: Mapped[str] = mapped_column(String(64))
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_api_key_id: Mapped[str] = mapped_column(String(32))
+    actor_tenant_id: Mapped[str] = mapped_column(String(64))
+    actor_display_name: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(200))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(200))
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[str] = mapped_column(String(200))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The last entry of each tenant's audit log. Appends lock this row, which
+    serialises them per tenant; it also lets VerifyAuditLog notice a deleted tail."""
+
+    __tablename__ = "audit_heads"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

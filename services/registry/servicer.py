@@ -1,5 +1,5 @@
-"""RegistryService: thin servicer over the domain core. RPCs not yet implemented by
-this server fall through to the generated base class and answer UNIMPLEMENTED."""
+"""RegistryService: thin servicer over the domain cores (tenancy, and the registry of
+skills, policies, deployments and the audit log)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import grpc
 
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from services.registry import converters as cv
+from services.registry.service import AuditFilter, RegistryCore
 from services.server.app import ServiceSpec
 from services.server.interceptors import principal
 from services.tenancy.service import TenancyService
 
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, tenancy: TenancyService) -> None:
+    def __init__(self, tenancy: TenancyService, registry: RegistryCore) -> None:
         self._tenancy = tenancy
+        self._registry = registry
 
     async def CreateTenant(
         self, request: registry_pb2.CreateTenantRequest, context: grpc.aio.ServicerContext
@@ -90,10 +92,176 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     ) -> registry_pb2.GetCallerIdentityResponse:
         return cv.caller_identity(principal())
 
+    # ---- skills ---------------------------------------------------------------------
+
+    async def CreateSkill(
+        self, request: registry_pb2.CreateSkillRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.CreateSkillResponse:
+        skill = await self._registry.create_skill(
+            principal(), request.skill, request_id=request.request_id
+        )
+        return registry_pb2.CreateSkillResponse(skill=skill)
+
+    async def GetSkill(
+        self, request: registry_pb2.GetSkillRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetSkillResponse:
+        skill = await self._registry.get_skill(principal(), request.skill_id)
+        return registry_pb2.GetSkillResponse(skill=skill)
+
+    async def ListSkills(
+        self, request: registry_pb2.ListSkillsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListSkillsResponse:
+        skills, token = await self._registry.list_skills(
+            principal(), page_size=request.page_size, page_token=request.page_token
+        )
+        return registry_pb2.ListSkillsResponse(skills=skills, next_page_token=token)
+
+    # ---- policies -------------------------------------------------------------------
+
+    async def CreatePolicy(
+        self, request: registry_pb2.CreatePolicyRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.CreatePolicyResponse:
+        policy = await self._registry.create_policy(
+            principal(), request.policy, request_id=request.request_id
+        )
+        return registry_pb2.CreatePolicyResponse(policy=policy)
+
+    async def GetPolicy(
+        self, request: registry_pb2.GetPolicyRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetPolicyResponse:
+        policy = await self._registry.get_policy(principal(), request.policy_id)
+        return registry_pb2.GetPolicyResponse(policy=policy)
+
+    async def ListPolicies(
+        self, request: registry_pb2.ListPoliciesRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListPoliciesResponse:
+        policies, token = await self._registry.list_policies(
+            principal(),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            skill_id=request.skill_id,
+            state=cv.policy_state_from_proto(request.state),
+        )
+        return registry_pb2.ListPoliciesResponse(policies=policies, next_page_token=token)
+
+    async def DiffPolicies(
+        self, request: registry_pb2.DiffPoliciesRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.DiffPoliciesResponse:
+        diff = await self._registry.diff_policies(
+            principal(), request.base_policy_id, request.target_policy_id
+        )
+        return registry_pb2.DiffPoliciesResponse(
+            changes=[
+                registry_pb2.PolicyFieldChange(
+                    field_path=c.field_path,
+                    before=cv.json_value(c.before),
+                    after=cv.json_value(c.after),
+                )
+                for c in diff.changes
+            ],
+            prompt_diff=diff.prompt_diff,
+            identical=diff.identical,
+        )
+
+    # ---- deployments ----------------------------------------------------------------
+
+    async def GetDeployment(
+        self, request: registry_pb2.GetDeploymentRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.GetDeploymentResponse:
+        deployment = await self._registry.get_deployment(principal(), request.skill_id)
+        return registry_pb2.GetDeploymentResponse(deployment=deployment)
+
+    async def ListDeployments(
+        self, request: registry_pb2.ListDeploymentsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListDeploymentsResponse:
+        deployments, token = await self._registry.list_deployments(
+            principal(), page_size=request.page_size, page_token=request.page_token
+        )
+        return registry_pb2.ListDeploymentsResponse(deployments=deployments, next_page_token=token)
+
+    async def SetTraffic(
+        self, request: registry_pb2.SetTrafficRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.SetTrafficResponse:
+        deployment = await self._registry.set_traffic(
+            principal(),
+            request.skill_id,
+            request.traffic,
+            reason=request.reason,
+            expected_revision=request.expected_revision,
+            request_id=request.request_id,
+        )
+        return registry_pb2.SetTrafficResponse(deployment=deployment)
+
+    async def PromotePolicy(
+        self, request: registry_pb2.PromotePolicyRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.PromotePolicyResponse:
+        deployment, policy = await self._registry.promote_policy(
+            principal(),
+            request.skill_id,
+            request.policy_id,
+            reason=request.reason,
+            expected_revision=request.expected_revision,
+            request_id=request.request_id,
+        )
+        return registry_pb2.PromotePolicyResponse(deployment=deployment, policy=policy)
+
+    async def RollbackDeployment(
+        self,
+        request: registry_pb2.RollbackDeploymentRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> registry_pb2.RollbackDeploymentResponse:
+        deployment = await self._registry.rollback_deployment(
+            principal(),
+            request.skill_id,
+            to_revision=request.to_revision,
+            reason=request.reason,
+            expected_revision=request.expected_revision,
+            request_id=request.request_id,
+        )
+        return registry_pb2.RollbackDeploymentResponse(deployment=deployment)
+
+    # ---- audit log ------------------------------------------------------------------
+
+    async def ListAuditEvents(
+        self, request: registry_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.ListAuditEventsResponse:
+        rows, token = await self._registry.list_audit_events(
+            principal(),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            where=AuditFilter(
+                resource_type=request.resource_type,
+                resource_id=request.resource_id,
+                action=request.action,
+                actor_api_key_id=request.actor_api_key_id,
+                start_time=cv.optional_datetime(request, "start_time"),
+                end_time=cv.optional_datetime(request, "end_time"),
+            ),
+        )
+        return registry_pb2.ListAuditEventsResponse(
+            audit_events=[cv.audit_event_to_proto(r) for r in rows], next_page_token=token
+        )
+
+    async def VerifyAuditLog(
+        self, request: registry_pb2.VerifyAuditLogRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.VerifyAuditLogResponse:
+        verdict = await self._registry.verify_audit_log(
+            principal(), from_sequence=request.from_sequence, to_sequence=request.to_sequence
+        )
+        return registry_pb2.VerifyAuditLogResponse(
+            valid=verdict.valid,
+            checked_count=verdict.checked_count,
+            first_invalid_sequence=verdict.first_invalid_sequence,
+            head_hash=verdict.head_hash,
+            detail=verdict.detail,
+        )
+
 
 SPEC = ServiceSpec(
     name="registry",
     descriptor=registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     register=registry_pb2_grpc.add_RegistryServiceServicer_to_server,
-    make_servicer=lambda runtime: RegistryServicer(runtime.tenancy),
+    make_servicer=lambda runtime: RegistryServicer(
+        runtime.tenancy, RegistryCore(runtime.sessions, runtime.objects)
+    ),
 )

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -41,6 +41,11 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     tenancy: TenancyService
     objects: ObjectStore
+    # Run at shutdown, after the server stopped (backends, listener connections).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The model backend; None: the inference service opens the configured one lazily.
+    # Benchmarks put an instant backend here to measure the gateway alone.
+    backend: Any = None
 
     @classmethod
     def create(cls, settings: Settings, database_url: str) -> Runtime:
@@ -56,6 +61,11 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception:  # shutting down: log it, close the rest
+                log.exception("runtime_closer_failed")
         await self.engine.dispose()
 
 

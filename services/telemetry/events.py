@@ -93,6 +93,8 @@ class Prepared:
     policy_id: str | None = None
     source: int | None = None
     labels: dict[str, str] | None = None
+    # True when the client chose event_id (it may collide on its own).
+    client_chosen_id: bool = False
 
 
 def fingerprint(request: Message) -> bytes:
@@ -194,7 +196,14 @@ class EventPreparer:
 
     # ---- shared checks -----------------------------------------------------------
 
-    def _common(self, request: Message, prefix: str, violations: list[FieldViolation]) -> None:
+    def _common(
+        self,
+        request: Message,
+        prefix: str,
+        violations: list[FieldViolation],
+        *,
+        allow_derived: bool = False,
+    ) -> None:
         size = request.ByteSize()
         if size > self.limits.max_event_bytes:
             violations.append(
@@ -210,6 +219,10 @@ class EventPreparer:
             violations.append(
                 FieldViolation(_p(prefix, "request_id"), f"must be at most {_MAX_ID} characters")
             )
+        elif "#" in request_id and not allow_derived:
+            # Reserved for the keys the server derives ("<id>#output", "<id>#shadow:..."),
+            # so a client key can never collide with one.
+            violations.append(FieldViolation(_p(prefix, "request_id"), "must not contain '#'"))
 
     def _event_time(
         self, msg: Message, path: str, now: datetime, violations: list[FieldViolation]
@@ -265,7 +278,7 @@ class EventPreparer:
     ) -> list[Prepared]:
         violations: list[FieldViolation] = []
         digest = gateway.fingerprint if gateway else fingerprint(request)
-        self._common(request, prefix, violations)
+        self._common(request, prefix, violations, allow_derived=gateway is not None)
         if not request.HasField("interaction"):
             violations.append(FieldViolation(_p(prefix, "interaction"), "is required"))
             raise InvalidArgument(violations)
@@ -366,6 +379,7 @@ class EventPreparer:
         now: datetime,
         violations: list[FieldViolation],
     ) -> Prepared:
+        client_chosen = bool(out.output_id)
         output_id = (
             self._client_id(out.output_id, f"{path}.output_id", violations, required=False)
             or new_id()
@@ -383,6 +397,7 @@ class EventPreparer:
         out.interaction_id = interaction_id
         return Prepared(
             event_type=OUTPUT,
+            client_chosen_id=client_chosen,
             request_id="",
             event_id=output_id,
             interaction_id=interaction_id,

@@ -118,10 +118,18 @@ class EventStore:
             first_seen[key] = i
             to_insert.append(i)
 
+        # A single INSERT is atomic by itself; a transaction (three round trips instead of
+        # one) is only needed when an item's second row could conflict on its own, which
+        # only a client-chosen id can (derived request ids contain '#', which client ids
+        # may not).
+        needs_transaction = any(p.client_chosen_id for item in items for p in item[1:])
         async with self._engine.connect() as sa_conn:
             conn = (await sa_conn.get_raw_connection()).driver_connection
             assert conn is not None
-            async with conn.transaction():
+            if needs_transaction:
+                async with conn.transaction():
+                    await self._write(conn, tenant_id, items, results, first_seen, to_insert)
+            else:
                 await self._write(conn, tenant_id, items, results, first_seen, to_insert)
         return [r for r in results if r is not None]
 

@@ -263,6 +263,7 @@ async def test_feedback_before_its_interaction_is_kept_and_joined(
     ("mutate", "field"),
     [
         (lambda r: setattr(r, "request_id", ""), "request_id"),
+        (lambda r: setattr(r, "request_id", "abc#output"), "request_id"),
         (lambda r: setattr(r.interaction, "skill", ""), "interaction.skill"),
         (lambda r: setattr(r.interaction, "skill", "Bad Skill!"), "interaction.skill"),
         (lambda r: r.interaction.input.ClearField("text"), "interaction.input"),

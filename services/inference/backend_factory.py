@@ -1,0 +1,70 @@
+"""The model backend a server uses, chosen by ``RLAAS_INFERENCE_BACKEND`` and opened on
+first use (loading weights must not delay the server's start or its health checks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from services.config import Settings
+from services.inference.backends.base import Backend, GenerationRequest, GenerationResult
+
+
+async def open_backend(settings: Settings) -> Backend:
+    kind = settings.inference_backend
+    if kind == "triton":
+        from services.inference.backends.triton import TritonBackend
+
+        return TritonBackend(settings.triton_url)
+    if kind == "vllm":
+        from services.inference.backends.vllm import VLLMBackend
+
+        return VLLMBackend(settings.vllm_url)
+    from services.inference.backends.local import (
+        LocalBackend,
+        LocalBackendConfig,
+        smollm2_gguf_path,
+    )
+
+    if settings.model_dir is not None:
+        config = LocalBackendConfig(
+            model_dir=settings.model_dir, max_adapters=settings.max_adapters
+        )
+    else:
+        config = LocalBackendConfig(
+            gguf_path=smollm2_gguf_path(),
+            cache_dir=settings.state_dir.resolve() / "models",
+            max_adapters=settings.max_adapters,
+        )
+    return await LocalBackend.open(config)
+
+
+class LazyBackend:
+    """Opens the real backend on the first call, once, under a lock."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._backend: Backend | None = None
+        self._lock = asyncio.Lock()
+        self.name = settings.inference_backend
+
+    async def get(self) -> Backend:
+        if self._backend is None:
+            async with self._lock:
+                if self._backend is None:
+                    self._backend = await open_backend(self._settings)
+        return self._backend
+
+    async def generate(self, req: GenerationRequest, *, timeout_s: float) -> GenerationResult:
+        return await (await self.get()).generate(req, timeout_s=timeout_s)
+
+    async def stream(self, req: GenerationRequest, *, timeout_s: float) -> AsyncIterator[str]:
+        async for delta in (await self.get()).stream(req, timeout_s=timeout_s):
+            yield delta
+
+    async def health(self) -> bool:
+        return True if self._backend is None else await self._backend.health()
+
+    async def close(self) -> None:
+        if self._backend is not None:
+            await self._backend.close()

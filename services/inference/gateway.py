@@ -1,0 +1,514 @@
+"""The inference gateway: route, guard, prompt, generate, log. No gRPC here.
+
+One Infer: validate -> replay check (request_id) -> deployment (cached) -> router picks a
+policy -> input guardrails -> the policy's template -> the backend (with the policy's
+adapter, under a deadline) -> output guardrails -> the interaction and its output logged
+through the telemetry core in this process (so feedback can name it) -> shadow runs
+scheduled off the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias
+
+import structlog
+from google.protobuf import duration_pb2
+
+from rlaas.inference.v1 import inference_pb2 as inf
+from rlaas.registry.v1 import registry_pb2 as reg
+from rlaas.telemetry.v1 import telemetry_pb2 as tel
+from services.config import Settings
+from services.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from services.inference import metrics
+from services.inference.backends.base import AdapterRef, Backend, GenerationRequest
+from services.inference.deployments import DeploymentCache
+from services.inference.guardrails import screen_input, screen_output
+from services.inference.prompting import build_messages
+from services.inference.router import Route, Router
+from services.telemetry.core import TelemetryCore
+from services.telemetry.events import GatewayFields
+from services.telemetry.pii import Scrubber
+from services.telemetry.store import Outcome
+from services.tenancy.principal import Principal, Scope
+
+log = structlog.get_logger(__name__)
+
+_ROLES = {
+    tel.ChatMessage.ROLE_SYSTEM: "system",
+    tel.ChatMessage.ROLE_USER: "user",
+    tel.ChatMessage.ROLE_ASSISTANT: "assistant",
+    tel.ChatMessage.ROLE_TOOL: "tool",
+}
+_FINISH = {"stop": tel.FINISH_REASON_STOP, "length": tel.FINISH_REASON_LENGTH}
+AnyInferRequest: TypeAlias = inf.InferRequest | inf.InferStreamRequest
+
+
+class RegistryReader(Protocol):
+    async def deployment(self, tenant_id: str, skill_id: str) -> reg.Deployment | None: ...
+    async def policy(self, tenant_id: str, policy_id: str) -> reg.Policy: ...
+    async def skill_exists(self, tenant_id: str, skill_id: str) -> bool: ...
+
+
+@dataclass
+class Call:
+    """Everything decided before the model runs."""
+
+    tenant_id: str
+    request: AnyInferRequest
+    fingerprint: bytes
+    route: Route
+    policy: reg.Policy
+    prompt: list[dict[str, str]]
+    generation: GenerationRequest
+    refusal: str | None
+    flags: list[str] = field(default_factory=list)
+    interaction_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    output_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _fingerprint(request: AnyInferRequest) -> bytes:
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d
+
+
+def _routing(route: Route, shadow: bool = False) -> tel.RoutingDecision:
+    return tel.RoutingDecision(
+        arm=route.policy_id,
+        reason=tel.RoutingDecision.REASON_SHADOW if shadow else route.reason,
+        probability=route.probability,
+        shadow=shadow,
+        deployment_revision=route.revision,
+        rollout_id=route.rollout_id,
+        shadow_arms=list(route.shadow_policy_ids),
+    )
+
+
+class InferenceGateway:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryReader,
+        deployments: DeploymentCache,
+        router: Router,
+        backend: Backend,
+        telemetry: TelemetryCore,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._deployments = deployments
+        self._router = router
+        self._backend = backend
+        self._telemetry = telemetry
+        self._scrubber = Scrubber()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+
+    # ---- shared preparation ------------------------------------------------------
+
+    def _validate(self, request: AnyInferRequest) -> list[dict[str, str]]:
+        violations: list[FieldViolation] = []
+        if not request.request_id:
+            violations.append(FieldViolation("request_id", "is required"))
+        if not request.skill:
+            violations.append(FieldViolation("skill", "is required"))
+        if not request.messages:
+            violations.append(FieldViolation("messages", "at least one message is required"))
+        messages, total = [], 0
+        for i, m in enumerate(request.messages):
+            role = _ROLES.get(m.role)
+            if role is None:
+                violations.append(FieldViolation(f"messages[{i}].role", "is required"))
+                continue
+            total += len(m.content)
+            messages.append({"role": role, "content": m.content})
+        if total > self._settings.infer_max_input_chars:
+            violations.append(
+                FieldViolation(
+                    "messages",
+                    f"{total} characters; at most {self._settings.infer_max_input_chars}",
+                )
+            )
+        if messages and not any(m["role"] == "user" for m in messages):
+            violations.append(FieldViolation("messages", "needs at least one user message"))
+        g = request.generation
+        if g.HasField("temperature") and g.temperature < 0:
+            violations.append(FieldViolation("generation.temperature", "must be >= 0"))
+        if g.HasField("top_p") and not 0 < g.top_p <= 1:
+            violations.append(FieldViolation("generation.top_p", "must be in (0, 1]"))
+        if g.HasField("max_tokens") and not 0 < g.max_tokens <= 8192:
+            violations.append(FieldViolation("generation.max_tokens", "must be in [1, 8192]"))
+        if violations:
+            raise InvalidArgument(violations)
+        return messages
+
+    def _generation(
+        self, policy: reg.Policy, request: AnyInferRequest, prompt: list[dict[str, str]]
+    ) -> GenerationRequest:
+        merged = reg.GenerationConfig()
+        merged.MergeFrom(policy.generation_defaults)
+        merged.MergeFrom(request.generation)  # the caller's settings win
+        adapter = None
+        if policy.HasField("adapter") and policy.adapter.artifact_uri:
+            adapter = AdapterRef(
+                name=policy.policy_id, uri=policy.adapter.artifact_uri, sha256=policy.adapter.sha256
+            )
+        return GenerationRequest(
+            messages=prompt,
+            adapter=adapter,
+            max_new_tokens=merged.max_tokens
+            if merged.HasField("max_tokens")
+            else self._settings.infer_default_max_tokens,
+            temperature=merged.temperature if merged.HasField("temperature") else 0.0,
+            top_p=merged.top_p if merged.HasField("top_p") else 1.0,
+            stop=list(merged.stop),
+            seed=merged.seed if merged.HasField("seed") else None,
+        )
+
+    async def _prepare(
+        self, tenant_id: str, request: AnyInferRequest, route: Route, messages: list[dict[str, str]]
+    ) -> Call:
+        policy = await self._deployments.policy(tenant_id, route.policy_id)
+        if route.reason == tel.RoutingDecision.REASON_PINNED and (
+            policy.state == reg.Policy.STATE_RETIRED
+        ):
+            raise FailedPrecondition(
+                f"policy {policy.policy_id} is retired", reason="POLICY_RETIRED"
+            )
+        if policy.skill_id != request.skill:
+            raise FailedPrecondition(
+                f"policy {policy.policy_id} belongs to skill {policy.skill_id!r}",
+                reason="POLICY_SKILL_MISMATCH",
+            )
+        screened = screen_input(messages, policy.guardrails, self._scrubber)
+        prompt = build_messages(
+            policy,
+            screened.messages,
+            context=list(request.context_chunks),
+            user_id=request.user_id,
+            skill=request.skill,
+        )
+        return Call(
+            tenant_id=tenant_id,
+            request=request,
+            fingerprint=_fingerprint(request),
+            route=route,
+            policy=policy,
+            prompt=prompt,
+            generation=self._generation(policy, request, prompt),
+            refusal=screened.refusal,
+            flags=screened.flags,
+        )
+
+    async def _begin(
+        self, caller: Principal, request: AnyInferRequest, *, check_replay: bool
+    ) -> Call | inf.InferResponse:
+        """A Call to run, or (with ``check_replay``) the stored answer when this
+        request_id was served before. Unary Infer skips the check: the exactly-once
+        store answers a replay with the original anyway (it only recomputes), and the
+        lookup would cost every call a round trip. A stream needs it, since its first
+        message must carry the original interaction id."""
+        caller.require(Scope.INFER)
+        messages = self._validate(request)
+        if check_replay:
+            # Independent reads, one round trip of wall time.
+            replay, deployment = await asyncio.gather(
+                self._replay(caller.tenant_id, request),
+                self._deployments.get(caller.tenant_id, request.skill),
+            )
+            if replay is not None:
+                return replay
+        else:
+            deployment = await self._deployments.get(caller.tenant_id, request.skill)
+        if deployment is None and not await self._registry.skill_exists(
+            caller.tenant_id, request.skill
+        ):
+            raise NotFound("skill", request.skill)
+        route = self._router.route(
+            caller.tenant_id,
+            deployment,
+            user_id=request.user_id,
+            request_id=request.request_id,
+            pinned_policy_id=request.policy_id,
+        )
+        return await self._prepare(caller.tenant_id, request, route, messages)
+
+    async def _replay(self, tenant_id: str, request: AnyInferRequest) -> inf.InferResponse | None:
+        found = await self._telemetry.store.find(tenant_id, request.request_id)
+        if found is None:
+            return None
+        digest, stored = found
+        if digest != _fingerprint(request):
+            raise AlreadyExists(
+                f"request_id {request.request_id!r} was already used for a different request",
+                reason="REQUEST_ID_REUSED",
+                metadata={"field": "request_id"},
+            )
+        return self._stored_response(stored)
+
+    @staticmethod
+    def _stored_response(stored: list) -> inf.InferResponse:
+        interaction: tel.Interaction = stored[0]
+        output = stored[1] if len(stored) > 1 else tel.Output()
+        return inf.InferResponse(
+            interaction_id=interaction.interaction_id,
+            output_id=output.output_id,
+            policy_id=output.policy_id or interaction.policy_id,
+            base_model=interaction.base_model,
+            text=output.text,
+            usage=output.usage,
+            latency=interaction.timings.total,
+            finish_reason=output.finish_reason,
+            routing=interaction.routing,
+            guardrail_flags=list(output.guardrail_flags),
+            timings=interaction.timings,
+        )
+
+    # ---- logging -------------------------------------------------------------------
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        s = self._settings
+        return (
+            prompt_tokens * s.cost_per_1k_prompt_tokens_usd
+            + completion_tokens * s.cost_per_1k_completion_tokens_usd
+        ) / 1000
+
+    async def _log(
+        self,
+        call: Call,
+        *,
+        text: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+        finish_reason: int,
+        flags: list[str],
+        shadow_of: str = "",
+    ) -> inf.InferResponse:
+        elapsed = time.perf_counter() - call.started
+        request = call.request
+        usage = tel.TokenUsage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        cost = self._cost(prompt_tokens, completion_tokens)
+        timings = tel.Timings(total=_duration(elapsed))
+        routing = _routing(call.route, shadow=bool(shadow_of))
+        if shadow_of:
+            routing.arm = call.policy.policy_id
+        interaction = tel.Interaction(
+            interaction_id=call.interaction_id,
+            skill=request.skill,
+            user_id=request.user_id,
+            thread_id=request.thread_id,
+            input=tel.InteractionInput(messages=request.messages),
+            retrieved_chunks=request.context_chunks,
+            policy_id=call.policy.policy_id,
+            base_model=call.policy.base_model,
+            timings=timings,
+            usage=usage,
+            cost_usd=cost,
+            labels=request.labels,
+            training_opt_out=request.training_opt_out,
+        )
+        if request.HasField("metadata"):
+            interaction.metadata.CopyFrom(request.metadata)
+        output = tel.Output(
+            output_id=call.output_id,
+            text=text or " ",
+            finish_reason=finish_reason,
+            usage=usage,
+            timings=timings,
+            cost_usd=cost,
+            policy_id=call.policy.policy_id,
+            guardrail_flags=flags,
+        )
+        request_id = (
+            f"{request.request_id}#shadow:{call.policy.policy_id}"
+            if shadow_of
+            else request.request_id
+        )
+        written = await self._telemetry.log_gateway_interaction(
+            call.tenant_id,
+            tel.CreateInteractionRequest(
+                interaction=interaction, output=output, request_id=request_id
+            ),
+            GatewayFields(
+                source=tel.INTERACTION_SOURCE_SHADOW
+                if shadow_of
+                else tel.INTERACTION_SOURCE_GATEWAY,
+                routing=routing,
+                fingerprint=call.fingerprint,
+                primary_interaction_id=shadow_of,
+            ),
+        )
+        metrics.record(
+            call.tenant_id, request.skill, call.policy.policy_id,
+            outcome="shadow" if shadow_of else "ok", prompt=prompt_tokens,
+            completion=completion_tokens, cost=cost, latency_s=elapsed,
+        )  # fmt: skip
+        if written.outcome is Outcome.REJECTED:
+            assert written.error is not None
+            raise written.error
+        if written.outcome is Outcome.DUPLICATE:
+            # A concurrent copy of this request was served first: answer as it did.
+            return self._stored_response(written.stored)
+        return inf.InferResponse(
+            interaction_id=call.interaction_id,
+            output_id=call.output_id,
+            policy_id=call.policy.policy_id,
+            base_model=call.policy.base_model,
+            text=text,
+            usage=usage,
+            latency=_duration(elapsed),
+            finish_reason=finish_reason,
+            routing=routing,
+            guardrail_flags=flags,
+            timings=timings,
+        )
+
+    # ---- Infer ---------------------------------------------------------------------
+
+    async def infer(self, caller: Principal, request: inf.InferRequest) -> inf.InferResponse:
+        begun = await self._begin(caller, request, check_replay=False)
+        if isinstance(begun, inf.InferResponse):
+            return begun
+        call = begun
+        if call.refusal is not None:
+            response = await self._log(
+                call, text=call.refusal, prompt_tokens=0, completion_tokens=0,
+                finish_reason=tel.FINISH_REASON_GUARDRAIL, flags=call.flags,
+            )  # fmt: skip
+        else:
+            result = await self._backend.generate(
+                call.generation, timeout_s=self._settings.infer_timeout_s
+            )
+            text, out_flags = screen_output(result.text, call.policy.guardrails, self._scrubber)
+            response = await self._log(
+                call, text=text, prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                finish_reason=_FINISH.get(result.finish_reason, tel.FINISH_REASON_STOP),
+                flags=call.flags + out_flags,
+            )  # fmt: skip
+        self._start_shadows(call, response.interaction_id)
+        return response
+
+    async def infer_stream(
+        self, caller: Principal, request: inf.InferStreamRequest
+    ) -> AsyncIterator[inf.InferStreamResponse]:
+        begun = await self._begin(caller, request, check_replay=True)
+        if isinstance(begun, inf.InferResponse):
+            # A replay: the stored answer as a single delta.
+            yield inf.InferStreamResponse(
+                interaction_id=begun.interaction_id, output_id=begun.output_id, index=0,
+                text_delta=begun.text, policy_id=begun.policy_id, base_model=begun.base_model,
+                routing=begun.routing, finish_reason=begun.finish_reason, usage=begun.usage,
+                latency=begun.latency, guardrail_flags=list(begun.guardrail_flags),
+            )  # fmt: skip
+            return
+        call = begun
+        yield inf.InferStreamResponse(
+            interaction_id=call.interaction_id, output_id=call.output_id, index=0,
+            policy_id=call.policy.policy_id, base_model=call.policy.base_model,
+            routing=_routing(call.route),
+        )  # fmt: skip
+        parts: list[str] = []
+        finish = tel.FINISH_REASON_STOP
+        flags = list(call.flags)
+        if call.refusal is not None:
+            parts.append(call.refusal)
+            finish = tel.FINISH_REASON_GUARDRAIL
+            yield inf.InferStreamResponse(index=1, text_delta=call.refusal)
+        else:
+            try:
+                index = 1
+                # Output PII redaction needs whole entities, so with it on the answer is
+                # screened as a whole and sent as one delta.
+                redact = call.policy.guardrails.redact_output_pii
+                async for delta in self._backend.stream(
+                    call.generation, timeout_s=self._settings.infer_timeout_s
+                ):
+                    parts.append(delta)
+                    if not redact:
+                        yield inf.InferStreamResponse(index=index, text_delta=delta)
+                        index += 1
+                if redact:
+                    text, out_flags = screen_output(
+                        "".join(parts), call.policy.guardrails, self._scrubber
+                    )
+                    parts, flags = [text], flags + out_flags
+                    yield inf.InferStreamResponse(index=index, text_delta=text)
+            except DomainError:
+                await self._log(
+                    call, text="".join(parts), prompt_tokens=0, completion_tokens=0,
+                    finish_reason=tel.FINISH_REASON_ERROR, flags=flags,
+                )  # fmt: skip
+                raise
+        final = await self._log(
+            call, text="".join(parts), prompt_tokens=0,
+            completion_tokens=len(parts), finish_reason=finish, flags=flags,
+        )  # fmt: skip
+        yield inf.InferStreamResponse(
+            index=len(parts) + 1, finish_reason=final.finish_reason, usage=final.usage,
+            latency=final.latency, guardrail_flags=list(final.guardrail_flags),
+            timings=final.timings,
+        )  # fmt: skip
+        self._start_shadows(call, call.interaction_id)
+
+    # ---- shadow ----------------------------------------------------------------------
+
+    def _start_shadows(self, call: Call, primary_interaction_id: str) -> None:
+        for policy_id in call.route.shadow_policy_ids:
+            if policy_id == call.policy.policy_id:
+                continue
+            task = asyncio.create_task(self._shadow(call, policy_id, primary_interaction_id))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+    async def _shadow(self, call: Call, policy_id: str, primary_interaction_id: str) -> None:
+        """Run a shadow policy on the same request and log it; whatever happens here
+        (errors, timeouts) never reaches the caller, who already has the answer."""
+        try:
+            route = Route(policy_id, tel.RoutingDecision.REASON_SHADOW, 1.0, call.route.revision,
+                          (), call.route.rollout_id)  # fmt: skip
+            messages = self._validate(call.request)
+            shadow = await self._prepare(call.tenant_id, call.request, route, messages)
+            if shadow.refusal is not None:
+                text, prompt_tokens, completion_tokens = shadow.refusal, 0, 0
+                finish = tel.FINISH_REASON_GUARDRAIL
+            else:
+                result = await self._backend.generate(
+                    shadow.generation, timeout_s=self._settings.shadow_timeout_s
+                )
+                text, _ = screen_output(result.text, shadow.policy.guardrails, self._scrubber)
+                prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
+                finish = _FINISH.get(result.finish_reason, tel.FINISH_REASON_STOP)
+            await self._log(
+                shadow, text=text, prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens, finish_reason=finish, flags=shadow.flags,
+                shadow_of=primary_interaction_id,
+            )  # fmt: skip
+        except Exception as err:  # a shadow's failure is logged, never raised
+            log.warning("shadow_failed", policy_id=policy_id, error=repr(err))
+
+    async def drain_shadows(self, timeout_s: float = 30.0) -> None:
+        """Wait for scheduled shadow runs (tests, graceful shutdown)."""
+        if self._shadow_tasks:
+            await asyncio.wait(list(self._shadow_tasks), timeout=timeout_s)

@@ -1,0 +1,266 @@
+"""The model server (KServe v2 gRPC + OpenAI HTTP) over a tiny LocalBackend, and the
+TritonBackend and VLLMBackend clients against it on free ports: same answers as the
+local backend, streaming, dynamic LoRA, errors, and no hang when the server is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from services.errors import FailedPrecondition, InvalidArgument, Unavailable
+from services.inference.backends.base import ADAPTER_SHA256_MISMATCH, Backend, GenerationRequest
+from services.inference.backends.local import LocalBackend, LocalBackendConfig
+from services.inference.backends.triton import TritonBackend
+from services.inference.backends.vllm import VLLMBackend, lora_name
+from services.inference.model_server import ModelServerHandle, start_model_server
+from tests.backends.conftest import TinyArtifacts
+
+pytestmark = pytest.mark.integration
+
+HELLO = [{"role": "user", "content": "hello world"}]
+
+
+def req(**kwargs: object) -> GenerationRequest:
+    kwargs.setdefault("max_new_tokens", 16)
+    return GenerationRequest(messages=list(HELLO), **kwargs)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass
+class Served:
+    local: LocalBackend
+    server: ModelServerHandle
+    triton: TritonBackend
+    vllm: VLLMBackend
+
+
+@pytest.fixture
+async def served(tiny: TinyArtifacts) -> AsyncIterator[Served]:
+    local = await LocalBackend.open(
+        LocalBackendConfig(model_dir=tiny.model_dir, name="tiny", max_adapters=4)
+    )
+    server = await start_model_server(local, 0, 0)
+    triton = TritonBackend(server.grpc_target, "tiny")
+    vllm = VLLMBackend(server.http_url, "tiny")
+    try:
+        yield Served(local, server, triton, vllm)
+    finally:
+        await triton.close()
+        await vllm.close()
+        await server.stop(0)
+        await local.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("client", ["triton", "vllm"])
+async def test_remote_backends_match_the_local_backend(
+    served: Served, tiny: TinyArtifacts, client: str
+) -> None:
+    remote: Backend = getattr(served, client)
+    assert isinstance(remote, Backend)
+    assert await remote.health()
+    for adapter in (None, tiny.adapters["alpha"], tiny.adapters["beta"]):
+        expected = await served.local.generate(req(adapter=adapter), timeout_s=30)
+        got = await remote.generate(req(adapter=adapter), timeout_s=30)
+        assert got == expected
+        deltas = [d async for d in remote.stream(req(adapter=adapter), timeout_s=30)]
+        assert len(deltas) > 1
+        assert "".join(deltas) == expected.text
+    stop = (await served.local.generate(req(), timeout_s=30)).text.split()[2]
+    expected = await served.local.generate(req(stop=[stop]), timeout_s=30)
+    assert await remote.generate(req(stop=[stop]), timeout_s=30) == expected
+    assert expected.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("client", ["triton", "vllm"])
+async def test_remote_errors_keep_their_meaning(
+    served: Served, tiny: TinyArtifacts, client: str
+) -> None:
+    remote: Backend = getattr(served, client)
+    bad = dataclasses.replace(tiny.adapters["gamma"], sha256="f" * 64)
+    with pytest.raises(FailedPrecondition) as mismatch:
+        await remote.generate(req(adapter=bad), timeout_s=30)
+    assert mismatch.value.reason == ADAPTER_SHA256_MISMATCH
+    with pytest.raises(FailedPrecondition):
+        _ = [d async for d in remote.stream(req(adapter=bad), timeout_s=30)]
+    too_long = GenerationRequest([{"role": "user", "content": "one two " * 300}])
+    with pytest.raises(InvalidArgument) as invalid:
+        await remote.generate(too_long, timeout_s=30)
+    assert invalid.value.violations[0].field == "messages"
+    assert served.local.loaded_adapters() == []
+
+
+async def test_vllm_dynamic_lora_loads_once_and_survives_a_server_unload(
+    served: Served, tiny: TinyArtifacts
+) -> None:
+    beta = tiny.adapters["beta"]
+    expected = await served.local.generate(req(adapter=beta), timeout_s=30)
+    await served.local.unload_adapter("beta")
+    http = served.server.http_url
+    async with aiohttp.ClientSession() as session:
+        assert await served.vllm.generate(req(adapter=beta), timeout_s=30) == expected
+        async with session.get(f"{http}/v1/models") as r:
+            ids = [m["id"] for m in (await r.json())["data"]]
+        assert ids == ["tiny", lora_name(beta)]
+        await served.vllm.generate(req(adapter=beta), timeout_s=30)
+        assert served.local.stats["adapter_loads"] == 2  # once above, once by the server
+        # The server forgets it (restart, operator): the client loads it again by itself.
+        async with session.post(
+            f"{http}/v1/unload_lora_adapter", json={"lora_name": lora_name(beta)}
+        ) as r:
+            assert r.status == 200
+        assert await served.vllm.generate(req(adapter=beta), timeout_s=30) == expected
+        assert await served.vllm.unload_adapter("beta")
+        async with session.get(f"{http}/v1/models") as r:
+            assert [m["id"] for m in (await r.json())["data"]] == ["tiny"]
+
+
+async def test_openai_http_api(served: Served, tiny: TinyArtifacts) -> None:
+    http = served.server.http_url
+    alpha = tiny.adapters["alpha"]
+    path = str(tiny.model_dir.parent / "adapters" / "alpha")
+    expected = await served.local.generate(req(), timeout_s=30)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{http}/health") as r:
+            assert r.status == 200
+        body = {"model": "tiny", "messages": HELLO, "max_tokens": 16, "temperature": 0}
+        async with session.post(f"{http}/v1/chat/completions", json=body) as r:
+            data = await r.json()
+        assert data["object"] == "chat.completion"
+        assert data["choices"][0]["message"] == {"role": "assistant", "content": expected.text}
+        assert data["usage"]["completion_tokens"] == expected.completion_tokens
+        # SSE stream, with usage on the last chunk when asked.
+        stream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        async with session.post(f"{http}/v1/chat/completions", json=stream_body) as r:
+            assert r.headers["Content-Type"].startswith("text/event-stream")
+            lines = [ln.decode().strip() async for ln in r.content if ln.strip()]
+        assert lines[-1] == "data: [DONE]"
+        assert lines[-2].startswith("data: ") and '"usage"' in lines[-2]
+        # Raw completions (no chat template).
+        completion = {"model": "tiny", "prompt": "hello world", "max_tokens": 5, "temperature": 0}
+        async with session.post(f"{http}/v1/completions", json=completion) as r:
+            data = await r.json()
+        assert data["object"] == "text_completion" and data["choices"][0]["text"]
+        assert data["usage"]["completion_tokens"] <= 5
+        # Dynamic LoRA endpoints, vLLM-shaped.
+        load = {"lora_name": "mine", "lora_path": path}
+        async with session.post(f"{http}/v1/load_lora_adapter", json=load) as r:
+            assert r.status == 200, await r.text()
+        async with session.post(f"{http}/v1/load_lora_adapter", json=load) as r:
+            assert r.status == 400
+            assert "already been loaded" in (await r.json())["error"]["message"]
+        lora_body = {**body, "model": "mine"}
+        async with session.post(f"{http}/v1/chat/completions", json=lora_body) as r:
+            text = (await r.json())["choices"][0]["message"]["content"]
+        assert text == (await served.local.generate(req(adapter=alpha), timeout_s=30)).text
+        bad_sha = {"lora_name": "bad", "lora_path": path, "sha256": "0" * 64}
+        async with session.post(f"{http}/v1/load_lora_adapter", json=bad_sha) as r:
+            assert r.status == 400
+            assert (await r.json())["error"]["reason"] == ADAPTER_SHA256_MISMATCH
+        async with session.post(f"{http}/v1/unload_lora_adapter", json={"lora_name": "mine"}) as r:
+            assert r.status == 200
+        async with session.post(f"{http}/v1/chat/completions", json=lora_body) as r:
+            assert r.status == 404
+        async with session.post(f"{http}/v1/unload_lora_adapter", json={"lora_name": "mine"}) as r:
+            assert r.status == 404
+        async with session.post(f"{http}/v1/chat/completions", json={"model": "tiny"}) as r:
+            assert r.status == 400
+
+
+async def test_kserve_metadata(served: Served) -> None:
+    client = served.triton.client
+    assert await client.is_server_live(client_timeout=5)
+    assert await client.is_model_ready("tiny", client_timeout=5)
+    assert not await client.is_model_ready("other", client_timeout=5)
+    meta = await client.get_model_metadata("tiny", client_timeout=5)
+    assert {t.name for t in meta.inputs} >= {"text_input", "max_tokens", "temperature", "adapter"}
+    assert meta.outputs[0].name == "text_output"
+
+
+def _down_backends(port: int) -> list[Backend]:
+    return [
+        TritonBackend(f"127.0.0.1:{port}", "tiny", health_timeout_s=0.5),
+        VLLMBackend(f"http://127.0.0.1:{port}", "tiny", health_timeout_s=0.5),
+    ]
+
+
+async def test_backend_down_is_unavailable_quickly() -> None:
+    port = free_port()  # nothing listens there
+    for backend in _down_backends(port):
+        try:
+            start = time.monotonic()
+            assert not await backend.health()
+            with pytest.raises(Unavailable):
+                await backend.generate(req(), timeout_s=5)
+            with pytest.raises(Unavailable):
+                _ = [d async for d in backend.stream(req(), timeout_s=5)]
+            assert time.monotonic() - start < 5, f"{backend.name} took too long"
+        finally:
+            await backend.close()
+
+
+async def test_a_server_that_never_answers_cannot_hang_a_call() -> None:
+    """A socket that accepts and then says nothing: only the deadline ends the call."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for backend in _down_backends(port):
+            try:
+                start = time.monotonic()
+                with pytest.raises(Unavailable):
+                    await backend.generate(req(), timeout_s=0.5)
+                with pytest.raises(Unavailable):
+                    _ = [d async for d in backend.stream(req(), timeout_s=0.5)]
+                assert not await backend.health()
+                assert time.monotonic() - start < 4, f"{backend.name} took too long"
+            finally:
+                await backend.close()
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        with contextlib.suppress(Exception):
+            await server.wait_closed()
+
+
+async def test_model_server_cli_serves_both_protocols(tiny: TinyArtifacts) -> None:
+    grpc_port, http_port = free_port(), free_port()
+    proc = await asyncio.create_subprocess_exec(
+        "python", "-m", "services.inference.model_server",
+        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+        "--model-dir", str(tiny.model_dir), "--name", "tiny",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    triton = TritonBackend(f"127.0.0.1:{grpc_port}", "tiny")
+    vllm = VLLMBackend(f"http://127.0.0.1:{http_port}", "tiny")
+    try:
+        assert proc.stdout is not None
+        output = b""
+        while b"grpc=" not in output:  # the ready line (after any library warnings)
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line, f"model server exited early:\n{output.decode()}"
+            output += line
+        triton_reply = await triton.generate(req(), timeout_s=30)
+        assert triton_reply == await vllm.generate(req(), timeout_s=30)
+        assert triton_reply.text
+    finally:
+        await triton.close()
+        await vllm.close()
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
