@@ -106,6 +106,13 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return asyncio.run(run_smoke(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
 
 
+def cmd_model_server(args: argparse.Namespace) -> int:
+    from services.inference.model_server import main as model_server_main
+
+    model_server_main(args.rest)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlaas", description=__doc__)
     parser.add_argument("--state-dir", type=Path, help="override RLAAS_STATE_DIR")
@@ -132,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--downgrade", metavar="REV", help="downgrade to REV instead")
     p.add_argument("--new", metavar="MESSAGE", help="autogenerate a new migration from the models")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser(
+        "model-server",
+        help="serve the local model over KServe v2 gRPC and the OpenAI HTTP API "
+        "(what the triton and vllm backends talk to); `rlaas model-server -- --help`",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="model server options")
+    p.set_defaults(func=cmd_model_server)
 
     p = sub.add_parser("smoke", help="check the running stack end to end (the main job)")
     p.add_argument("--api-key", help="admin key to use (default: RLAAS_API_KEY, else mint one)")

@@ -8,6 +8,7 @@ end, so no secret is left lying around.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra.stack import database_url, milvus_ready
+from rlaas.inference.v1 import inference_pb2, inference_pb2_grpc
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
@@ -145,6 +147,59 @@ async def run_smoke(
                 grpc.StatusCode.UNAUTHENTICATED,
             )
             echo("auth         revoked key: UNAUTHENTICATED")
+
+            # The gateway on the real model: a skill, a policy, a deployment, an answer.
+            # Fixed request ids make a re-run replay these instead of adding more.
+            await registry.CreateSkill(
+                registry_pb2.CreateSkillRequest(
+                    skill=registry_pb2.Skill(skill_id="smoke_check"), request_id="smoke-skill-1"
+                ),
+                metadata=_md(api_key),
+                timeout=10,
+            )
+            wanted = registry_pb2.Policy(
+                skill_id="smoke_check",
+                base_model="SmolLM2-135M-Instruct",
+                prompt_template=registry_pb2.PromptTemplate(
+                    system_prompt="You are a friendly support agent. Answer briefly."
+                ),
+                generation_defaults=registry_pb2.GenerationConfig(max_tokens=40),
+            )
+            # Keyed by content: the same policy replays, a changed one becomes vN+1.
+            content = hashlib.sha256(wanted.SerializeToString(deterministic=True)).hexdigest()
+            policy = await registry.CreatePolicy(
+                registry_pb2.CreatePolicyRequest(policy=wanted, request_id=f"smoke-{content[:24]}"),
+                metadata=_md(api_key),
+                timeout=10,
+            )
+            await registry.PromotePolicy(
+                registry_pb2.PromotePolicyRequest(
+                    skill_id="smoke_check", policy_id=policy.policy.policy_id,
+                    reason="smoke job", request_id=f"smoke-promote-{policy.policy.policy_id}",
+                ),
+                metadata=_md(api_key),
+                timeout=10,
+            )  # fmt: skip
+            echo("inference    loading the model (the first run dequantizes the GGUF, ~20 s)")
+            answer = await inference_pb2_grpc.InferenceServiceStub(channel).Infer(
+                inference_pb2.InferRequest(
+                    skill="smoke_check",
+                    messages=[
+                        telemetry_pb2.ChatMessage(
+                            role=telemetry_pb2.ChatMessage.ROLE_USER,
+                            content="Hi, when will my order arrive?",
+                        )
+                    ],
+                    user_id="smoke-user",
+                    request_id=str(uuid.uuid4()),
+                ),
+                metadata=_md(api_key),
+                timeout=300,
+            )
+            echo(
+                f"inference    {answer.policy_id} ({answer.usage.completion_tokens} tokens, "
+                f"{answer.latency.ToTimedelta().total_seconds():.2f} s): {answer.text.strip()!r}"
+            )
 
         client = await connect(settings)
         result: StackCheckResult = await client.execute_workflow(
