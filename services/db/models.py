@@ -301,3 +301,21 @@ class AuditHead(Base):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     sequence: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class BanditArm(Base):
+    """Beta posterior of one bandit arm, shared by every server process. Updated by
+    atomic increments (INSERT ... ON CONFLICT DO UPDATE), so concurrent rewards from
+    several processes never overwrite each other."""
+
+    __tablename__ = "bandit_arms"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alpha: Mapped[float] = mapped_column(Float, default=0.0)  # summed rewards
+    beta: Mapped[float] = mapped_column(Float, default=0.0)  # summed (1 - reward)
+    observations: Mapped[int] = mapped_column(BigInteger, default=0)
+    update_time: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

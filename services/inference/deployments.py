@@ -18,6 +18,7 @@ CHANNEL = "rlaas_deployments"
 
 Loader = Callable[[str, str], Awaitable[reg.Deployment | None]]
 PolicyLoader = Callable[[str, str], Awaitable[reg.Policy]]
+ObservationLoader = Callable[[str, str], Awaitable[dict[str, tuple[float, float]]]]
 
 
 class DeploymentCache:
@@ -31,7 +32,11 @@ class DeploymentCache:
         ttl_s: float,
         dsn: str | None = None,
         load_policy: PolicyLoader | None = None,
+        load_observations: ObservationLoader | None = None,
     ) -> None:
+        self._load_observations = load_observations
+        # Bandit reward sums move with every rating: cached for the TTL only.
+        self._observations: dict[tuple[str, str], tuple[dict[str, tuple[float, float]], float]] = {}
         self._load = load
         self._load_policy = load_policy
         self._ttl = ttl_s
@@ -65,6 +70,23 @@ class DeploymentCache:
     def invalidate(self, tenant_id: str, skill_id: str) -> None:
         self._entries.pop((tenant_id, skill_id), None)
         self._policies.pop((tenant_id, skill_id), None)
+
+    def set_observation_loader(self, load: ObservationLoader) -> None:
+        self._load_observations = load
+
+    async def bandit_observations(
+        self, tenant_id: str, skill_id: str
+    ) -> dict[str, tuple[float, float]]:
+        if self._load_observations is None:
+            return {}
+        key = (tenant_id, skill_id)
+        hit = self._observations.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        value = await self._load_observations(tenant_id, skill_id)
+        self._observations[key] = (value, now + self._ttl)
+        return value
 
     async def policy(self, tenant_id: str, policy_id: str) -> reg.Policy:
         assert self._load_policy is not None

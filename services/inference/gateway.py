@@ -241,12 +241,16 @@ class InferenceGateway:
             caller.tenant_id, request.skill
         ):
             raise NotFound("skill", request.skill)
+        observed = None
+        if deployment is not None and deployment.traffic.WhichOneof("strategy") == "bandit":
+            observed = await self._deployments.bandit_observations(caller.tenant_id, request.skill)
         route = self._router.route(
             caller.tenant_id,
             deployment,
             user_id=request.user_id,
             request_id=request.request_id,
             pinned_policy_id=request.policy_id,
+            observed=observed,
         )
         return await self._prepare(caller.tenant_id, request, route, messages)
 

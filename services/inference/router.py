@@ -120,7 +120,10 @@ class Router:
         request_id: str,
         pinned_policy_id: str = "",
         now: float | None = None,
+        observed: Mapping[str, tuple[float, float]] | None = None,
     ) -> Route:
+        """``observed``: shared reward sums per policy (from ``bandit_arms``); without
+        it the bandit uses this router's in-memory posteriors (tests, simulations)."""
         if deployment is None or not deployment.baseline_policy_id:
             raise FailedPrecondition(
                 "the skill has no deployment with a baseline policy yet; promote a policy first",
@@ -148,7 +151,7 @@ class Router:
         if strategy == "ab_split":
             return self._ab(tenant_id, skill, who, traffic.ab_split, make)
         if strategy == "bandit":
-            return self._thompson(tenant_id, skill, baseline, traffic.bandit, now, make)
+            return self._thompson(tenant_id, skill, baseline, traffic.bandit, now, make, observed)
         return make(baseline, Reason.REASON_BASELINE, 1.0)
 
     @staticmethod
@@ -174,6 +177,7 @@ class Router:
         bandit: reg.BanditTraffic,
         now: float | None,
         make: Make,
+        observed: Mapping[str, tuple[float, float]] | None = None,
     ) -> Route:
         now = time.time() if now is None else now
         cap = bandit.max_exploration or self.settings.default_max_exploration
@@ -185,9 +189,14 @@ class Router:
         for arm in bandit.arms:
             priors[arm.policy_id] = arm.weight or 1.0
         arms = list(priors)
-        posts = [self.bandit.posterior(tenant_id, skill, a, priors[a]) for a in arms]
-        alphas = np.array([p.alpha for p in posts])
-        betas = np.array([p.beta for p in posts])
+        if observed is not None:
+            sums = [observed.get(a, (0.0, 0.0)) for a in arms]
+            alphas = np.array([priors[a] + s[0] for a, s in zip(arms, sums, strict=True)])
+            betas = np.array([1.0 + s[1] for s in sums])
+        else:
+            posts = [self.bandit.posterior(tenant_id, skill, a, priors[a]) for a in arms]
+            alphas = np.array([p.alpha for p in posts])
+            betas = np.array([p.beta for p in posts])
         # One draw decides; many draws estimate each arm's chance of winning a draw.
         draws = self._rng.beta(alphas, betas, size=(_PROPENSITY_DRAWS + 1, len(arms)))
         win_rates = np.bincount(draws[1:].argmax(axis=1), minlength=len(arms)) / _PROPENSITY_DRAWS

@@ -58,6 +58,7 @@ def _make(runtime: Runtime) -> InferenceServicer:
         )
     )
     telemetry = TelemetryCore(settings, runtime.engine, runtime.sessions)
+    deployments.set_observation_loader(telemetry.bandits.observed)
     gateway = InferenceGateway(settings, registry, deployments, router, backend, telemetry)
     runtime.closers.append(gateway.drain_shadows)
     return InferenceServicer(gateway)

@@ -19,6 +19,8 @@ from services.config import Settings
 from services.db.models import TelemetryEvent
 from services.errors import DomainError, InvalidArgument, NotFound
 from services.paging import next_page_token, page_request
+from services.rewards.bandit_store import BanditStore
+from services.rewards.online import explicit_reward
 from services.telemetry import metrics
 from services.telemetry.events import (
     FEEDBACK,
@@ -86,6 +88,7 @@ class TelemetryCore:
         self._engine = engine
         self._sessions = sessions
         self.store = EventStore(engine)
+        self.bandits = BanditStore(engine)
         self.preparer = EventPreparer(
             Limits(
                 max_event_bytes=settings.ingest_max_event_bytes,
@@ -166,7 +169,19 @@ class TelemetryCore:
         done = [r for r in results if r is not None]
         for r in done:
             metrics.record(caller.tenant_id, r.event_type, r.outcome.value)
+        await self._feed_bandits(caller.tenant_id, done)
         return done
+
+    async def _feed_bandits(self, tenant_id: str, written: list[Written]) -> None:
+        rewards = []
+        for w in written:
+            if w.outcome is Outcome.ACCEPTED and w.event_type == FEEDBACK:
+                feedback = w.stored[0]
+                assert isinstance(feedback, pb.Feedback)
+                reward = explicit_reward(feedback)
+                if reward is not None:
+                    rewards.append((w.interaction_id, reward))
+        await self.bandits.record(tenant_id, rewards)
 
     # ---- reads -------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -242,7 +243,7 @@ async def test_a_server_that_never_answers_cannot_hang_a_call() -> None:
 async def test_model_server_cli_serves_both_protocols(tiny: TinyArtifacts) -> None:
     grpc_port, http_port = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
-        "python", "-m", "services.inference.model_server",
+        sys.executable, "-m", "services.inference.model_server",
         "--grpc-port", str(grpc_port), "--http-port", str(http_port),
         "--model-dir", str(tiny.model_dir), "--name", "tiny",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,

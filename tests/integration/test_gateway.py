@@ -345,3 +345,59 @@ async def test_backend_down_is_unavailable_not_a_hang(stack: RunningStack, setup
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_bandit_learns_from_feedback_through_the_server(
+    stack: RunningStack, channel: grpc.aio.Channel, setup: Setup
+) -> None:
+    import asyncpg
+
+    g, t = gateway(channel), telemetry_pb2_grpc.TelemetryServiceStub(channel)
+    await set_traffic(
+        channel, setup.admin, SKILL,
+        bandit=reg.BanditTraffic(arms=[reg.TrafficArm(policy_id=setup.v2)], max_exploration=0.5),
+    )  # fmt: skip
+
+    async def serve_and_rate(n: int) -> Counter[str]:
+        served: Counter[str] = Counter()
+        for _ in range(n):
+            r = await g.Infer(ask(), metadata=md(setup.infer))
+            served[r.policy_id] += 1
+            assert r.routing.reason in (Reason.REASON_BANDIT, Reason.REASON_BASELINE)
+            assert 0 < r.routing.probability <= 1
+            # The hidden truth: users like v2's answers and dislike v1's.
+            thumb = (
+                tel.ExplicitFeedback.THUMB_UP
+                if r.policy_id == setup.v2
+                else tel.ExplicitFeedback.THUMB_DOWN
+            )
+            await t.SubmitFeedback(
+                tel.SubmitFeedbackRequest(
+                    interaction_id=r.interaction_id,
+                    feedback=tel.Feedback(explicit=tel.ExplicitFeedback(thumb=thumb)),
+                    request_id=rid(),
+                ),
+                metadata=md(setup.ingest),
+            )
+        return served
+
+    first = await serve_and_rate(60)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        arms = {
+            r["policy_id"]: (r["alpha"], r["beta"], r["observations"])
+            for r in await conn.fetch(
+                "SELECT * FROM bandit_arms WHERE tenant_id = $1 AND skill_id = $2",
+                setup.tenant_id, SKILL,
+            )
+        }  # fmt: skip
+    finally:
+        await conn.close()
+    assert arms[setup.v1] == (0.0, float(first[setup.v1]), first[setup.v1])
+    assert arms[setup.v2] == (float(first[setup.v2]), 0.0, first[setup.v2])
+    await asyncio.sleep(stack.settings.deployment_cache_ttl_s)
+    later = await serve_and_rate(60)
+    # Exploration (half the traffic at most) now goes almost all to the liked arm.
+    assert later[setup.v2] >= 18, later
+    assert later[setup.v1] >= 24, later  # the baseline keeps its minimum share
+    await set_traffic(channel, setup.admin, SKILL)
