@@ -63,6 +63,11 @@ async def create_policy(channel: grpc.aio.Channel, admin: str, skill: str, **fie
     return made.policy.policy_id
 
 
+# The contract: a traffic change reaches every server within 1 s (NOTIFY arrives
+# asynchronously; the cache TTL bounds the rest). Tests wait that long, no longer.
+PROPAGATION_S = 1.0
+
+
 async def set_traffic(channel: grpc.aio.Channel, admin: str, skill: str, **traffic: object) -> None:
     await registry(channel).SetTraffic(
         reg.SetTrafficRequest(
@@ -73,6 +78,7 @@ async def set_traffic(channel: grpc.aio.Channel, admin: str, skill: str, **traff
         ),
         metadata=md(admin),
     )
+    await asyncio.sleep(PROPAGATION_S)
 
 
 async def promote(channel: grpc.aio.Channel, admin: str, skill: str, policy_id: str) -> None:
@@ -238,6 +244,7 @@ async def test_canary_is_sticky_and_rollback_flips_traffic(
         reg.RollbackDeploymentRequest(skill_id=SKILL, reason="regression", request_id=rid()),
         metadata=md(setup.admin),
     )
+    await asyncio.sleep(PROPAGATION_S)
     after = Counter(
         [
             (await g.Infer(ask(user_id=f"user-{i}"), metadata=md(setup.infer))).policy_id
@@ -381,20 +388,25 @@ async def test_bandit_learns_from_feedback_through_the_server(
             )
         return served
 
-    first = await serve_and_rate(60)
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        arms = {
-            r["policy_id"]: (r["alpha"], r["beta"], r["observations"])
-            for r in await conn.fetch(
+    async def arms() -> dict[str, tuple[float, float, int]]:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            rows = await conn.fetch(
                 "SELECT * FROM bandit_arms WHERE tenant_id = $1 AND skill_id = $2",
                 setup.tenant_id, SKILL,
-            )
-        }  # fmt: skip
-    finally:
-        await conn.close()
-    assert arms[setup.v1] == (0.0, float(first[setup.v1]), first[setup.v1])
-    assert arms[setup.v2] == (float(first[setup.v2]), 0.0, first[setup.v2])
+            )  # fmt: skip
+        finally:
+            await conn.close()
+        return {r["policy_id"]: (r["alpha"], r["beta"], r["observations"]) for r in rows}
+
+    before = await arms()
+    first = await serve_and_rate(60)
+    after = await arms()
+    for policy, liked in ((setup.v1, False), (setup.v2, True)):
+        a0, b0, n0 = before.get(policy, (0.0, 0.0, 0))
+        a1, b1, n1 = after[policy]
+        assert n1 - n0 == first[policy]  # every rating counted, once
+        assert (a1 - a0, b1 - b0) == ((first[policy], 0.0) if liked else (0.0, first[policy]))
     await asyncio.sleep(stack.settings.deployment_cache_ttl_s)
     later = await serve_and_rate(60)
     # Exploration (half the traffic at most) now goes almost all to the liked arm.

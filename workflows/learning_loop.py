@@ -1,0 +1,177 @@
+"""LearningLoopWorkflow: one per skill, forever (continue-as-new keeps history small).
+
+An iteration: wait until enough new feedback has arrived (or `run_now`) -> build a
+preference dataset (rewards computed from the feedback; URI out) -> train a LoRA adapter
+on the GPU queue (heartbeats, resumes from its checkpoint if a worker dies) -> register
+it as candidate `skill@vN+1` -> evaluate it against the baseline (gate) -> roll it out
+(child RolloutWorkflow: shadow, canary, full, or rollback). Deterministic, no I/O: every
+effect is an activity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.learning_types import (
+        BaselineInput,
+        BaselineOutput,
+        BuildDatasetInput,
+        BuildDatasetOutput,
+        CountFeedbackInput,
+        CountFeedbackOutput,
+        EvaluateInput,
+        EvaluateOutput,
+        IterationSummary,
+        LoopState,
+        LoopStatus,
+        RegisterCandidateInput,
+        RegisterCandidateOutput,
+        RolloutInput,
+        RolloutResult,
+        TrainInput,
+        TrainOutput,
+    )
+    from workflows.rollout import RolloutWorkflow
+
+_TIMEOUT = timedelta(minutes=10)
+_RETRY = RetryPolicy(maximum_attempts=5)
+_HISTORY_KEPT = 20
+
+
+@workflow.defn
+class LearningLoopWorkflow:
+    def __init__(self) -> None:
+        self._state: LoopState | None = None
+        self._run_now = False
+        self._phase = "starting"
+
+    @workflow.signal
+    def pause(self) -> None:
+        if self._state is not None:
+            self._state.paused = True
+
+    @workflow.signal
+    def resume(self) -> None:
+        if self._state is not None:
+            self._state.paused = False
+
+    @workflow.signal
+    def run_now(self) -> None:
+        self._run_now = True
+
+    @workflow.query
+    def status(self) -> LoopStatus:
+        s = self._state
+        if s is None:
+            return LoopStatus(self._phase, 0, False)
+        return LoopStatus(self._phase, s.iteration, s.paused, list(s.history))
+
+    @workflow.run
+    async def run(self, state: LoopState) -> LoopState:
+        self._state = state
+        cfg = state.config
+        for _ in range(cfg.iterations_per_run):
+            if cfg.max_iterations and state.iteration >= cfg.max_iterations:
+                self._phase = "done"
+                return state
+            await self._wait_for_feedback(state)
+            summary = await self._iterate(state)
+            state.iteration += 1
+            state.history = [*state.history, summary][-_HISTORY_KEPT:]
+            self._phase = f"iteration {state.iteration} {summary.outcome}"
+            workflow.logger.info("iteration %d: %s", state.iteration, summary.outcome)
+        # Keep the event history small: carry the state into a fresh run.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(state)
+
+    async def _wait_for_feedback(self, state: LoopState) -> None:
+        cfg = state.config
+        while True:
+            self._phase = "paused" if state.paused else "waiting for feedback"
+            await workflow.wait_condition(lambda: not state.paused)
+            counted: CountFeedbackOutput = await workflow.execute_activity(
+                "count_new_feedback",
+                CountFeedbackInput(state.tenant_id, state.skill_id, state.feedback_watermark),
+                result_type=CountFeedbackOutput,
+                start_to_close_timeout=_TIMEOUT,
+                retry_policy=_RETRY,
+            )
+            if self._run_now or counted.count >= cfg.min_new_feedback:
+                self._run_now = False
+                return
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._run_now, timeout=timedelta(seconds=cfg.check_interval_s)
+                )
+
+    async def _iterate(self, state: LoopState) -> IterationSummary:
+        cfg, n = state.config, state.iteration + 1
+        until = workflow.now().isoformat()
+        self._phase = f"iteration {n}: building the dataset"
+        dataset: BuildDatasetOutput = await workflow.execute_activity(
+            "build_preference_dataset",
+            BuildDatasetInput(state.tenant_id, state.skill_id, state.feedback_watermark, until,
+                              cfg.min_pairs),
+            result_type=BuildDatasetOutput,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )  # fmt: skip
+        state.feedback_watermark = until
+        if not dataset.dataset_uri:
+            return IterationSummary(n, "not_enough_data", reason=f"{dataset.pairs} pairs")
+        baseline: BaselineOutput = await workflow.execute_activity(
+            "current_baseline",
+            BaselineInput(state.tenant_id, state.skill_id),
+            result_type=BaselineOutput,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )
+        run_id = f"{state.loop_id}-{n}"
+        self._phase = f"iteration {n}: training"
+        trained: TrainOutput = await workflow.execute_activity(
+            "train_adapter",
+            TrainInput(state.tenant_id, state.skill_id, run_id, dataset.dataset_uri,
+                       baseline.policy_id),
+            result_type=TrainOutput,
+            task_queue=cfg.gpu_task_queue,
+            start_to_close_timeout=timedelta(seconds=cfg.train_timeout_s),
+            heartbeat_timeout=timedelta(seconds=cfg.train_heartbeat_timeout_s),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )  # fmt: skip
+        candidate: RegisterCandidateOutput = await workflow.execute_activity(
+            "register_candidate",
+            RegisterCandidateInput(state.tenant_id, state.skill_id, baseline.policy_id,
+                                   trained.adapter_uri, trained.adapter_sha256, run_id),
+            result_type=RegisterCandidateOutput,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )  # fmt: skip
+        self._phase = f"iteration {n}: evaluating"
+        evaluation: EvaluateOutput = await workflow.execute_activity(
+            "evaluate_candidate",
+            EvaluateInput(state.tenant_id, state.skill_id, candidate.policy_id, baseline.policy_id),
+            result_type=EvaluateOutput,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )
+        summary = IterationSummary(
+            n, "rejected_by_eval", candidate.policy_id, dataset.dataset_uri, trained.adapter_uri,
+            evaluation.win_rate, "; ".join(evaluation.reasons),
+        )  # fmt: skip
+        if not evaluation.passed:
+            return summary
+        self._phase = f"iteration {n}: rolling out {candidate.policy_id}"
+        result: RolloutResult = await workflow.execute_child_workflow(
+            RolloutWorkflow.run,
+            RolloutInput(state.tenant_id, state.skill_id, f"{run_id}-rollout",
+                         candidate.policy_id, baseline.policy_id, cfg.rollout),
+            id=f"{state.loop_id}-rollout-{n}",
+        )  # fmt: skip
+        summary.outcome = result.outcome
+        summary.reason = result.reason
+        return summary

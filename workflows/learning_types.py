@@ -1,0 +1,220 @@
+"""Inputs, outputs and state of the learning loop's workflows and activities. One
+dataclass in and one out for each (fields can be added compatibly); big data travels by
+object-store URI only, never inside a payload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RolloutPlan:
+    shadow_requests: int = 20
+    """Shadow runs to observe before the canary."""
+    canary_percent: float = 10.0
+    canary_min_requests: int = 50
+    """Canary answers needed before the sequential test may accept."""
+    poll_interval_s: float = 30.0
+    max_stage_s: float = 24 * 3600.0
+    """A stage that decides nothing in this long ends in a rollback (fail safe)."""
+
+
+@dataclass
+class LoopConfig:
+    min_new_feedback: int = 50
+    """Feedback events since the last iteration needed to start one."""
+    check_interval_s: float = 300.0
+    min_pairs: int = 16
+    max_iterations: int = 0
+    """0: run until stopped."""
+    iterations_per_run: int = 5
+    """Iterations before continue-as-new (history stays small)."""
+    gpu_task_queue: str = "rlaas-gpu"
+    """Task queue of the GPU workers that train (one per GPU pool)."""
+    train_heartbeat_timeout_s: float = 120.0
+    train_timeout_s: float = 6 * 3600.0
+    rollout: RolloutPlan = field(default_factory=RolloutPlan)
+
+
+@dataclass
+class IterationSummary:
+    iteration: int
+    outcome: str  # "promoted" | "rolled_back" | "rejected_by_eval" | "not_enough_data"
+    candidate_policy_id: str = ""
+    dataset_uri: str = ""
+    adapter_uri: str = ""
+    win_rate: float = 0.0
+    reason: str = ""
+
+
+@dataclass
+class LoopState:
+    tenant_id: str
+    skill_id: str
+    loop_id: str
+    config: LoopConfig = field(default_factory=LoopConfig)
+    iteration: int = 0
+    feedback_watermark: str = ""
+    """Create time (ISO) of the newest feedback already used."""
+    history: list[IterationSummary] = field(default_factory=list)
+    paused: bool = False
+
+
+# ---- activity payloads -------------------------------------------------------------
+
+
+@dataclass
+class CountFeedbackInput:
+    tenant_id: str
+    skill_id: str
+    since: str
+
+
+@dataclass
+class CountFeedbackOutput:
+    count: int
+    watermark: str
+
+
+@dataclass
+class BuildDatasetInput:
+    tenant_id: str
+    skill_id: str
+    since: str
+    until: str
+    min_pairs: int
+
+
+@dataclass
+class BuildDatasetOutput:
+    dataset_uri: str  # "" when there were not enough pairs
+    dataset_sha256: str
+    pairs: int
+    reward_config_version: str = ""
+
+
+@dataclass
+class TrainInput:
+    tenant_id: str
+    skill_id: str
+    run_id: str
+    dataset_uri: str
+    parent_policy_id: str
+
+
+@dataclass
+class TrainOutput:
+    adapter_uri: str
+    adapter_sha256: str
+    final_loss: float
+    steps: int
+
+
+@dataclass
+class RegisterCandidateInput:
+    tenant_id: str
+    skill_id: str
+    parent_policy_id: str
+    adapter_uri: str
+    adapter_sha256: str
+    run_id: str
+
+
+@dataclass
+class RegisterCandidateOutput:
+    policy_id: str
+
+
+@dataclass
+class EvaluateInput:
+    tenant_id: str
+    skill_id: str
+    candidate_policy_id: str
+    baseline_policy_id: str
+
+
+@dataclass
+class EvaluateOutput:
+    passed: bool
+    win_rate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    reasons: list[str] = field(default_factory=list)
+    report_uri: str = ""
+
+
+@dataclass
+class BaselineInput:
+    tenant_id: str
+    skill_id: str
+
+
+@dataclass
+class BaselineOutput:
+    policy_id: str
+
+
+@dataclass
+class SetStageInput:
+    tenant_id: str
+    skill_id: str
+    stage: str  # "shadow" | "canary" | "promote" | "rollback"
+    candidate_policy_id: str
+    percent: float = 0.0
+    rollout_id: str = ""
+    reason: str = ""
+
+
+@dataclass
+class SetStageOutput:
+    revision: int
+
+
+@dataclass
+class ObserveInput:
+    tenant_id: str
+    skill_id: str
+    candidate_policy_id: str
+    baseline_policy_id: str
+    since: str
+    stage: str
+
+
+@dataclass
+class ObserveOutput:
+    candidate_requests: int
+    decision: str  # "continue" | "accept" | "reject"
+    reason: str = ""
+
+
+@dataclass
+class RolloutInput:
+    tenant_id: str
+    skill_id: str
+    rollout_id: str
+    candidate_policy_id: str
+    baseline_policy_id: str
+    plan: RolloutPlan = field(default_factory=RolloutPlan)
+
+
+@dataclass
+class RolloutResult:
+    outcome: str  # "promoted" | "rolled_back"
+    stage_reached: str
+    reason: str = ""
+
+
+@dataclass
+class RolloutStatus:
+    stage: str
+    paused: bool
+    reason: str = ""
+
+
+@dataclass
+class LoopStatus:
+    phase: str
+    iteration: int
+    paused: bool
+    history: list[IterationSummary] = field(default_factory=list)
