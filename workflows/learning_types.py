@@ -179,6 +179,8 @@ class ObserveInput:
     baseline_policy_id: str
     since: str
     stage: str
+    min_requests: int = 20
+    """Shadow runs (shadow stage) or rated answers per arm (canary) before deciding."""
 
 
 @dataclass

@@ -81,7 +81,9 @@ class RolloutWorkflow:
             observed: ObserveOutput = await workflow.execute_activity(
                 "observe_rollout",
                 ObserveInput(inp.tenant_id, inp.skill_id, inp.candidate_policy_id,
-                             inp.baseline_policy_id, since, stage),
+                             inp.baseline_policy_id, since, stage,
+                             inp.plan.shadow_requests if stage == "shadow"
+                             else inp.plan.canary_min_requests),
                 result_type=ObserveOutput,
                 start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,

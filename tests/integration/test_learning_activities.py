@@ -1,0 +1,127 @@
+"""The learning loop's small activities against the real registry, gateway and Postgres
+(run through Temporal's ActivityEnvironment)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from rlaas.inference.v1 import inference_pb2 as inf
+from rlaas.inference.v1 import inference_pb2_grpc
+from rlaas.options.v1 import options_pb2
+from rlaas.registry.v1 import registry_pb2 as reg
+from rlaas.registry.v1 import registry_pb2_grpc
+from rlaas.telemetry.v1 import telemetry_pb2 as tel
+from rlaas.telemetry.v1 import telemetry_pb2_grpc
+from services.db.engine import create_engine, create_session_factory
+from services.objects.store import LocalObjectStore
+from tests.conftest import RunningStack
+from tests.helpers import md, new_tenant, scoped_key
+from workers.learning_activities import LearningActivities
+from workflows.learning_types import (
+    BaselineInput,
+    CountFeedbackInput,
+    ObserveInput,
+    RegisterCandidateInput,
+    SetStageInput,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def rid() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_register_stage_observe_and_count(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    tenant_id, admin = await new_tenant(channel, stack.admin_key, "loop-activities")
+    infer_key = await scoped_key(channel, admin, options_pb2.SCOPE_INFER)
+    ingest_key = await scoped_key(channel, admin, options_pb2.SCOPE_INGEST)
+    r = registry_pb2_grpc.RegistryServiceStub(channel)
+    skill = "drafts"
+    await r.CreateSkill(
+        reg.CreateSkillRequest(skill=reg.Skill(skill_id=skill), request_id=rid()),
+        metadata=md(admin),
+    )
+    v1 = (await r.CreatePolicy(
+        reg.CreatePolicyRequest(policy=reg.Policy(skill_id=skill, base_model="tiny",
+                                                  generation_defaults=reg.GenerationConfig(max_tokens=4)),
+                                request_id=rid()),
+        metadata=md(admin),
+    )).policy.policy_id  # fmt: skip
+    await r.PromotePolicy(
+        reg.PromotePolicyRequest(skill_id=skill, policy_id=v1, reason="start", request_id=rid()),
+        metadata=md(admin),
+    )
+    engine = create_engine(stack.database_url, pool_size=2)
+    acts = LearningActivities(
+        engine, create_session_factory(engine), LocalObjectStore(stack.settings.objects_dir)
+    )
+    env = ActivityEnvironment()
+    try:
+        assert (
+            await env.run(acts.current_baseline, BaselineInput(tenant_id, skill))
+        ).policy_id == v1
+        uri, sha = stack.tiny.adapters["a"]
+        made = RegisterCandidateInput(tenant_id, skill, v1, uri, sha, "run-1")
+        candidate = (await env.run(acts.register_candidate, made)).policy_id
+        assert candidate == f"{skill}@v2"
+        # A retried activity replays: no v3.
+        assert (await env.run(acts.register_candidate, made)).policy_id == candidate
+        got = await r.GetPolicy(reg.GetPolicyRequest(policy_id=candidate), metadata=md(admin))
+        assert got.policy.parent_policy_id == v1 and got.policy.adapter.sha256 == sha
+
+        since = datetime.now(UTC).isoformat()
+        await env.run(
+            acts.set_rollout_stage,
+            SetStageInput(tenant_id, skill, "canary", candidate, 50, "ro-1", "test"),
+        )
+        await asyncio.sleep(1.0)  # the documented propagation bound
+        g = inference_pb2_grpc.InferenceServiceStub(channel)
+        t = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+        served: dict[str, int] = {}
+        for i in range(60):
+            hello = tel.ChatMessage(role=tel.ChatMessage.ROLE_USER, content="hello")
+            answer = await g.Infer(
+                inf.InferRequest(skill=skill, user_id=f"u{i}", request_id=rid(), messages=[hello]),
+                metadata=md(infer_key),
+            )
+            served[answer.policy_id] = served.get(answer.policy_id, 0) + 1
+            # Users dislike the candidate: the canary must be rejected.
+            thumb = (
+                tel.ExplicitFeedback.THUMB_DOWN
+                if answer.policy_id == candidate
+                else tel.ExplicitFeedback.THUMB_UP
+            )
+            await t.SubmitFeedback(
+                tel.SubmitFeedbackRequest(interaction_id=answer.interaction_id, request_id=rid(),
+                                          feedback=tel.Feedback(explicit=tel.ExplicitFeedback(thumb=thumb))),
+                metadata=md(ingest_key),
+            )  # fmt: skip
+        assert set(served) == {v1, candidate}
+        counted = await env.run(
+            acts.count_new_feedback, CountFeedbackInput(tenant_id, skill, since)
+        )
+        assert counted.count == 60
+        observed = await env.run(
+            acts.observe_rollout, ObserveInput(tenant_id, skill, candidate, v1, since, "canary", 10)
+        )
+        assert observed.decision == "reject", observed
+        await env.run(
+            acts.set_rollout_stage,
+            SetStageInput(tenant_id, skill, "rollback", candidate, 0, "ro-1", "regression"),
+        )
+        deployment = await r.GetDeployment(
+            reg.GetDeploymentRequest(skill_id=skill), metadata=md(admin)
+        )
+        assert deployment.deployment.baseline_policy_id == v1
+        assert deployment.deployment.traffic.WhichOneof("strategy") is None
+    finally:
+        await engine.dispose()
