@@ -7,7 +7,9 @@ Training (GPU queue), dataset building and evaluation live in their own modules.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -199,7 +201,7 @@ class LearningActivities:
         )
         return ObserveOutput(decision.candidate_n, decision.decision, decision.reason)
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.count_new_feedback,
             self.current_baseline,

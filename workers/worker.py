@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from temporalio.client import Client
@@ -12,18 +14,22 @@ from temporalio.worker import Worker
 from services.config import Settings
 from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workers.stack_check_activities import describe_worker
+from workflows.learning_loop import LearningLoopWorkflow
+from workflows.rollout import RolloutWorkflow
 from workflows.stack_check import StackCheckWorkflow
 
 log = structlog.get_logger(__name__)
 
 
-def build_worker(client: Client, kind: str) -> Worker:
+def build_worker(
+    client: Client, kind: str, activities: Sequence[Callable[..., Any]] = ()
+) -> Worker:
     if kind == "cpu":
         return Worker(
             client,
             task_queue=CPU_TASK_QUEUE,
-            workflows=[StackCheckWorkflow],
-            activities=[describe_worker],
+            workflows=[StackCheckWorkflow, LearningLoopWorkflow, RolloutWorkflow],
+            activities=[describe_worker, *activities],
         )
     if kind == "gpu":
         # One GPU job at a time per worker: training saturates the device.
@@ -42,7 +48,19 @@ async def connect(settings: Settings) -> Client:
 
 async def run_worker(settings: Settings, kind: str) -> None:
     client = await connect(settings)
-    worker = build_worker(client, kind)
+    activities: list[Callable[..., Any]] = []
+    engine = None
+    if kind == "cpu":
+        from infra.stack import database_url
+        from services.db.engine import create_engine, create_session_factory
+        from services.objects.store import object_store
+        from workers.learning_activities import LearningActivities
+
+        engine = create_engine(database_url(settings), pool_size=4)
+        activities = LearningActivities(
+            engine, create_session_factory(engine), object_store(settings)
+        ).all()
+    worker = build_worker(client, kind, activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -51,4 +69,6 @@ async def run_worker(settings: Settings, kind: str) -> None:
         log.info("worker_started", kind=kind, task_queue=worker.task_queue)
         await stop.wait()
         log.info("worker_stopping", kind=kind)
+    if engine is not None:
+        await engine.dispose()
     log.info("worker_stopped", kind=kind)
