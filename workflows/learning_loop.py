@@ -152,11 +152,13 @@ class LearningLoopWorkflow:
             retry_policy=_RETRY,
         )  # fmt: skip
         self._phase = f"iteration {n}: evaluating"
+        # Evaluation generates with both policies: it runs where the model is.
         evaluation: EvaluateOutput = await workflow.execute_activity(
             "evaluate_candidate",
             EvaluateInput(state.tenant_id, state.skill_id, candidate.policy_id, baseline.policy_id),
             result_type=EvaluateOutput,
-            start_to_close_timeout=_TIMEOUT,
+            task_queue=cfg.gpu_task_queue,
+            start_to_close_timeout=timedelta(hours=2),
             retry_policy=_RETRY,
         )
         summary = IterationSummary(

@@ -125,3 +125,62 @@ async def test_register_stage_observe_and_count(
         assert deployment.deployment.traffic.WhichOneof("strategy") is None
     finally:
         await engine.dispose()
+
+
+async def test_dataset_and_evaluation_activities(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    import json
+    from urllib.parse import unquote
+
+    from services.inference.backends.local import LocalBackend, LocalBackendConfig
+    from services.registry.service import RegistryCore
+    from workers.dataset_activities import DatasetActivities
+    from workers.evaluation_activities import EvaluationActivities
+    from workflows.learning_types import BuildDatasetInput, EvaluateInput
+
+    tenant_id, admin = await new_tenant(channel, stack.admin_key, "loop-eval")
+    r = registry_pb2_grpc.RegistryServiceStub(channel)
+    skill = "support_email"
+    await r.CreateSkill(
+        reg.CreateSkillRequest(skill=reg.Skill(skill_id=skill), request_id=rid()),
+        metadata=md(admin),
+    )
+    ids = []
+    for adapter in (None, stack.tiny.adapters["a"]):
+        policy = reg.Policy(skill_id=skill, base_model="tiny")
+        if adapter:
+            policy.adapter.CopyFrom(reg.Adapter(artifact_uri=adapter[0], sha256=adapter[1]))
+        made = await r.CreatePolicy(
+            reg.CreatePolicyRequest(policy=policy, request_id=rid()), metadata=md(admin)
+        )
+        ids.append(made.policy.policy_id)
+    engine = create_engine(stack.database_url, pool_size=2)
+    objects = LocalObjectStore(stack.settings.objects_dir)
+    backend = LocalBackend(LocalBackendConfig(model_dir=stack.tiny.model_dir))
+    env = ActivityEnvironment()
+    try:
+        # A tenant with no feedback yet: not enough pairs, so no dataset (and no training).
+        built = await env.run(
+            DatasetActivities(engine, objects).build_preference_dataset,
+            BuildDatasetInput(tenant_id, skill, "", datetime.now(UTC).isoformat(), 8),
+        )
+        assert (built.dataset_uri, built.pairs) == ("", 0)
+
+        async def open_backend() -> LocalBackend:
+            return backend
+
+        evaluation = EvaluationActivities(
+            RegistryCore(create_session_factory(engine), objects), objects, open_backend,
+            max_examples=6, max_new_tokens=8,
+        )  # fmt: skip
+        verdict = await env.run(
+            evaluation.evaluate_candidate, EvaluateInput(tenant_id, skill, ids[1], ids[0])
+        )
+        assert 0.0 <= verdict.win_rate <= 1.0 and verdict.ci_low <= verdict.ci_high
+        key = verdict.report_uri.split("/objects/", 1)[1]
+        report = json.loads(await objects.get(unquote(key)))
+        assert report["example_count"] == 6 and report["passed"] == verdict.passed
+    finally:
+        await backend.close()
+        await engine.dispose()
