@@ -77,6 +77,7 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.ingest
 	$(PY) -m bench.gateway
 	$(PY) -m bench.backends
+	$(PY) -m bench.trainer
 
 clean: down ## stop the stack and delete all local state (.rlaas, .build)
 	rm -rf .rlaas .build

