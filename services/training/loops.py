@@ -1,0 +1,169 @@
+"""Learning loops as TrainingService exposes them: a loop is a LearningLoopWorkflow;
+Temporal is the source of truth for its state. The workflow id carries the tenant, so
+a caller can only ever reach loops of its own tenant, and is derived from the
+request_id, so a retried start finds the loop it started."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from rlaas.training.v1 import training_pb2 as pb
+from services.db import idempotency
+from services.errors import AlreadyExists, InvalidArgument, NotFound
+from services.tenancy.principal import Principal, Scope
+from workers.queues import CPU_TASK_QUEUE
+from workflows.learning_loop import LearningLoopWorkflow
+from workflows.learning_types import LoopConfig, LoopState, LoopStatus
+
+_OUTCOMES = {
+    "promoted": pb.LearningLoopIteration.OUTCOME_PROMOTED,
+    "rolled_back": pb.LearningLoopIteration.OUTCOME_ROLLED_BACK,
+    "rejected_by_eval": pb.LearningLoopIteration.OUTCOME_REJECTED,
+    "not_enough_data": pb.LearningLoopIteration.OUTCOME_SKIPPED,
+}
+_PHASES = {
+    "waiting": pb.LearningLoop.PHASE_WAITING,
+    "building": pb.LearningLoop.PHASE_BUILDING_DATASET,
+    "training": pb.LearningLoop.PHASE_TRAINING,
+    "evaluating": pb.LearningLoop.PHASE_EVALUATING,
+    "rolling": pb.LearningLoop.PHASE_ROLLING_OUT,
+}
+
+
+def _workflow_id(tenant_id: str, loop_id: str) -> str:
+    return f"loop/{tenant_id}/{loop_id}"
+
+
+def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
+    cfg = LoopConfig()
+    if proto.HasField("interval"):
+        cfg.check_interval_s = max(proto.interval.ToTimedelta().total_seconds(), 1.0)
+    if proto.min_new_feedback:
+        cfg.min_new_feedback = proto.min_new_feedback
+    if proto.max_iterations:
+        cfg.max_iterations = proto.max_iterations
+    if proto.min_pairs:
+        cfg.min_pairs = proto.min_pairs
+    return cfg
+
+
+class LoopService:
+    def __init__(self, client_factory: Callable[[], Awaitable[Client]]) -> None:
+        self._client_factory = client_factory
+        self._client: Client | None = None
+
+    async def _temporal(self) -> Client:
+        if self._client is None:
+            self._client = await self._client_factory()
+        return self._client
+
+    async def start(
+        self, caller: Principal, loop: pb.LearningLoop, request_id: str
+    ) -> pb.LearningLoop:
+        caller.require(Scope.TRAIN)
+        idempotency.validate_request_id(request_id)
+        if not loop.skill_id:
+            raise InvalidArgument.field("learning_loop.skill_id", "is required")
+        digest = hashlib.sha256(loop.SerializeToString(deterministic=True)).hexdigest()
+        loop_id = f"{loop.skill_id}-{hashlib.sha256(request_id.encode()).hexdigest()[:12]}"
+        workflow_id = _workflow_id(caller.tenant_id, loop_id)
+        state = LoopState(caller.tenant_id, loop.skill_id, loop_id, _config(loop.config))
+        client = await self._temporal()
+        try:
+            await client.start_workflow(
+                LearningLoopWorkflow.run, state, id=workflow_id, task_queue=CPU_TASK_QUEUE,
+                memo={"request_sha256": digest, "skill_id": loop.skill_id,
+                      "display_name": loop.display_name},
+            )  # fmt: skip
+        except WorkflowAlreadyStartedError:
+            described = await client.get_workflow_handle(workflow_id).describe()
+            if (await described.memo()).get("request_sha256") != digest:
+                raise AlreadyExists(
+                    f"request_id {request_id!r} already started a different learning loop",
+                    reason="REQUEST_ID_REUSED",
+                    metadata={"field": "request_id"},
+                ) from None
+        return await self.get(caller, loop_id)
+
+    async def get(self, caller: Principal, loop_id: str) -> pb.LearningLoop:
+        caller.require(Scope.TRAIN)
+        if not loop_id:
+            raise InvalidArgument.field("learning_loop_id", "is required")
+        client = await self._temporal()
+        handle = client.get_workflow_handle(_workflow_id(caller.tenant_id, loop_id))
+        try:
+            described = await handle.describe()
+        except RPCError as err:
+            raise NotFound("learning loop", loop_id) from err
+        memo = await described.memo()
+        status: LoopStatus | None = None
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            status = await handle.query(LearningLoopWorkflow.status)
+        return self._to_proto(caller.tenant_id, loop_id, memo, described.status, status,
+                              described.id)  # fmt: skip
+
+    async def signal(
+        self, caller: Principal, loop_id: str, signal: str, request_id: str
+    ) -> pb.LearningLoop:
+        caller.require(Scope.TRAIN)
+        idempotency.validate_request_id(request_id)
+        await self.get(caller, loop_id)  # NOT_FOUND for another tenant's or a missing loop
+        client = await self._temporal()
+        await client.get_workflow_handle(_workflow_id(caller.tenant_id, loop_id)).signal(signal)
+        return await self.get(caller, loop_id)
+
+    async def list(self, caller: Principal, skill_id: str = "") -> list[pb.LearningLoop]:
+        caller.require(Scope.TRAIN)
+        client = await self._temporal()
+        prefix = _workflow_id(caller.tenant_id, "")
+        loops: dict[str, pb.LearningLoop] = {}
+        query = "WorkflowType = 'LearningLoopWorkflow'"
+        async for execution in client.list_workflows(query):
+            if not execution.id.startswith(prefix):
+                continue  # another tenant's loop
+            loop_id = execution.id.removeprefix(prefix)
+            if loop_id in loops:
+                continue  # older runs of a continued-as-new loop
+            memo = await execution.memo()
+            if skill_id and memo.get("skill_id") != skill_id:
+                continue
+            loops[loop_id] = await self.get(caller, loop_id)
+        return list(loops.values())
+
+    @staticmethod
+    def _to_proto(
+        tenant_id: str, loop_id: str, memo: Mapping[str, Any],
+        execution: WorkflowExecutionStatus | None, status: LoopStatus | None, workflow_id: str,
+    ) -> pb.LearningLoop:  # fmt: skip
+        out = pb.LearningLoop(
+            learning_loop_id=loop_id, skill_id=str(memo.get("skill_id", "")),
+            display_name=str(memo.get("display_name", "")), tenant_id=tenant_id,
+            workflow_id=workflow_id,
+        )  # fmt: skip
+        if execution == WorkflowExecutionStatus.COMPLETED:
+            out.state = pb.LearningLoop.STATE_COMPLETED
+        elif execution == WorkflowExecutionStatus.RUNNING:
+            out.state = (
+                pb.LearningLoop.STATE_PAUSED
+                if status and status.paused
+                else pb.LearningLoop.STATE_RUNNING
+            )
+        else:
+            out.state = pb.LearningLoop.STATE_FAILED
+        if status is not None:
+            out.iteration = status.iteration
+            phase = status.phase.split(": ")[-1].split(" ")[0]
+            out.phase = _PHASES.get(phase, pb.LearningLoop.PHASE_WAITING)
+            for h in status.history:
+                out.recent_iterations.add(
+                    iteration=h.iteration,
+                    candidate_policy_id=h.candidate_policy_id,
+                    outcome=_OUTCOMES.get(h.outcome, pb.LearningLoopIteration.OUTCOME_UNSPECIFIED),
+                )
+        return out

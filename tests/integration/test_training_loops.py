@@ -1,0 +1,79 @@
+"""TrainingService's learning-loop RPCs through the real server and Temporal."""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2
+from temporalio.client import Client
+
+from rlaas.options.v1 import options_pb2
+from rlaas.training.v1 import training_pb2 as pb
+from rlaas.training.v1 import training_pb2_grpc
+from tests.conftest import RunningStack
+from tests.helpers import md, new_tenant, rich_error, scoped_key
+
+pytestmark = pytest.mark.integration
+
+
+async def test_start_get_pause_resume_list_and_isolation(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    _, admin = await new_tenant(channel, stack.admin_key, "loops")
+    key = await scoped_key(channel, admin, options_pb2.SCOPE_TRAIN)
+    t = training_pb2_grpc.TrainingServiceStub(channel)
+    loop = pb.LearningLoop(
+        skill_id="support_email",
+        display_name="nightly",
+        config=pb.LearningLoopConfig(
+            min_new_feedback=10_000, interval=duration_pb2.Duration(seconds=3600)
+        ),
+    )
+    request = pb.StartLearningLoopRequest(learning_loop=loop, request_id=str(uuid.uuid4()))
+    started = (await t.StartLearningLoop(request, metadata=md(key))).learning_loop
+    loop_id = started.learning_loop_id
+    assert started.state == pb.LearningLoop.STATE_RUNNING and started.skill_id == "support_email"
+    # A retried start finds the same loop; the same request_id for another loop is refused.
+    again = (await t.StartLearningLoop(request, metadata=md(key))).learning_loop
+    assert again.learning_loop_id == loop_id
+    other = pb.StartLearningLoopRequest(request_id=request.request_id)
+    other.learning_loop.CopyFrom(loop)
+    other.learning_loop.display_name = "another"
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await t.StartLearningLoop(other, metadata=md(key))
+    assert rich_error(info.value).reason == "REQUEST_ID_REUSED"
+
+    def rid() -> str:
+        return str(uuid.uuid4())
+
+    paused = await t.PauseLearningLoop(
+        pb.PauseLearningLoopRequest(learning_loop_id=loop_id, request_id=rid()), metadata=md(key)
+    )
+    assert paused.learning_loop.state == pb.LearningLoop.STATE_PAUSED
+    resumed = await t.ResumeLearningLoop(
+        pb.ResumeLearningLoopRequest(learning_loop_id=loop_id, request_id=rid()), metadata=md(key)
+    )
+    assert resumed.learning_loop.state == pb.LearningLoop.STATE_RUNNING
+    got = await t.GetLearningLoop(
+        pb.GetLearningLoopRequest(learning_loop_id=loop_id), metadata=md(key)
+    )
+    assert got.learning_loop.phase == pb.LearningLoop.PHASE_WAITING
+    listed = await t.ListLearningLoops(pb.ListLearningLoopsRequest(), metadata=md(key))
+    assert [x.learning_loop_id for x in listed.learning_loops] == [loop_id]
+
+    # Another tenant sees nothing of it.
+    _, admin_b = await new_tenant(channel, stack.admin_key, "loops-b")
+    key_b = await scoped_key(channel, admin_b, options_pb2.SCOPE_TRAIN)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await t.GetLearningLoop(
+            pb.GetLearningLoopRequest(learning_loop_id=loop_id), metadata=md(key_b)
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert not (
+        await t.ListLearningLoops(pb.ListLearningLoopsRequest(), metadata=md(key_b))
+    ).learning_loops
+
+    client = await Client.connect(stack.settings.temporal_target)
+    await client.get_workflow_handle(started.workflow_id).terminate("test over")
