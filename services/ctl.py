@@ -1,0 +1,215 @@
+"""``rlaasctl``: the operator's CLI over the public gRPC API (policies, deployments,
+promotions, rollbacks, traffic, learning loops, the audit log).
+
+Auth: ``--api-key`` or ``RLAAS_API_KEY``; server: ``--target`` or ``RLAAS_TARGET``.
+``--output json`` prints the API's own JSON (proto3 JSON names). Exit codes: 0 ok,
+2 bad usage or INVALID_ARGUMENT, 3 NOT_FOUND, 4 UNAUTHENTICATED / PERMISSION_DENIED,
+5 FAILED_PRECONDITION / ABORTED / ALREADY_EXISTS, 6 UNAVAILABLE, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from rlaas.registry.v1 import registry_pb2 as reg
+from rlaas.registry.v1 import registry_pb2_grpc
+from rlaas.training.v1 import training_pb2 as trn
+from rlaas.training.v1 import training_pb2_grpc
+
+EXIT = {
+    grpc.StatusCode.INVALID_ARGUMENT: 2,
+    grpc.StatusCode.NOT_FOUND: 3,
+    grpc.StatusCode.UNAUTHENTICATED: 4,
+    grpc.StatusCode.PERMISSION_DENIED: 4,
+    grpc.StatusCode.FAILED_PRECONDITION: 5,
+    grpc.StatusCode.ABORTED: 5,
+    grpc.StatusCode.ALREADY_EXISTS: 5,
+    grpc.StatusCode.UNAVAILABLE: 6,
+}
+
+
+class Ctl:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.channel = grpc.insecure_channel(args.target)
+        self.registry = registry_pb2_grpc.RegistryServiceStub(self.channel)
+        self.training = training_pb2_grpc.TrainingServiceStub(self.channel)
+        self.metadata = (("authorization", f"Bearer {args.api_key}"),)
+
+    def call(self, rpc: Callable[..., Message], request: Message) -> Message:
+        return rpc(request, metadata=self.metadata, timeout=self.args.timeout)
+
+    def emit(self, message: Message, text: Callable[[Any], str]) -> None:
+        if self.args.output == "json":
+            print(json_format.MessageToJson(message, indent=2))
+        else:
+            print(text(message))
+
+
+def _rid(args: argparse.Namespace) -> str:
+    return args.request_id or str(uuid.uuid4())
+
+
+def _deployment_text(d: reg.Deployment) -> str:
+    strategy = d.traffic.WhichOneof("strategy") or "baseline only"
+    detail = ""
+    if strategy == "canary":
+        detail = f" {d.traffic.canary.policy_id} at {d.traffic.canary.percent:g}%"
+    shadow = list(d.traffic.shadow.policy_ids)
+    return (
+        f"{d.skill_id}: baseline {d.baseline_policy_id or '-'} | {strategy}{detail}"
+        f"{' | shadow ' + ','.join(shadow) if shadow else ''} | revision {d.revision}"
+    )
+
+
+def _loop_text(x: trn.LearningLoop) -> str:
+    state = trn.LearningLoop.State.Name(x.state).removeprefix("STATE_").lower()
+    phase = trn.LearningLoop.Phase.Name(x.phase).removeprefix("PHASE_").lower()
+    return f"{x.learning_loop_id}  skill={x.skill_id}  {state}/{phase}  iteration={x.iteration}"
+
+
+def run(args: argparse.Namespace) -> int:
+    ctl = Ctl(args)
+    a, c = args, ctl
+    if a.command == "policies" and a.action == "list":
+        resp = c.call(
+            c.registry.ListPolicies, reg.ListPoliciesRequest(skill_id=a.skill, page_size=1000)
+        )
+        assert isinstance(resp, reg.ListPoliciesResponse)
+        c.emit(resp, lambda r: "\n".join(f"{p.policy_id}  {reg.Policy.State.Name(p.state)}"
+                                         f"  {p.adapter.artifact_uri or '(no adapter)'}"
+                                         for p in r.policies))  # fmt: skip
+    elif a.command == "policies" and a.action == "get":
+        c.emit(c.call(c.registry.GetPolicy, reg.GetPolicyRequest(policy_id=a.policy_id)),
+               lambda r: str(r.policy))  # fmt: skip
+    elif a.command == "status":
+        resp = c.call(c.registry.GetDeployment, reg.GetDeploymentRequest(skill_id=a.skill))
+        c.emit(resp, lambda r: _deployment_text(r.deployment))
+    elif a.command == "promote":
+        resp = c.call(c.registry.PromotePolicy, reg.PromotePolicyRequest(
+            skill_id=a.skill, policy_id=a.policy_id, reason=a.reason,
+            expected_revision=a.expected_revision, request_id=_rid(a)))  # fmt: skip
+        c.emit(resp, lambda r: "promoted: " + _deployment_text(r.deployment))
+    elif a.command == "rollback":
+        resp = c.call(c.registry.RollbackDeployment, reg.RollbackDeploymentRequest(
+            skill_id=a.skill, to_revision=a.to_revision, reason=a.reason,
+            expected_revision=a.expected_revision, request_id=_rid(a)))  # fmt: skip
+        c.emit(resp, lambda r: "rolled back: " + _deployment_text(r.deployment))
+    elif a.command == "canary":
+        traffic = reg.TrafficConfig(
+            canary=reg.CanaryTraffic(policy_id=a.policy_id, percent=a.percent)
+        )
+        resp = c.call(c.registry.SetTraffic, reg.SetTrafficRequest(
+            skill_id=a.skill, traffic=traffic, reason=a.reason, request_id=_rid(a)))  # fmt: skip
+        c.emit(resp, lambda r: _deployment_text(r.deployment))
+    elif a.command == "audit":
+        resp = c.call(c.registry.VerifyAuditLog, reg.VerifyAuditLogRequest())
+        c.emit(resp, lambda r: str(r).strip() or "audit log verified")
+    elif a.command == "loops":
+        if a.action == "start":
+            loop = trn.LearningLoop(skill_id=a.skill, config=trn.LearningLoopConfig(
+                min_new_feedback=a.min_new_feedback, max_iterations=a.max_iterations))  # fmt: skip
+            start = trn.StartLearningLoopRequest(learning_loop=loop, request_id=_rid(a))
+            resp = c.call(c.training.StartLearningLoop, start)
+            c.emit(resp, lambda r: _loop_text(r.learning_loop))
+        elif a.action == "list":
+            resp = c.call(
+                c.training.ListLearningLoops, trn.ListLearningLoopsRequest(page_size=1000)
+            )
+            c.emit(resp, lambda r: "\n".join(_loop_text(x) for x in r.learning_loops))
+        elif a.action == "get":
+            resp = c.call(c.training.GetLearningLoop,
+                          trn.GetLearningLoopRequest(learning_loop_id=a.loop_id))  # fmt: skip
+            c.emit(resp, lambda r: _loop_text(r.learning_loop))
+        else:
+            rpc = (
+                c.training.PauseLearningLoop
+                if a.action == "pause"
+                else c.training.ResumeLearningLoop
+            )
+            cls = (
+                trn.PauseLearningLoopRequest
+                if a.action == "pause"
+                else trn.ResumeLearningLoopRequest
+            )
+            resp = c.call(rpc, cls(learning_loop_id=a.loop_id, request_id=_rid(a)))
+            c.emit(resp, lambda r: _loop_text(r.learning_loop))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rlaasctl", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--target", default=os.environ.get("RLAAS_TARGET", "127.0.0.1:50051"))
+    p.add_argument("--api-key", default=os.environ.get("RLAAS_API_KEY", ""))
+    p.add_argument("--output", choices=["text", "json"], default="text")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    p.add_argument("--request-id", default="", help="idempotency key (default: a new UUID)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pol = sub.add_parser("policies", help="list or show policies")
+    polsub = pol.add_subparsers(dest="action", required=True)
+    x = polsub.add_parser("list", help="the policies of a skill")
+    x.add_argument("skill")
+    x = polsub.add_parser("get", help="one policy")
+    x.add_argument("policy_id")
+
+    x = sub.add_parser("status", help="a skill's deployment: baseline, traffic, revision")
+    x.add_argument("skill")
+    x = sub.add_parser("promote", help="make a policy the skill's baseline (100%% of traffic)")
+    x.add_argument("skill")
+    x.add_argument("policy_id")
+    x.add_argument("--reason", required=True)
+    x.add_argument("--expected-revision", type=int, default=0)
+    x = sub.add_parser("rollback", help="return the skill to its previous deployment")
+    x.add_argument("skill")
+    x.add_argument("--reason", required=True)
+    x.add_argument("--to-revision", type=int, default=0)
+    x.add_argument("--expected-revision", type=int, default=0)
+    x = sub.add_parser("canary", help="send a percentage of traffic to a candidate")
+    x.add_argument("skill")
+    x.add_argument("policy_id")
+    x.add_argument("--percent", type=float, required=True)
+    x.add_argument("--reason", required=True)
+    sub.add_parser("audit", help="verify the tenant's hash-chained audit log")
+
+    loops = sub.add_parser("loops", help="learning loops")
+    lsub = loops.add_subparsers(dest="action", required=True)
+    x = lsub.add_parser("start", help="start a learning loop for a skill")
+    x.add_argument("skill")
+    x.add_argument("--min-new-feedback", type=int, default=0)
+    x.add_argument("--max-iterations", type=int, default=0)
+    lsub.add_parser("list", help="the tenant's loops")
+    for action in ("get", "pause", "resume"):
+        x = lsub.add_parser(action, help=f"{action} a loop")
+        x.add_argument("loop_id")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.api_key:
+        print("rlaasctl: set --api-key or RLAAS_API_KEY", file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except grpc.RpcError as err:
+        code = err.code()
+        detail = {"code": code.name, "message": err.details()}
+        text = f"error: {code.name}: {detail['message']}"
+        print(json.dumps(detail) if args.output == "json" else text, file=sys.stderr)
+        return EXIT.get(code, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
