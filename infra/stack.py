@@ -10,9 +10,11 @@ neither started nor stopped here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +28,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra import migrate
-from infra.processes import ProcessTable, alive
+from infra.processes import ProcessTable, alive, start_time
 from services.config import Settings
 from services.objects.store import object_store
 from services.tenancy.bootstrap import bootstrap_operator
@@ -142,7 +144,17 @@ def stop_embedded_postgres(settings: Settings) -> bool:
         owner = pgdata.owner()
         if owner != "root":
             cmd = ["su", owner, "-s", "/bin/sh", "-c", " ".join(cmd)]
+    pid = postgres_pid(settings)
+    started = start_time(pid) if pid else None
     subprocess.run(cmd, check=False, capture_output=True, timeout=60)
+    # pg_ctl -w returns once the server stopped accepting; wait for the postmaster to be
+    # gone too, so `down` never returns with a process of ours still running.
+    deadline = time.monotonic() + 30
+    while pid and alive(pid, started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid and alive(pid, started):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     return True
 
 
