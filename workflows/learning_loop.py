@@ -136,7 +136,7 @@ class LearningLoopWorkflow:
         trained: TrainOutput = await workflow.execute_activity(
             "train_adapter",
             TrainInput(state.tenant_id, state.skill_id, run_id, dataset.dataset_uri,
-                       baseline.policy_id),
+                       baseline.policy_id, cfg.lora, cfg.dpo),
             result_type=TrainOutput,
             task_queue=cfg.gpu_task_queue,
             start_to_close_timeout=timedelta(seconds=cfg.train_timeout_s),

@@ -5,6 +5,7 @@ object-store URI only, never inside a payload."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -29,6 +30,10 @@ class LoopConfig:
     """0: run until stopped."""
     iterations_per_run: int = 5
     """Iterations before continue-as-new (history stays small)."""
+    lora: dict[str, Any] = field(default_factory=dict)
+    """Trainer LoRA settings (services.training.trainer.LoraSettings fields)."""
+    dpo: dict[str, Any] = field(default_factory=dict)
+    """Trainer DPO settings (services.training.trainer.DpoSettings fields)."""
     gpu_task_queue: str = "rlaas-gpu"
     """Task queue of the GPU workers that train (one per GPU pool)."""
     train_heartbeat_timeout_s: float = 120.0
@@ -100,6 +105,8 @@ class TrainInput:
     run_id: str
     dataset_uri: str
     parent_policy_id: str
+    lora: dict[str, Any] = field(default_factory=dict)
+    dpo: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -40,8 +40,44 @@ def _workflow_id(tenant_id: str, loop_id: str) -> str:
     return f"loop/{tenant_id}/{loop_id}"
 
 
+def _training(proto: pb.TrainingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The proto's training config as trainer settings, checked now (a bad value must
+    fail the start, not a training run hours later)."""
+    from services.training.trainer import DpoSettings, LoraSettings
+
+    field_path = "learning_loop.config.training"
+    if proto.method == pb.TRAINING_METHOD_SFT:
+        raise InvalidArgument.field(
+            f"{field_path}.method", "a learning loop trains on preferences: use DPO or IPO"
+        )
+    lora: dict[str, Any] = {}
+    if proto.HasField("lora"):
+        lo = proto.lora
+        lora = {k: v for k, v in (("rank", lo.rank), ("alpha", lo.alpha),
+                                  ("dropout", lo.dropout), ("qlora", lo.qlora)) if v}  # fmt: skip
+        if lo.target_modules:
+            lora["target_modules"] = list(lo.target_modules)
+    dpo: dict[str, Any] = {"loss": "ipo"} if proto.method == pb.TRAINING_METHOD_IPO else {}
+    h = proto.hyperparameters
+    names = {"learning_rate": "learning_rate", "num_epochs": "epochs", "max_steps": "max_steps",
+             "batch_size": "batch_size", "beta": "beta", "max_length": "max_length",
+             "gradient_accumulation_steps": "gradient_accumulation_steps",
+             "warmup_ratio": "warmup_ratio", "seed": "seed"}  # fmt: skip
+    for proto_name, setting in names.items():
+        if h.HasField(proto_name):
+            dpo[setting] = getattr(h, proto_name)
+    try:
+        LoraSettings(**lora)
+        DpoSettings(**dpo)
+    except (TypeError, ValueError) as err:
+        raise InvalidArgument.field(field_path, str(err)) from err
+    return lora, dpo
+
+
 def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
     cfg = LoopConfig()
+    if proto.HasField("training"):
+        cfg.lora, cfg.dpo = _training(proto.training)
     if proto.HasField("interval"):
         cfg.check_interval_s = max(proto.interval.ToTimedelta().total_seconds(), 1.0)
     if proto.min_new_feedback:
