@@ -473,26 +473,49 @@ class EventPreparer:
         if fb.output_id:
             self._client_id(fb.output_id, f"{fp}.output_id", violations, required=False)
         self._optional_id(fb.user_id, f"{fp}.user_id", violations)
-        event_time = self._event_time(fb, f"{fp}.event_time", now, violations)
-        for name in ("feedback_id", "interaction_id", "tenant_id", "create_time", "request_id"):
-            fb.ClearField(name)
+        prepared = self._reaction(
+            FEEDBACK, "feedback_id", fb, fp, request.request_id, interaction_id, tenant_id,
+            digest, scrubber, now, violations,
+        )  # fmt: skip
+        prepared.user_id = fb.user_id or None
+        return prepared
+
+    def _reaction(
+        self,
+        event_type: int,
+        id_field: str,
+        msg: Message,
+        path: str,
+        request_id: str,
+        interaction_id: str,
+        tenant_id: str,
+        digest: bytes,
+        scrubber: Scrubber | None,
+        now: datetime,
+        violations: list[FieldViolation],
+    ) -> Prepared:
+        """The shared tail of feedback and task results (events about an interaction):
+        output-only fields dropped, free text scrubbed, server ids assigned."""
+        event_time = self._event_time(msg, f"{path}.event_time", now, violations)
+        for name in (id_field, "interaction_id", "tenant_id", "create_time", "request_id"):
+            msg.ClearField(name)
         walker = _Walker(self.limits, scrubber)
-        walker.walk(fb, fp)
+        walker.walk(msg, path)
         self._finish(walker, violations)
-        fb.feedback_id = new_id()
-        fb.interaction_id = interaction_id
-        fb.tenant_id = tenant_id
-        fb.request_id = request.request_id
+        event_id = new_id()
+        setattr(msg, id_field, event_id)
+        msg.interaction_id = interaction_id  # type: ignore[attr-defined]
+        msg.tenant_id = tenant_id  # type: ignore[attr-defined]
+        msg.request_id = request_id  # type: ignore[attr-defined]
         return Prepared(
-            event_type=FEEDBACK,
-            request_id=request.request_id,
-            event_id=fb.feedback_id,
+            event_type=event_type,
+            request_id=request_id,
+            event_id=event_id,
             interaction_id=interaction_id,
             fingerprint=digest,
-            message=fb,
+            message=msg,
             event_time=event_time,
             pii_counts=dict(walker.counts),
-            user_id=fb.user_id or None,
         )
 
     def task_result(
@@ -524,26 +547,10 @@ class EventPreparer:
             violations.append(FieldViolation(f"{tp}.f1", "must be within [0, 1]"))
         if tr.output_id:
             self._client_id(tr.output_id, f"{tp}.output_id", violations, required=False)
-        event_time = self._event_time(tr, f"{tp}.event_time", now, violations)
-        for name in ("task_result_id", "interaction_id", "tenant_id", "create_time", "request_id"):
-            tr.ClearField(name)
-        walker = _Walker(self.limits, scrubber)
-        walker.walk(tr, tp)
-        self._finish(walker, violations)
-        tr.task_result_id = new_id()
-        tr.interaction_id = interaction_id
-        tr.tenant_id = tenant_id
-        tr.request_id = request.request_id
-        return Prepared(
-            event_type=TASK_RESULT,
-            request_id=request.request_id,
-            event_id=tr.task_result_id,
-            interaction_id=interaction_id,
-            fingerprint=digest,
-            message=tr,
-            event_time=event_time,
-            pii_counts=dict(walker.counts),
-        )
+        return self._reaction(
+            TASK_RESULT, "task_result_id", tr, tp, request.request_id, interaction_id, tenant_id,
+            digest, scrubber, now, violations,
+        )  # fmt: skip
 
 
 def _p(prefix: str, name: str) -> str:
