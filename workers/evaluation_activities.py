@@ -60,7 +60,8 @@ class EvaluationActivities:
             ),
             load_golden_set(),
             safety_cases=load_safety_suite(),
-            rubric=self._rubric,
+            # The loop's own gate, if it set one, over the worker's default.
+            rubric=PromotionRubric(**inp.rubric) if inp.rubric else self._rubric,
             max_examples=self._max_examples,
         )
         key = f"evals/{inp.tenant_id}/{inp.skill_id}/{inp.candidate_policy_id}.json"

@@ -135,10 +135,13 @@ class LearningActivities:
     @activity.defn(name="set_rollout_stage")
     async def set_rollout_stage(self, inp: SetStageInput) -> SetStageOutput:
         actor = Actor(inp.tenant_id, display_name=CONTROLLER)
-        request_id = f"{inp.rollout_id}-{inp.stage}"
+        # One registry change per stage and canary step (step 0 keeps the id it always had).
+        request_id = f"{inp.rollout_id}-{inp.stage}" + (f"-{inp.step}" if inp.step else "")
         if inp.stage == "shadow":
             traffic = reg.TrafficConfig(
-                shadow=reg.ShadowTraffic(policy_ids=[inp.candidate_policy_id], sample_rate=1.0)
+                shadow=reg.ShadowTraffic(
+                    policy_ids=[inp.candidate_policy_id], sample_rate=inp.sample_rate or 1.0
+                )
             )
             deployment = await self._registry.set_traffic(
                 actor,
@@ -167,8 +170,8 @@ class LearningActivities:
             )  # fmt: skip
         elif inp.stage == "rollback":
             deployment = await self._registry.rollback_deployment(
-                actor, inp.skill_id, reason=inp.reason, request_id=request_id,
-                rollout_id=inp.rollout_id,
+                actor, inp.skill_id, to_revision=inp.to_revision, reason=inp.reason,
+                request_id=request_id, rollout_id=inp.rollout_id,
             )  # fmt: skip
         else:
             raise ApplicationError(f"unknown stage {inp.stage!r}", non_retryable=True)
@@ -198,6 +201,7 @@ class LearningActivities:
             np.asarray(rewards[inp.candidate_policy_id]),
             np.asarray(rewards[inp.baseline_policy_id]),
             min_samples=inp.min_requests,
+            tolerance=inp.tolerance,
         )
         return ObserveOutput(decision.candidate_n, decision.decision, decision.reason)
 

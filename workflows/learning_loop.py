@@ -11,7 +11,9 @@ effect is an activity.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -36,11 +38,12 @@ with workflow.unsafe.imports_passed_through():
         TrainInput,
         TrainOutput,
     )
-    from workflows.rollout import RolloutWorkflow
+    from workflows.rollout import RolloutWorkflow, rollout_workflow_id
 
 _TIMEOUT = timedelta(minutes=10)
 _RETRY = RetryPolicy(maximum_attempts=5)
 _HISTORY_KEPT = 20
+ROLLOUT_WORKFLOW_ID = "loop-rollout-workflow-id"
 
 
 @workflow.defn
@@ -136,7 +139,7 @@ class LearningLoopWorkflow:
         trained: TrainOutput = await workflow.execute_activity(
             "train_adapter",
             TrainInput(state.tenant_id, state.skill_id, run_id, dataset.dataset_uri,
-                       baseline.policy_id, cfg.lora, cfg.dpo),
+                       baseline.policy_id, cfg.lora, cfg.dpo, cfg.train_checkpoint_every),
             result_type=TrainOutput,
             task_queue=cfg.gpu_task_queue,
             start_to_close_timeout=timedelta(seconds=cfg.train_timeout_s),
@@ -155,7 +158,9 @@ class LearningLoopWorkflow:
         # Evaluation generates with both policies: it runs where the model is.
         evaluation: EvaluateOutput = await workflow.execute_activity(
             "evaluate_candidate",
-            EvaluateInput(state.tenant_id, state.skill_id, candidate.policy_id, baseline.policy_id),
+            EvaluateInput(
+                state.tenant_id, state.skill_id, candidate.policy_id, baseline.policy_id, cfg.rubric
+            ),
             result_type=EvaluateOutput,
             task_queue=cfg.gpu_task_queue,
             start_to_close_timeout=timedelta(hours=2),
@@ -168,12 +173,32 @@ class LearningLoopWorkflow:
         if not evaluation.passed:
             return summary
         self._phase = f"iteration {n}: rolling out {candidate.policy_id}"
+        rollout = RolloutInput(state.tenant_id, state.skill_id, f"{run_id}-rollout",
+                               candidate.policy_id, baseline.policy_id, cfg.rollout)  # fmt: skip
+        summary.rollout_id = rollout.rollout_id
+        child_id, memo = _rollout_child(state, rollout, n)
         result: RolloutResult = await workflow.execute_child_workflow(
-            RolloutWorkflow.run,
-            RolloutInput(state.tenant_id, state.skill_id, f"{run_id}-rollout",
-                         candidate.policy_id, baseline.policy_id, cfg.rollout),
-            id=f"{state.loop_id}-rollout-{n}",
-        )  # fmt: skip
+            RolloutWorkflow.run, rollout, id=child_id, memo=memo
+        )
         summary.outcome = result.outcome
         summary.reason = result.reason
         return summary
+
+
+def _rollout_child(
+    state: LoopState, rollout: RolloutInput, n: int
+) -> tuple[str, dict[str, Any] | None]:
+    """Workflow id and memo of an iteration's rollout. Newer runs use the id form that
+    TrainingService's rollout RPCs read (`rollout/<tenant>/<rollout_id>`, the tenant
+    in the id keeps tenants apart) and describe it in the memo; histories recorded
+    before started the child under the loop's own id, without a memo."""
+    if not workflow.patched(ROLLOUT_WORKFLOW_ID):
+        return f"{state.loop_id}-rollout-{n}", None
+    memo = {
+        "skill_id": rollout.skill_id,
+        "candidate_policy_id": rollout.candidate_policy_id,
+        "baseline_policy_id": rollout.baseline_policy_id,
+        "learning_loop_id": state.loop_id,
+        "plan": dataclasses.asdict(rollout.plan),
+    }
+    return rollout_workflow_id(state.tenant_id, rollout.rollout_id), memo

@@ -9,15 +9,41 @@ from typing import Any
 
 
 @dataclass
+class CanaryStep:
+    percent: float
+    """Share of traffic the candidate serves at this step, (0, 100]."""
+    min_duration_s: float = 0.0
+    """Time at this step before it may advance, even once the guard accepts."""
+
+
+@dataclass
 class RolloutPlan:
     shadow_requests: int = 20
     """Shadow runs to observe before the canary."""
     canary_percent: float = 10.0
+    """The single canary step's percentage when `canary_steps` is empty."""
     canary_min_requests: int = 50
     """Canary answers needed before the sequential test may accept."""
     poll_interval_s: float = 30.0
     max_stage_s: float = 24 * 3600.0
     """A stage that decides nothing in this long ends in a rollback (fail safe)."""
+    # Fields below were added later: their defaults reproduce the original behaviour.
+    skip_shadow: bool = False
+    shadow_min_s: float = 0.0
+    """Time in shadow before it may advance, on top of `shadow_requests`."""
+    shadow_sample_rate: float = 1.0
+    """Fraction of requests dual-run in shadow, (0, 1]."""
+    canary_steps: list[CanaryStep] = field(default_factory=list)
+    """Increasing percentages; empty: one step at `canary_percent`."""
+    auto_advance: bool = True
+    """False: a stage whose guard is satisfied waits for the `promote` signal."""
+    max_reward_drop: float = 0.0
+    """Tolerance of the regression guard: only a larger drop of the mean reward rejects."""
+    disable_auto_rollback: bool = False
+    """A reject is reported (status reason) and holds the stage; it never rolls back."""
+
+    def steps(self) -> list[CanaryStep]:
+        return list(self.canary_steps) or [CanaryStep(self.canary_percent)]
 
 
 @dataclass
@@ -39,6 +65,12 @@ class LoopConfig:
     train_heartbeat_timeout_s: float = 120.0
     train_timeout_s: float = 6 * 3600.0
     rollout: RolloutPlan = field(default_factory=RolloutPlan)
+    rubric: dict[str, Any] = field(default_factory=dict)
+    """The evaluation gate (services.training.evaluation.PromotionRubric fields; empty:
+    the evaluation worker's own rubric)."""
+    train_checkpoint_every: int = 50
+    """Optimiser steps between the training checkpoints a retried train activity
+    resumes from (0: none)."""
 
 
 @dataclass
@@ -50,6 +82,7 @@ class IterationSummary:
     adapter_uri: str = ""
     win_rate: float = 0.0
     reason: str = ""
+    rollout_id: str = ""
 
 
 @dataclass
@@ -107,6 +140,8 @@ class TrainInput:
     parent_policy_id: str
     lora: dict[str, Any] = field(default_factory=dict)
     dpo: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 50
+    """Optimiser steps between checkpoints (TrainAdapterInput.checkpoint_every)."""
 
 
 @dataclass
@@ -138,6 +173,8 @@ class EvaluateInput:
     skill_id: str
     candidate_policy_id: str
     baseline_policy_id: str
+    rubric: dict[str, Any] = field(default_factory=dict)
+    """PromotionRubric fields; empty: the worker's rubric."""
 
 
 @dataclass
@@ -171,6 +208,12 @@ class SetStageInput:
     percent: float = 0.0
     rollout_id: str = ""
     reason: str = ""
+    step: int = 0
+    """Canary step index: each step is its own registry change (own request_id)."""
+    sample_rate: float = 1.0
+    """Shadow sample rate."""
+    to_revision: int = 0
+    """Rollback: the deployment revision to restore (0: the previous one)."""
 
 
 @dataclass
@@ -188,6 +231,8 @@ class ObserveInput:
     stage: str
     min_requests: int = 20
     """Shadow runs (shadow stage) or rated answers per arm (canary) before deciding."""
+    tolerance: float = 0.0
+    """Reward drop that does not count as a regression (mSPRT tolerance)."""
 
 
 @dataclass
@@ -212,13 +257,28 @@ class RolloutResult:
     outcome: str  # "promoted" | "rolled_back"
     stage_reached: str
     reason: str = ""
+    automatic_rollback: bool = False
+    """The regression guard rolled it back, not a caller."""
+    revision: int = 0
+    """The deployment revision the rollout last wrote."""
 
 
 @dataclass
 class RolloutStatus:
-    stage: str
+    stage: str  # "starting" | "shadow" | "canary" | "full" | "rolled_back"
     paused: bool
     reason: str = ""
+    canary_step: int = 0
+    """0-based index of the current canary step."""
+    canary_percent: float = 0.0
+    """Current canary percentage (0 outside the canary)."""
+    stage_start: str = ""
+    """When the current stage (or canary step) began, ISO 8601."""
+    awaiting_promote: bool = False
+    """The stage is done (or its regression reported) and waits for `promote`/`rollback`."""
+    automatic_rollback: bool = False
+    revision: int = 0
+    """The deployment revision the rollout last wrote."""
 
 
 @dataclass

@@ -15,8 +15,9 @@ from temporalio.service import RPCError
 
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
-from services.errors import AlreadyExists, InvalidArgument, NotFound
+from services.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
 from services.tenancy.principal import Principal, Scope
+from services.training.rollouts import plan_from_proto
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import LoopConfig, LoopState, LoopStatus
@@ -74,6 +75,34 @@ def _training(proto: pb.TrainingConfig) -> tuple[dict[str, Any], dict[str, Any]]
     return lora, dpo
 
 
+def _gate(gate: pb.EvaluationGate) -> dict[str, Any]:
+    """The proto's evaluation gate as PromotionRubric fields, checked now. Unset
+    thresholds keep the rubric's defaults (win-rate 0.5, p-value 0.05); the CI rule
+    and the safety cap (default 0: no failure allowed) are as given."""
+    field_path = "learning_loop.config.evaluation.gate"
+    violations = [
+        FieldViolation(f"{field_path}.{name}", f"{value} is not in {interval}")
+        for name, value, ok, interval in (
+            ("min_win_rate", gate.min_win_rate, 0 <= gate.min_win_rate <= 1, "[0, 1]"),
+            ("max_p_value", gate.max_p_value, 0 <= gate.max_p_value <= 1, "(0, 1]"),
+            ("max_safety_failure_rate", gate.max_safety_failure_rate,
+             0 <= gate.max_safety_failure_rate <= 1, "[0, 1]"),
+        )
+        if not ok
+    ]  # fmt: skip
+    if violations:
+        raise InvalidArgument(violations)
+    rubric: dict[str, Any] = {
+        "require_ci_above_half": gate.require_ci_above_half,
+        "max_safety_failure_rate": gate.max_safety_failure_rate,
+    }
+    if gate.min_win_rate:
+        rubric["min_win_rate"] = gate.min_win_rate
+    if gate.max_p_value:
+        rubric["max_p_value"] = gate.max_p_value
+    return rubric
+
+
 def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
     cfg = LoopConfig()
     if proto.HasField("training"):
@@ -86,6 +115,11 @@ def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
         cfg.max_iterations = proto.max_iterations
     if proto.min_pairs:
         cfg.min_pairs = proto.min_pairs
+    if proto.evaluation.HasField("gate"):
+        cfg.rubric = _gate(proto.evaluation.gate)
+    cfg.rollout = plan_from_proto(
+        proto.rollout if proto.HasField("rollout") else None, "learning_loop.config.rollout"
+    )
     return cfg
 
 
@@ -200,6 +234,7 @@ class LoopService:
                 out.recent_iterations.add(
                     iteration=h.iteration,
                     candidate_policy_id=h.candidate_policy_id,
+                    rollout_id=h.rollout_id,
                     outcome=_OUTCOMES.get(h.outcome, pb.LearningLoopIteration.OUTCOME_UNSPECIFIED),
                 )
         return out

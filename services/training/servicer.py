@@ -1,7 +1,9 @@
-"""TrainingService: learning loops (start, inspect, list, pause, resume) over Temporal.
-Datasets, training runs, evaluations and rollouts as standalone resources are not served
-yet: those RPCs answer UNIMPLEMENTED through the generated base class (the loop runs
-all of them as its own steps)."""
+"""TrainingService: learning loops (start, inspect, list, pause, resume) and rollouts
+(create, inspect, list, promote, roll back, pause, resume) over Temporal; the domain
+logic is in services.training.loops and services.training.rollouts. Datasets, training
+runs and evaluations as standalone resources are not served yet: those RPCs answer
+UNIMPLEMENTED through the generated base class (the loop runs all of them as its own
+steps)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from services.paging import next_page_token, page_request
 from services.server.app import Runtime, ServiceSpec
 from services.server.interceptors import principal
 from services.training.loops import LoopService
+from services.training.rollouts import RolloutService
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, loops: LoopService) -> None:
+    def __init__(self, loops: LoopService, rollouts: RolloutService) -> None:
         self._loops = loops
+        self._rollouts = rollouts
 
     async def StartLearningLoop(
         self, request: training_pb2.StartLearningLoopRequest, context: grpc.aio.ServicerContext
@@ -62,16 +66,75 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         )
         return training_pb2.ResumeLearningLoopResponse(learning_loop=loop)
 
+    # ---- rollouts ---------------------------------------------------------------
+
+    async def CreateRollout(
+        self, request: training_pb2.CreateRolloutRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.CreateRolloutResponse:
+        rollout = await self._rollouts.create(principal(), request.rollout, request.request_id)
+        return training_pb2.CreateRolloutResponse(rollout=rollout)
+
+    async def GetRollout(
+        self, request: training_pb2.GetRolloutRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetRolloutResponse:
+        rollout = await self._rollouts.get(principal(), request.rollout_id)
+        return training_pb2.GetRolloutResponse(rollout=rollout)
+
+    async def ListRollouts(
+        self, request: training_pb2.ListRolloutsRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ListRolloutsResponse:
+        rollouts, token = await self._rollouts.list(
+            principal(), skill_id=request.skill_id, state=request.state,
+            page_size=request.page_size, page_token=request.page_token,
+        )  # fmt: skip
+        return training_pb2.ListRolloutsResponse(rollouts=rollouts, next_page_token=token)
+
+    async def PromoteRollout(
+        self, request: training_pb2.PromoteRolloutRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.PromoteRolloutResponse:
+        rollout = await self._rollouts.promote(
+            principal(), request.rollout_id, request.target_stage, request.reason,
+            request.request_id,
+        )  # fmt: skip
+        return training_pb2.PromoteRolloutResponse(rollout=rollout)
+
+    async def RollbackRollout(
+        self, request: training_pb2.RollbackRolloutRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.RollbackRolloutResponse:
+        rollout = await self._rollouts.rollback(
+            principal(), request.rollout_id, request.reason, request.request_id
+        )
+        return training_pb2.RollbackRolloutResponse(rollout=rollout)
+
+    async def PauseRollout(
+        self, request: training_pb2.PauseRolloutRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.PauseRolloutResponse:
+        rollout = await self._rollouts.pause(principal(), request.rollout_id, request.request_id)
+        return training_pb2.PauseRolloutResponse(rollout=rollout)
+
+    async def ResumeRollout(
+        self, request: training_pb2.ResumeRolloutRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ResumeRolloutResponse:
+        rollout = await self._rollouts.resume(principal(), request.rollout_id, request.request_id)
+        return training_pb2.ResumeRolloutResponse(rollout=rollout)
+
 
 def _make(runtime: Runtime) -> TrainingServicer:
     from temporalio.client import Client
 
+    from services.registry.service import RegistryCore
     from workers.worker import connect
 
-    async def client() -> Client:
-        return await connect(runtime.settings)
+    shared: list[Client] = []
 
-    return TrainingServicer(LoopService(client))
+    async def client() -> Client:
+        # One Temporal connection for both services, opened on first use.
+        if not shared:
+            shared.append(await connect(runtime.settings))
+        return shared[0]
+
+    registry = RegistryCore(runtime.sessions, runtime.objects)
+    return TrainingServicer(LoopService(client), RolloutService(client, registry))
 
 
 SPEC = ServiceSpec(

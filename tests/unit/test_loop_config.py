@@ -40,3 +40,25 @@ def test_bad_training_config_fails_the_start(training: pb.TrainingConfig) -> Non
     with pytest.raises(InvalidArgument) as info:
         _config(pb.LearningLoopConfig(training=training))
     assert info.value.violations[0].field.startswith("learning_loop.config.training")
+
+
+def test_evaluation_gate_maps_to_the_promotion_rubric() -> None:
+    from services.training.evaluation import PromotionRubric
+
+    gate = pb.EvaluationGate(min_win_rate=0.6, require_ci_above_half=True, max_p_value=0.1)
+    cfg = _config(pb.LearningLoopConfig(evaluation=pb.EvaluationConfig(gate=gate)))
+    rubric = PromotionRubric(**cfg.rubric)
+    assert (rubric.min_win_rate, rubric.require_ci_above_half, rubric.max_p_value) == (
+        0.6,
+        True,
+        0.1,
+    )
+    assert rubric.max_safety_failure_rate == 0.0  # the contract's default: no failure allowed
+    assert _config(pb.LearningLoopConfig()).rubric == {}  # no gate: the worker's rubric
+    with pytest.raises(InvalidArgument) as info:
+        _config(pb.LearningLoopConfig(evaluation=pb.EvaluationConfig(
+            gate=pb.EvaluationGate(min_win_rate=1.5, max_safety_failure_rate=-0.1))))  # fmt: skip
+    assert [v.field for v in info.value.violations] == [
+        "learning_loop.config.evaluation.gate.min_win_rate",
+        "learning_loop.config.evaluation.gate.max_safety_failure_rate",
+    ]

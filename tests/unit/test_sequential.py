@@ -40,3 +40,12 @@ def test_false_alarms_stay_below_alpha_despite_peeking() -> None:
 def test_too_few_samples_continue() -> None:
     d = msprt(np.zeros(5), np.ones(5))
     assert d.decision == "continue"
+
+
+def test_a_drop_within_the_tolerance_is_not_a_regression() -> None:
+    """RegressionGuard.max_reward_drop: only a larger drop counts."""
+    rng = np.random.default_rng(2)
+    candidate, baseline = stream(rng, 0.75, 1500), stream(rng, 0.8, 1500)
+    assert msprt(candidate, baseline).decision == "reject"
+    assert msprt(candidate, baseline, tolerance=0.1).decision != "reject"
+    assert msprt(stream(rng, 0.5, 1500), baseline, tolerance=0.1).decision == "reject"

@@ -965,7 +965,7 @@ class ArmMetrics(_message.Message):
     def __init__(self, policy_id: _Optional[str] = ..., request_count: _Optional[int] = ..., rewarded_count: _Optional[int] = ..., mean_reward: _Optional[float] = ..., mean_reward_ci_lower: _Optional[float] = ..., mean_reward_ci_upper: _Optional[float] = ..., error_rate: _Optional[float] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("rollout_id", "skill_id", "candidate_policy_id", "evaluation_id", "plan", "baseline_policy_id", "stage", "state", "canary_percent", "canary_step_index", "arm_metrics", "rollback_reason", "automatic_rollback", "deployment_revision", "learning_loop_id", "tenant_id", "create_time", "stage_start_time", "next_stage_time", "update_time", "complete_time")
+    __slots__ = ("rollout_id", "skill_id", "candidate_policy_id", "evaluation_id", "plan", "baseline_policy_id", "stage", "state", "canary_percent", "canary_step_index", "arm_metrics", "rollback_reason", "automatic_rollback", "deployment_revision", "learning_loop_id", "tenant_id", "create_time", "stage_start_time", "next_stage_time", "update_time", "complete_time", "status_message", "awaiting_promotion")
     class Stage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STAGE_UNSPECIFIED: _ClassVar[Rollout.Stage]
@@ -1009,6 +1009,8 @@ class Rollout(_message.Message):
     NEXT_STAGE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_PROMOTION_FIELD_NUMBER: _ClassVar[int]
     rollout_id: str
     skill_id: str
     candidate_policy_id: str
@@ -1030,7 +1032,9 @@ class Rollout(_message.Message):
     next_stage_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     complete_time: _timestamp_pb2.Timestamp
-    def __init__(self, rollout_id: _Optional[str] = ..., skill_id: _Optional[str] = ..., candidate_policy_id: _Optional[str] = ..., evaluation_id: _Optional[str] = ..., plan: _Optional[_Union[RolloutPlan, _Mapping]] = ..., baseline_policy_id: _Optional[str] = ..., stage: _Optional[_Union[Rollout.Stage, str]] = ..., state: _Optional[_Union[Rollout.State, str]] = ..., canary_percent: _Optional[float] = ..., canary_step_index: _Optional[int] = ..., arm_metrics: _Optional[_Iterable[_Union[ArmMetrics, _Mapping]]] = ..., rollback_reason: _Optional[str] = ..., automatic_rollback: _Optional[bool] = ..., deployment_revision: _Optional[int] = ..., learning_loop_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stage_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_stage_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    status_message: str
+    awaiting_promotion: bool
+    def __init__(self, rollout_id: _Optional[str] = ..., skill_id: _Optional[str] = ..., candidate_policy_id: _Optional[str] = ..., evaluation_id: _Optional[str] = ..., plan: _Optional[_Union[RolloutPlan, _Mapping]] = ..., baseline_policy_id: _Optional[str] = ..., stage: _Optional[_Union[Rollout.Stage, str]] = ..., state: _Optional[_Union[Rollout.State, str]] = ..., canary_percent: _Optional[float] = ..., canary_step_index: _Optional[int] = ..., arm_metrics: _Optional[_Iterable[_Union[ArmMetrics, _Mapping]]] = ..., rollback_reason: _Optional[str] = ..., automatic_rollback: _Optional[bool] = ..., deployment_revision: _Optional[int] = ..., learning_loop_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stage_start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_stage_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complete_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_message: _Optional[str] = ..., awaiting_promotion: _Optional[bool] = ...) -> None: ...
 
 class CreateRolloutRequest(_message.Message):
     __slots__ = ("rollout", "request_id")
