@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke bench clean
+.PHONY: help setup proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -66,10 +66,13 @@ down: ## stop every process `make up` started (data is kept)
 status: setup ## show the stack's processes
 	$(BIN)/rlaas status
 
-smoke: setup ## run the main job against a running stack
+smoke: setup ## bring-up check of a running stack
 	$(BIN)/rlaas smoke
 
-run: up smoke ## THE main command: bring the stack up and run the main job
+demo: setup ## the main job against a running stack: learn from a simulated user, then roll back a bad candidate
+	$(BIN)/rlaas demo
+
+run: up smoke demo ## THE main command: bring the stack up and run the main job
 
 bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.foundation

@@ -106,6 +106,14 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return asyncio.run(run_smoke(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from services.demo.job import run_demo
+
+    return asyncio.run(run_demo(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
+
+
 def cmd_model_server(args: argparse.Namespace) -> int:
     from services.inference.model_server import main as model_server_main
 
@@ -148,9 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="model server options")
     p.set_defaults(func=cmd_model_server)
 
-    p = sub.add_parser("smoke", help="check the running stack end to end (the main job)")
+    p = sub.add_parser("smoke", help="check the running stack end to end")
     p.add_argument("--api-key", help="admin key to use (default: RLAAS_API_KEY, else mint one)")
     p.set_defaults(func=cmd_smoke)
+
+    p = sub.add_parser(
+        "demo",
+        help="the main job: a simulated support team teaches the platform its taste; one "
+        "learning-loop iteration, rollout and promotion, then a bad candidate rolled back",
+    )
+    p.add_argument("--api-key", help="operator key (default: RLAAS_API_KEY, else mint one)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

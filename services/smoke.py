@@ -46,17 +46,17 @@ async def _expect_code(call: Awaitable[object], code: grpc.StatusCode) -> None:
     raise AssertionError(f"expected {code.name}, got OK")
 
 
-async def _temporary_admin_key(
-    settings: Settings,
+async def temporary_operator_key(
+    settings: Settings, minutes: float = 15, purpose: str = "smoke job"
 ) -> tuple[str, Callable[[], Awaitable[None]]]:
     engine = create_engine(database_url(settings), pool_size=1)
     tenancy = TenancyService(create_session_factory(engine), cache_ttl_s=0)
     operator = Principal("operator", "local-operator", frozenset({Scope.ADMIN}), operator=True)
     created = await tenancy.create_api_key(
         operator,
-        display_name="smoke job (temporary)",
+        display_name=f"{purpose} (temporary)",
         scopes=[Scope.ADMIN],
-        expire_time=datetime.now(UTC) + timedelta(minutes=15),
+        expire_time=datetime.now(UTC) + timedelta(minutes=minutes),
         request_id=str(uuid.uuid4()),
     )
 
@@ -74,7 +74,7 @@ async def run_smoke(
 ) -> int:
     cleanup = None
     if api_key is None:
-        api_key, cleanup = await _temporary_admin_key(settings)
+        api_key, cleanup = await temporary_operator_key(settings)
     try:
         async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
             health = health_pb2_grpc.HealthStub(channel)
