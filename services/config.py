@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     """Frontend port of the embedded Temporal dev server."""
     temporal_ui_port: int = 8233
     """Web UI port of the embedded Temporal dev server."""
+    gpu_task_queue: str = Field(default="rlaas-gpu", min_length=1)
+    """Task queue that ``rlaas worker --queue gpu`` polls. A learning loop trains on the
+    queue its config names (``rlaas-gpu`` unless set), and ``rlaas up`` and the stack check
+    expect a worker on ``rlaas-gpu``: set this for the workers of an additional GPU pool."""
 
     # --- Milvus -------------------------------------------------------------------
     milvus_uri: str | None = None

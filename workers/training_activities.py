@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from services.inference.backends.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, sh
 from services.inference.backends.local import LocalBackendConfig, smollm2_gguf_path
 from services.objects.store import ObjectStore
 from services.training.artifacts import (
+    CHECKPOINT_TAR,
     checkpoint_key,
     code_version,
     dumps,
@@ -196,17 +198,39 @@ class TrainingActivities:
             )
         return directory
 
-    async def _fetch_checkpoint(self, details: dict[str, Any], into: Path) -> Path | None:
-        uri = details.get("checkpoint_uri")
-        if not uri:
+    async def _fetch_checkpoint(
+        self, inp: TrainAdapterInput, beat: _Beat, into: Path
+    ) -> tuple[Path, str, int] | None:
+        """The checkpoint a retry resumes from: (directory, URI, step), or None (train
+        from step 0). The heartbeat names the newest checkpoint the server has heard of,
+        but heartbeats are throttled (up to 0.8 x the heartbeat timeout): a worker that
+        died may have uploaded newer ones since, and deleted the named one. So the newest
+        readable checkpoint of this run at or after the named step wins, else the named
+        one; a lost or unreadable checkpoint never fails the run."""
+        if not beat.checkpoint_uri:
             return None
-        try:
-            data = await self.objects.get(key_for_uri(self.objects, uri))
-            return await asyncio.to_thread(untar_directory, data, into)
-        except (InvalidArgument, NotFound, ValueError, OSError) as exc:
-            # Lost or unreadable: start over rather than fail the run.
-            log.warning("checkpoint %s unusable (%s); training from step 0", uri, exc)
-            return None
+        prefix = run_prefix("checkpoints", inp.tenant_id, inp.skill_id, inp.run_id)
+        found: list[tuple[int, str]] = []
+        with contextlib.suppress(Exception):  # listing is an optimisation
+            for key in await self.objects.list(prefix + "/"):
+                step = _checkpoint_step(key)
+                if step is not None and step >= beat.checkpoint_step:
+                    found.append((step, key))
+        found.sort(reverse=True)
+        with contextlib.suppress(InvalidArgument):
+            named = key_for_uri(self.objects, beat.checkpoint_uri)
+            if named not in (key for _, key in found):
+                found.append((beat.checkpoint_step, named))
+        for i, (step, key) in enumerate(found):
+            try:
+                data = await self.objects.get(key)
+                directory = await asyncio.to_thread(untar_directory, data, into / str(i))
+            except (NotFound, ValueError, OSError, tarfile.TarError) as exc:
+                log.warning("checkpoint %s unusable (%s)", key, exc)
+                continue
+            return directory, self.objects.uri(key), step
+        log.warning("no usable checkpoint of %s; training from step 0", beat.checkpoint_uri)
+        return None
 
     # -- the activity -------------------------------------------------------------------
 
@@ -252,9 +276,13 @@ class TrainingActivities:
                 )
             resume_from = None
             if isinstance(details, dict):
-                resume_from = await self._fetch_checkpoint(details, tmp / "resume")
-                if resume_from is None:
+                resumed = await self._fetch_checkpoint(inp, beat, tmp / "resume")
+                if resumed is None:
                     beat = _Beat()
+                else:
+                    resume_from, uri, step = resumed
+                    beat.checkpoint_uri, beat.checkpoint_step = uri, step
+                    beat.step = max(beat.step, step)
             result = await self._train(
                 inp, lora, dpo, pairs, golden, parent, resume_from, tmp / "run", beat
             )
@@ -425,6 +453,15 @@ class TrainingActivities:
             metrics=metrics,
             lineage=lineage,
         )
+
+
+def _checkpoint_step(key: str) -> int | None:
+    """N of a ``.../step-N/checkpoint.tar`` key (see ``checkpoint_key``)."""
+    parts = key.rsplit("/", 2)
+    if len(parts) != 3 or parts[2] != CHECKPOINT_TAR or not parts[1].startswith("step-"):
+        return None
+    number = parts[1].removeprefix("step-")
+    return int(number) if number.isdigit() else None
 
 
 def _last(values: list[float]) -> float:

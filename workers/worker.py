@@ -23,8 +23,13 @@ log = structlog.get_logger(__name__)
 
 
 def build_worker(
-    client: Client, kind: str, activities: Sequence[Callable[..., Any]] = ()
+    client: Client,
+    kind: str,
+    activities: Sequence[Callable[..., Any]] = (),
+    *,
+    gpu_task_queue: str = GPU_TASK_QUEUE,
 ) -> Worker:
+    """``gpu_task_queue``: the queue a GPU worker polls (``RLAAS_GPU_TASK_QUEUE``)."""
     if kind == "cpu":
         return Worker(
             client,
@@ -36,7 +41,7 @@ def build_worker(
         # One GPU job at a time per worker: training saturates the device.
         return Worker(
             client,
-            task_queue=GPU_TASK_QUEUE,
+            task_queue=gpu_task_queue,
             activities=[describe_worker, *activities],
             max_concurrent_activities=1,
         )
@@ -88,7 +93,7 @@ async def run_worker(settings: Settings, kind: str) -> None:
         ]
     else:
         activities, engine = _gpu_activities(settings)
-    worker = build_worker(client, kind, activities)
+    worker = build_worker(client, kind, activities, gpu_task_queue=settings.gpu_task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

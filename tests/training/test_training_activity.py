@@ -189,6 +189,39 @@ async def test_a_retry_resumes_from_the_heartbeat_checkpoint(
     assert clean.adapter_sha256 == out.adapter_sha256
 
 
+async def test_a_retry_resumes_from_a_newer_checkpoint_than_the_heartbeat_names(
+    setup: tuple[LocalObjectStore, TrainingActivities],
+) -> None:
+    """Heartbeats are throttled: the server may still hold details naming a checkpoint
+    that the dead worker replaced (and deleted) since. The retry takes the newest."""
+    store, acts = setup
+    inp = _input(store, "run-7", dpo={**DPO, "max_steps": 8}, checkpoint_every=2)
+    first = ActivityEnvironment()
+    beats: list[dict[str, Any]] = []
+
+    def on_heartbeat(*details: Any) -> None:
+        beats.append(details[0])
+        if details[0]["checkpoint_step"] == 4:
+            first.cancel()
+
+    first.on_heartbeat = on_heartbeat
+    with pytest.raises(asyncio.CancelledError):
+        await _run(first, acts, inp)
+    stale = next(b for b in beats if b["checkpoint_step"] == 2)
+    assert await store.list("checkpoints/t1/s1/run-7/") == [
+        "checkpoints/t1/s1/run-7/step-4/checkpoint.tar"  # the named step-2 one is gone
+    ]
+
+    second = ActivityEnvironment()
+    second.info = dataclasses.replace(second.info, attempt=2, heartbeat_details=[stale])
+    resumed_beats: list[dict[str, Any]] = []
+    second.on_heartbeat = lambda *details: resumed_beats.append(details[0])
+    out: TrainAdapterOutput = await _run(second, acts, inp)
+    assert out.resumed_from_step == 4 and out.steps == 8
+    assert resumed_beats[0]["checkpoint_step"] == 4 and resumed_beats[0]["step"] >= 4
+    assert await store.list("checkpoints/t1/s1/run-7/") == []
+
+
 async def test_missing_dataset_is_a_permanent_failure(
     setup: tuple[LocalObjectStore, TrainingActivities],
 ) -> None:
