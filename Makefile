@@ -81,6 +81,7 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.gateway
 	$(PY) -m bench.backends
 	$(PY) -m bench.trainer
+	$(PY) -m bench.loop
 
 clean: down ## stop the stack and delete all local state (.rlaas, .build)
 	rm -rf .rlaas .build

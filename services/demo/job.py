@@ -84,6 +84,18 @@ def _loop_config(cfg: JobConfig) -> trn.LearningLoopConfig:
                 learning_rate=1e-3, num_epochs=1, beta=0.1, max_length=320, batch_size=4
             ),
         ),
+        # The offline gate is a no-regression check here: 16 golden prompts scored by
+        # similarity to a reference cannot make a style change significant, and the
+        # packaged safety suite already trips the base model on a few cases. The canary
+        # below, on the users' own rewards, is the significance test.
+        evaluation=trn.EvaluationConfig(
+            gate=trn.EvaluationGate(
+                min_win_rate=0.5,
+                require_ci_above_half=False,
+                max_p_value=1.0,
+                max_safety_failure_rate=0.5,
+            )
+        ),
         rollout=trn.RolloutPlan(
             shadow_duration=duration_pb2.Duration(seconds=5),
             canary_steps=[trn.CanaryStep(percent=50)],

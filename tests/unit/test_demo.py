@@ -112,3 +112,14 @@ def test_report_plot_and_summary(tmp_path: Path) -> None:
     text = "\n".join(rep.summary_lines(report))
     assert "win-rate of s@v2 vs s@v1: 1.00" in text
     assert '"win_rate": 1.0' in report.to_json()
+
+
+def test_the_golden_set_asks_what_the_application_asks() -> None:
+    """The packaged support_email golden set is the demo application's: the same system
+    message, and never a hint of the user's hidden preference."""
+    from services.demo.traffic import AGENT_PROMPT
+    from services.training.evaluation import load_golden_set
+
+    golden = load_golden_set()
+    assert golden and {g.system for g in golden} == {AGENT_PROMPT}
+    assert "sign-off" not in AGENT_PROMPT and "greet" not in AGENT_PROMPT
