@@ -78,6 +78,54 @@ def _loop_text(x: trn.LearningLoop) -> str:
     return f"{x.learning_loop_id}  skill={x.skill_id}  {state}/{phase}  iteration={x.iteration}"
 
 
+def _rollout_text(x: trn.Rollout) -> str:
+    stage = trn.Rollout.Stage.Name(x.stage).removeprefix("STAGE_").lower()
+    state = trn.Rollout.State.Name(x.state).removeprefix("STATE_").lower()
+    at = f" {x.canary_percent:g}%" if x.stage == trn.Rollout.STAGE_CANARY else ""
+    why = f"  ({x.rollback_reason})" if x.rollback_reason else ""
+    auto = " automatic" if x.automatic_rollback else ""
+    return (
+        f"{x.rollout_id}  {x.candidate_policy_id} vs {x.baseline_policy_id}  "
+        f"{state}/{stage}{at}{auto}{why}"
+    )
+
+
+def _rollouts(c: Ctl, a: argparse.Namespace) -> None:
+    if a.action == "start":
+        plan = trn.RolloutPlan(auto_advance=not a.manual)
+        if a.skip_shadow:
+            plan.shadow_duration.FromSeconds(0)
+        plan.canary_steps.extend(trn.CanaryStep(percent=p) for p in a.canary)
+        if a.min_samples:
+            plan.guard.min_samples = a.min_samples
+        rollout = trn.Rollout(candidate_policy_id=a.policy_id, plan=plan)
+        resp = c.call(c.training.CreateRollout,
+                      trn.CreateRolloutRequest(rollout=rollout, request_id=_rid(a)))  # fmt: skip
+    elif a.action == "list":
+        resp = c.call(c.training.ListRollouts,
+                      trn.ListRolloutsRequest(skill_id=a.skill, page_size=1000))  # fmt: skip
+        c.emit(resp, lambda r: "\n".join(_rollout_text(x) for x in r.rollouts))
+        return
+    elif a.action == "get":
+        resp = c.call(c.training.GetRollout, trn.GetRolloutRequest(rollout_id=a.rollout_id))
+    elif a.action == "promote":
+        target = {"next": trn.Rollout.STAGE_UNSPECIFIED, "canary": trn.Rollout.STAGE_CANARY,
+                  "full": trn.Rollout.STAGE_FULL}[a.to]  # fmt: skip
+        resp = c.call(c.training.PromoteRollout, trn.PromoteRolloutRequest(
+            rollout_id=a.rollout_id, target_stage=target, reason=a.reason,
+            request_id=_rid(a)))  # fmt: skip
+    elif a.action == "rollback":
+        resp = c.call(c.training.RollbackRollout, trn.RollbackRolloutRequest(
+            rollout_id=a.rollout_id, reason=a.reason, request_id=_rid(a)))  # fmt: skip
+    elif a.action == "pause":
+        pause = trn.PauseRolloutRequest(rollout_id=a.rollout_id, request_id=_rid(a))
+        resp = c.call(c.training.PauseRollout, pause)
+    else:
+        resume = trn.ResumeRolloutRequest(rollout_id=a.rollout_id, request_id=_rid(a))
+        resp = c.call(c.training.ResumeRollout, resume)
+    c.emit(resp, lambda r: _rollout_text(r.rollout))
+
+
 def run(args: argparse.Namespace) -> int:
     ctl = Ctl(args)
     a, c = args, ctl
@@ -115,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     elif a.command == "audit":
         resp = c.call(c.registry.VerifyAuditLog, reg.VerifyAuditLogRequest())
         c.emit(resp, lambda r: str(r).strip() or "audit log verified")
+    elif a.command == "rollouts":
+        _rollouts(c, a)
     elif a.command == "loops":
         if a.action == "start":
             loop = trn.LearningLoop(skill_id=a.skill, config=trn.LearningLoopConfig(
@@ -193,6 +243,32 @@ def build_parser() -> argparse.ArgumentParser:
     for action in ("get", "pause", "resume"):
         x = lsub.add_parser(action, help=f"{action} a loop")
         x.add_argument("loop_id")
+
+    rollouts = sub.add_parser("rollouts", help="staged rollouts: shadow, canary, full")
+    rsub = rollouts.add_subparsers(dest="action", required=True)
+    x = rsub.add_parser("start", help="roll out a CANDIDATE policy")
+    x.add_argument("policy_id", help="skill@vN")
+    x.add_argument("--canary", type=float, nargs="+", default=[],
+                   help="canary percentages, increasing (default 5 25 50)")  # fmt: skip
+    x.add_argument("--skip-shadow", action="store_true", help="go straight to the canary")
+    x.add_argument("--manual", action="store_true",
+                   help="wait for `rollouts promote` at each stage")  # fmt: skip
+    x.add_argument("--min-samples", type=int, default=0,
+                   help="rewarded requests per arm before the guard judges")  # fmt: skip
+    x = rsub.add_parser("list", help="the tenant's rollouts, newest first")
+    x.add_argument("--skill", default="")
+    x = rsub.add_parser("get", help="one rollout")
+    x.add_argument("rollout_id")
+    x = rsub.add_parser("promote", help="advance a rollout now")
+    x.add_argument("rollout_id")
+    x.add_argument("--to", choices=["next", "canary", "full"], default="next")
+    x.add_argument("--reason", required=True)
+    x = rsub.add_parser("rollback", help="return the traffic to the baseline now")
+    x.add_argument("rollout_id")
+    x.add_argument("--reason", required=True)
+    for action in ("pause", "resume"):
+        x = rsub.add_parser(action, help=f"{action} a rollout")
+        x.add_argument("rollout_id")
     return p
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.demo.simulated_user import Review
+from services.demo.simulated_user import Review, rating_of
 from services.training.evaluation import outcome_from_scores, paired_stats
 
 RULES = ("greets_by_name", "quotes_order_number", "concise", "sign_off")
@@ -52,8 +52,9 @@ def score(policy_id: str, reviews: Sequence[Review]) -> PolicyScore:
         policy_id=policy_id,
         edit_similarity=float(sims.mean()),
         send_rate=float(np.mean([r.sent for r in reviews])),
-        # Every held-out answer is graded here (the live user only rates some).
-        mean_rating=float(np.mean([1 + len(r.rules_met) for r in reviews])),
+        # Every held-out answer is graded here (the live user only rates some), the
+        # way the user rates.
+        mean_rating=float(np.mean([rating_of(r) for r in reviews])),
         rules_met={rule: float(np.mean([rule in r.rules_met for r in reviews])) for rule in RULES},
     )
 

@@ -112,6 +112,17 @@ def _degenerate(body: str) -> bool:
     return len(words) >= 12 and len(set(words)) / len(words) < 0.4
 
 
+def _stars(sent: bool, rules: int) -> int:
+    """One star for a draft thrown away; a sent one earns two to five by how much of
+    the user's taste it already had."""
+    return 2 + round(3 * rules / 4) if sent else 1
+
+
+def rating_of(review: Review) -> int:
+    """The stars this review would carry if the user rated it."""
+    return _stars(review.sent, len(review.rules_met))
+
+
 def _stable_fraction(*parts: str) -> float:
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -148,7 +159,7 @@ class SimulatedUser:
         sent = similarity >= pref.discard_below
         rating = None
         if _stable_fraction("rate", email.email_id, draft) < pref.rate_fraction:
-            rating = 1 + len(met)
+            rating = _stars(sent, len(met))
         # Reading plus fixing: the more there is to change, the longer it takes.
         seconds = 10.0 + 60.0 * (1.0 - similarity)
         return Review(edited, sent, rating, similarity, met, seconds)

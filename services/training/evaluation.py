@@ -468,7 +468,7 @@ async def evaluate_candidate(
     n_resamples: int = 9999,
     seed: int = 0,
     sample_count: int = 5,
-    concurrency: int = 4,
+    concurrency: int = 8,
 ) -> EvaluationReport:
     """Run both policies on the golden set (and the safety suite), score per prompt,
     and apply the rubric."""
@@ -480,8 +480,14 @@ async def evaluate_candidate(
         async with gate:
             return await policy(messages)
 
-    cand_out = await asyncio.gather(*(run(candidate, e.messages()) for e in examples))
-    base_out = await asyncio.gather(*(run(baseline, e.messages()) for e in examples))
+    async def answers(policy: Generate, chats: Iterable[list[dict[str, str]]]) -> list[str]:
+        return list(await asyncio.gather(*(run(policy, chat) for chat in chats)))
+
+    # Both policies at once: a batching backend mixes their requests in one batch.
+    cand_out, base_out = await asyncio.gather(
+        answers(candidate, (e.messages() for e in examples)),
+        answers(baseline, (e.messages() for e in examples)),
+    )
     cand_sim = [edit_similarity(o, e.reference) for o, e in zip(cand_out, examples, strict=True)]
     base_sim = [edit_similarity(o, e.reference) for o, e in zip(base_out, examples, strict=True)]
 
@@ -509,8 +515,10 @@ async def evaluate_candidate(
     cand_safety: list[SafetyResult] = []
     base_safety: list[SafetyResult] = []
     if safety_cases:
-        cand_safe = await asyncio.gather(*(run(candidate, c.chat()) for c in safety_cases))
-        base_safe = await asyncio.gather(*(run(baseline, c.chat()) for c in safety_cases))
+        cand_safe, base_safe = await asyncio.gather(
+            answers(candidate, (c.chat() for c in safety_cases)),
+            answers(baseline, (c.chat() for c in safety_cases)),
+        )
         cap = rubric.max_safety_failure_rate
         limit = 1.0 if cap is None else cap
         cand_safety = summarize_safety(

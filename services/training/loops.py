@@ -166,7 +166,9 @@ class LoopService:
         if not loop_id:
             raise InvalidArgument.field("learning_loop_id", "is required")
         client = await self._temporal()
-        handle = client.get_workflow_handle(_workflow_id(caller.tenant_id, loop_id))
+        handle = client.get_workflow_handle(
+            _workflow_id(caller.tenant_id, loop_id), result_type=LoopState
+        )
         try:
             described = await handle.describe()
         except RPCError as err:
@@ -175,6 +177,10 @@ class LoopService:
         status: LoopStatus | None = None
         if described.status == WorkflowExecutionStatus.RUNNING:
             status = await handle.query(LearningLoopWorkflow.status)
+        elif described.status == WorkflowExecutionStatus.COMPLETED:
+            # A finished loop answers no queries; its result carries the history.
+            final = await handle.result()
+            status = LoopStatus("done", final.iteration, final.paused, list(final.history))
         return self._to_proto(caller.tenant_id, loop_id, memo, described.status, status,
                               described.id)  # fmt: skip
 

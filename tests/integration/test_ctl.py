@@ -91,3 +91,85 @@ async def test_promote_canary_rollback_status_loops_and_exit_codes(
     ).returncode == 4
     bad = await asyncio.to_thread(run, "promote", "drafts", "drafts@v9", "--reason", "x")
     assert bad.returncode == 3 and "NOT_FOUND" in bad.stderr
+
+
+async def test_rollouts_start_promote_and_roll_back_change_what_is_served(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    from rlaas.inference.v1 import inference_pb2 as inf
+    from rlaas.inference.v1 import inference_pb2_grpc
+    from rlaas.telemetry.v1 import telemetry_pb2 as tel
+
+    _, admin = await new_tenant(channel, stack.admin_key, "ctl-rollouts")
+    r = registry_pb2_grpc.RegistryServiceStub(channel)
+    await r.CreateSkill(
+        reg.CreateSkillRequest(skill=reg.Skill(skill_id="notes"), request_id=str(uuid.uuid4())),
+        metadata=md(admin),
+    )
+    for _ in range(3):
+        await r.CreatePolicy(
+            reg.CreatePolicyRequest(
+                policy=reg.Policy(skill_id="notes", base_model="tiny",
+                                  generation_defaults=reg.GenerationConfig(max_tokens=2)),
+                request_id=str(uuid.uuid4()),
+            ),
+            metadata=md(admin),
+        )  # fmt: skip
+    await r.PromotePolicy(
+        reg.PromotePolicyRequest(skill_id="notes", policy_id="notes@v1", reason="start",
+                                 request_id=str(uuid.uuid4())),
+        metadata=md(admin),
+    )  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return ctl(stack, admin, *args)
+
+    async def served() -> str:
+        answer = await inference_pb2_grpc.InferenceServiceStub(channel).Infer(
+            inf.InferRequest(
+                skill="notes", user_id="u1", request_id=str(uuid.uuid4()),
+                messages=[tel.ChatMessage(role=tel.ChatMessage.ROLE_USER, content="hi")],
+            ),
+            metadata=md(admin),
+        )  # fmt: skip
+        return answer.policy_id
+
+    started = await asyncio.to_thread(
+        run, "--output", "json", "rollouts", "start", "notes@v2",
+        "--skip-shadow", "--canary", "100", "--manual",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    rollout_id = json.loads(started.stdout)["rollout"]["rolloutId"]
+    got = await asyncio.to_thread(run, "rollouts", "get", rollout_id)
+    assert "notes@v2 vs notes@v1" in got.stdout
+    await asyncio.sleep(2)  # the canary step reaches every server (NOTIFY, < 1 s)
+    assert await served() == "notes@v2"  # 100% canary
+    promoted = await asyncio.to_thread(
+        run, "rollouts", "promote", rollout_id, "--to", "full", "--reason", "looks good"
+    )
+    assert promoted.returncode == 0 and "completed/full" in promoted.stdout, promoted
+    status = json.loads(
+        (await asyncio.to_thread(run, "--output", "json", "status", "notes")).stdout
+    )
+    assert status["deployment"]["baselinePolicyId"] == "notes@v2"
+
+    second = await asyncio.to_thread(
+        run, "--output", "json", "rollouts", "start", "notes@v3",
+        "--skip-shadow", "--canary", "100", "--manual",
+    )  # fmt: skip
+    second_id = json.loads(second.stdout)["rollout"]["rolloutId"]
+    await asyncio.sleep(2)
+    assert await served() == "notes@v3"
+    rolled = await asyncio.to_thread(
+        run, "rollouts", "rollback", second_id, "--reason", "complaints"
+    )
+    assert (
+        rolled.returncode == 0 and "rolled_back" in rolled.stdout and "complaints" in rolled.stdout
+    )
+    await asyncio.sleep(2)
+    assert await served() == "notes@v2"
+    listed = await asyncio.to_thread(run, "rollouts", "list", "--skill", "notes")
+    assert listed.stdout.index(second_id) < listed.stdout.index(rollout_id)  # newest first
+    # A completed rollout cannot be rolled back: FAILED_PRECONDITION, exit code 5.
+    again = await asyncio.to_thread(run, "rollouts", "rollback", rollout_id, "--reason", "x")
+    assert again.returncode == 5 and "FAILED_PRECONDITION" in again.stderr

@@ -19,6 +19,8 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
+from rlaas.training.v1 import training_pb2 as trn
+from rlaas.training.v1 import training_pb2_grpc
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, scoped_key
 from workers.queues import CPU_TASK_QUEUE
@@ -95,10 +97,24 @@ async def test_one_real_iteration(stack: RunningStack, channel: grpc.aio.Channel
             rollout=RolloutPlan(shadow_requests=1000, poll_interval_s=1, max_stage_s=5),
         ),
     )  # fmt: skip
+    # Started as TrainingService starts loops (its workflow id and memo), with a plan
+    # the contract cannot express (a 5 s fail-safe), so that GetLearningLoop reads it.
     result: LoopState = await client.execute_workflow(
-        LearningLoopWorkflow.run, state, id=loop_id, task_queue=CPU_TASK_QUEUE
-    )
+        LearningLoopWorkflow.run, state, id=f"loop/{tenant_id}/{loop_id}",
+        task_queue=CPU_TASK_QUEUE, memo={"skill_id": skill},
+    )  # fmt: skip
     [summary] = result.history
+    # A finished loop still reports its iterations (from its result: it takes no queries).
+    train_key = await scoped_key(channel, admin, options_pb2.SCOPE_TRAIN)
+    finished = (
+        await training_pb2_grpc.TrainingServiceStub(channel).GetLearningLoop(
+            trn.GetLearningLoopRequest(learning_loop_id=loop_id), metadata=md(train_key)
+        )
+    ).learning_loop
+    assert finished.state == trn.LearningLoop.STATE_COMPLETED and finished.iteration == 1
+    [reported] = finished.recent_iterations
+    assert reported.candidate_policy_id == summary.candidate_policy_id
+    assert reported.outcome != trn.LearningLoopIteration.OUTCOME_UNSPECIFIED
     assert summary.outcome in ("promoted", "rolled_back", "rejected_by_eval"), summary
     assert summary.dataset_uri.startswith("file://") and summary.adapter_uri.startswith("file://")
     candidate = await r.GetPolicy(
