@@ -17,12 +17,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from rlaas.registry.v1 import registry_pb2 as reg
-from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from services.errors import DomainError
 from services.objects.store import ObjectStore
 from services.registry.audit import Actor
 from services.registry.service import RegistryCore
-from services.rewards.online import explicit_reward
+from services.rewards.engines import compute_reward, reward_config_for
+from services.training.preferences import load_interactions
 from services.training.sequential import msprt
 from workflows.learning_types import (
     BaselineInput,
@@ -50,14 +50,6 @@ _SHADOW_RUNS = """
 SELECT count(*) FROM telemetry_events
 WHERE tenant_id = $1 AND event_type = 1 AND skill = $2 AND policy_id = $3 AND source = 3
   AND create_time > $4
-"""
-_RATED = """
-SELECT i.policy_id, f.payload
-FROM telemetry_events f
-JOIN telemetry_events i
-  ON i.tenant_id = f.tenant_id AND i.event_type = 1 AND i.event_id = f.interaction_id
-WHERE f.tenant_id = $1 AND f.event_type = 3 AND i.skill = $2 AND i.source = 2
-  AND i.policy_id = ANY($3::text[]) AND i.create_time > $4
 """
 
 
@@ -188,15 +180,19 @@ class LearningActivities:
             if runs >= inp.min_requests:
                 return ObserveOutput(runs, "accept", f"{runs} shadow runs logged")
             return ObserveOutput(runs, "continue", f"{runs}/{inp.min_requests} shadow runs")
-        rows = await self._fetch(
-            _RATED, inp.tenant_id, inp.skill_id,
-            [inp.candidate_policy_id, inp.baseline_policy_id], since,
-        )  # fmt: skip
-        rewards: dict[str, list[float]] = {inp.candidate_policy_id: [], inp.baseline_policy_id: []}
-        for row in rows:
-            reward = explicit_reward(tel.Feedback.FromString(row["payload"]))
+        # Online reward: the skill's reward engine over every signal the users sent
+        # (edits, send/discard, time to send, ratings, task outcomes), the same
+        # reward the loop trains on; answers nobody reacted to have none.
+        config = reward_config_for(inp.skill_id)
+        arms = (inp.candidate_policy_id, inp.baseline_policy_id)
+        views = await load_interactions(
+            self._engine, inp.tenant_id, inp.skill_id, start_time=since, policy_ids=arms
+        )
+        rewards: dict[str, list[float]] = {arm: [] for arm in arms}
+        for view in views:
+            reward = compute_reward(view, config)
             if reward is not None:
-                rewards[row["policy_id"]].append(reward)
+                rewards[view.interaction.policy_id].append(reward.value)
         decision = msprt(
             np.asarray(rewards[inp.candidate_policy_id]),
             np.asarray(rewards[inp.baseline_policy_id]),

@@ -94,15 +94,22 @@ async def test_register_stage_observe_and_count(
                 metadata=md(infer_key),
             )
             served[answer.policy_id] = served.get(answer.policy_id, 0) + 1
-            # Users dislike the candidate: the canary must be rejected.
-            thumb = (
-                tel.ExplicitFeedback.THUMB_DOWN
-                if answer.policy_id == candidate
-                else tel.ExplicitFeedback.THUMB_UP
-            )
+            # Users dislike the candidate: they rewrite and discard its answers, and send
+            # the baseline's untouched. No thumbs, no ratings: the guard must read the
+            # implicit signals (through the skill's reward engine) to reject the canary.
+            if answer.policy_id == candidate:
+                implicit = tel.ImplicitFeedback(
+                    edited_text="Completely different reply written by hand.",
+                    sent=False,
+                    time_to_send_ms=240_000,
+                )
+            else:
+                implicit = tel.ImplicitFeedback(
+                    edited_text=answer.text, sent=True, time_to_send_ms=3_000
+                )
             await t.SubmitFeedback(
                 tel.SubmitFeedbackRequest(interaction_id=answer.interaction_id, request_id=rid(),
-                                          feedback=tel.Feedback(explicit=tel.ExplicitFeedback(thumb=thumb))),
+                                          feedback=tel.Feedback(implicit=implicit)),
                 metadata=md(ingest_key),
             )  # fmt: skip
         assert set(served) == {v1, candidate}
