@@ -1,5 +1,6 @@
 """``rlaasctl``: the operator's CLI over the public gRPC API (policies, deployments,
-promotions, rollbacks, traffic, learning loops, the audit log).
+promotions, rollbacks, traffic, learning loops, rollouts, preference datasets, the audit
+log).
 
 Auth: ``--api-key`` or ``RLAAS_API_KEY``; server: ``--target`` or ``RLAAS_TARGET``.
 ``--output json`` prints the API's own JSON (proto3 JSON names). Exit codes: 0 ok,
@@ -15,6 +16,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -126,6 +128,80 @@ def _rollouts(c: Ctl, a: argparse.Namespace) -> None:
     c.emit(resp, lambda r: _rollout_text(r.rollout))
 
 
+def _dataset_text(x: trn.PreferenceDataset) -> str:
+    state = trn.PreferenceDataset.State.Name(x.state).removeprefix("STATE_").lower()
+    if x.state == trn.PreferenceDataset.STATE_FAILED:
+        detail = f"({x.error.message})"
+    else:
+        detail = (
+            f"pairs={x.pair_count} (train {x.train_pair_count}, eval {x.eval_pair_count})  "
+            f"sha256={x.content_sha256[:12]}"
+        )
+    return f"{x.dataset_id}  {x.skill_id} v{x.version}  {state}  {detail}"
+
+
+_FORMATS = {"dpo": trn.DATASET_FORMAT_DPO_JSONL, "openai": trn.DATASET_FORMAT_OPENAI_CHAT_JSONL,
+            "anthropic": trn.DATASET_FORMAT_ANTHROPIC_JSONL,
+            "parquet": trn.DATASET_FORMAT_PARQUET}  # fmt: skip
+_SPLITS = {"all": trn.DATASET_SPLIT_UNSPECIFIED, "train": trn.DATASET_SPLIT_TRAIN,
+           "eval": trn.DATASET_SPLIT_EVAL}  # fmt: skip
+_DATASET_STATES = {"": trn.PreferenceDataset.STATE_UNSPECIFIED,
+                   "ready": trn.PreferenceDataset.STATE_READY,
+                   "failed": trn.PreferenceDataset.STATE_FAILED,
+                   "building": trn.PreferenceDataset.STATE_BUILDING}  # fmt: skip
+
+
+def _new_dataset(a: argparse.Namespace) -> trn.PreferenceDataset:
+    config = trn.DatasetBuildConfig(
+        min_reward_margin=a.min_reward_margin, max_pairs=a.max_pairs,
+        eval_fraction=a.eval_fraction, seed=a.seed, policy_ids=a.policy,
+        pair_sources=[trn.PairSource.Value(f"PAIR_SOURCE_{s.upper()}") for s in a.source],
+    )  # fmt: skip
+    dataset = trn.PreferenceDataset(
+        skill_id=a.skill, display_name=a.display_name, build_config=config
+    )
+    if a.start is not None:
+        dataset.start_time.FromDatetime(a.start)
+    if a.end is not None:
+        dataset.end_time.FromDatetime(a.end)
+    return dataset
+
+
+def _iso_time(value: str) -> datetime:
+    """An ISO 8601 time; without a zone it is UTC (protobuf reads naive times so)."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 8601 time") from None
+
+
+def _datasets(c: Ctl, a: argparse.Namespace) -> None:
+    if a.action == "create":
+        create = trn.CreatePreferenceDatasetRequest(
+            preference_dataset=_new_dataset(a), request_id=_rid(a)
+        )
+        resp = c.call(c.training.CreatePreferenceDataset, create)
+        c.emit(resp, lambda r: _dataset_text(r.preference_dataset))
+    elif a.action == "get":
+        get = trn.GetPreferenceDatasetRequest(dataset_id=a.dataset_id)
+        c.emit(c.call(c.training.GetPreferenceDataset, get),
+               lambda r: _dataset_text(r.preference_dataset))  # fmt: skip
+    elif a.action == "list":
+        listed = trn.ListPreferenceDatasetsRequest(
+            skill_id=a.skill, state=_DATASET_STATES[a.state], page_size=1000
+        )
+        c.emit(c.call(c.training.ListPreferenceDatasets, listed),
+               lambda r: "\n".join(_dataset_text(x) for x in r.preference_datasets))  # fmt: skip
+    else:
+        export = trn.ExportDatasetRequest(
+            dataset_id=a.dataset_id, format=_FORMATS[a.format], split=_SPLITS[a.split],
+            request_id=_rid(a),
+        )  # fmt: skip
+        c.emit(c.call(c.training.ExportDataset, export),
+               lambda r: f"{r.uri}  rows={r.row_count}  bytes={r.size_bytes}  "
+                         f"sha256={r.sha256}")  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     ctl = Ctl(args)
     a, c = args, ctl
@@ -165,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
         c.emit(resp, lambda r: str(r).strip() or "audit log verified")
     elif a.command == "rollouts":
         _rollouts(c, a)
+    elif a.command == "datasets":
+        _datasets(c, a)
     elif a.command == "loops":
         if a.action == "start":
             loop = trn.LearningLoop(skill_id=a.skill, config=trn.LearningLoopConfig(
@@ -269,7 +347,39 @@ def build_parser() -> argparse.ArgumentParser:
     for action in ("pause", "resume"):
         x = rsub.add_parser(action, help=f"{action} a rollout")
         x.add_argument("rollout_id")
+    _dataset_parsers(sub)
     return p
+
+
+def _dataset_parsers(sub: Any) -> None:
+    datasets = sub.add_parser("datasets", help="preference datasets: build, inspect, export")
+    dsub = datasets.add_subparsers(dest="action", required=True)
+    x = dsub.add_parser("create", help="build a dataset version from a skill's telemetry")
+    x.add_argument("skill")
+    x.add_argument("--display-name", default="")
+    x.add_argument(
+        "--start", type=_iso_time, help="ISO time; interactions from then (default: all)"
+    )
+    x.add_argument(
+        "--end", type=_iso_time, help="ISO time; interactions before then (default: now)"
+    )
+    x.add_argument("--source", nargs="+", default=[],
+                   choices=["edit", "correction", "reward_ranked"],
+                   help="pair sources (default: all)")  # fmt: skip
+    x.add_argument("--policy", nargs="+", default=[], help="only these policies' interactions")
+    x.add_argument("--eval-fraction", type=float, default=0.0, help="[0, 0.5] (default 0.1)")
+    x.add_argument("--min-reward-margin", type=float, default=0.0)
+    x.add_argument("--max-pairs", type=int, default=0, help="0: no limit")
+    x.add_argument("--seed", type=int, default=0)
+    x = dsub.add_parser("get", help="one dataset")
+    x.add_argument("dataset_id")
+    x = dsub.add_parser("list", help="the tenant's datasets, newest first")
+    x.add_argument("--skill", default="")
+    x.add_argument("--state", choices=["ready", "failed", "building"], default="")
+    x = dsub.add_parser("export", help="write a READY dataset to the object store")
+    x.add_argument("dataset_id")
+    x.add_argument("--format", choices=list(_FORMATS), required=True)
+    x.add_argument("--split", choices=list(_SPLITS), default="all")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ always filter on it, so one tenant never reads another's rows."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -319,3 +320,51 @@ class BanditArm(Base):
     update_time: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+# ---- training: preference datasets -------------------------------------------------
+
+
+class PreferenceDatasetRow(Base):
+    """One preference-dataset version of a skill (TrainingService's
+    ``PreferenceDataset``), built by CreatePreferenceDataset or by a learning loop.
+
+    The pairs themselves live in the object store (``storage_key``, content-addressed
+    by ``content_sha256``); this row is the catalogue entry: who built it, from which
+    window and config, with what counts. ``version`` is sequential per (tenant, skill);
+    a new row takes ``max + 1`` under a transaction-scoped advisory lock, and the unique
+    key is the backstop. ``build_config`` is the effective ``DatasetBuildConfig`` as
+    proto JSON; ``report`` the builder's ``BuildReport``; ``error`` (FAILED only) the
+    domain error's code, message, reason and metadata."""
+
+    __tablename__ = "preference_datasets"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "skill_id", "version"),
+        Index(
+            "ix_preference_datasets_tenant_create_time", "tenant_id", "create_time", "dataset_id"
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    dataset_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    skill_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column()
+    display_name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    start_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    build_config: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    storage_key: Mapped[str | None] = mapped_column(Text)
+    storage_uri: Mapped[str | None] = mapped_column(Text)
+    pair_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    train_pair_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    eval_pair_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    reward_config_version: Mapped[str] = mapped_column(String(64))
+    report: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    learning_loop_id: Mapped[str | None] = mapped_column(String(200))
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    complete_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -125,10 +125,16 @@ class RewardConfig(BaseModel):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
 
-def reward_config_from_proto(message: Any, *, skill: str = "") -> RewardConfig:
+def reward_config_from_proto(
+    message: Any, *, skill: str = "", base: RewardConfig | None = None
+) -> RewardConfig:
     """A :class:`RewardConfig` from an ``rlaas.training.v1.RewardConfig``: weights that
-    are set override the defaults (0 disables a signal); ``version`` becomes the label."""
-    kwargs: dict[str, Any] = {"skill": skill}
+    are set override the defaults (0 disables a signal); ``version`` becomes the label.
+    The defaults are ``base`` if given (e.g. the skill's own config, which is what
+    "unset means the server default" means for a skill that has one), else the generic
+    ones."""
+    kwargs: dict[str, Any] = base.model_dump() if base is not None else {}
+    kwargs["skill"] = skill
     if message.version:
         kwargs["label"] = message.version
     for name in WEIGHT_FIELDS:

@@ -770,6 +770,42 @@ def export_anthropic_sft_jsonl(pairs: Iterable[PreferencePair], split: str | Non
     )
 
 
+EXPORT_PARQUET_SCHEMA = pa.schema(
+    [
+        ("prompt", pa.string()),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("margin", pa.float64()),
+        ("split", pa.string()),
+        ("source", pa.string()),
+        ("interaction_id", pa.string()),
+    ]
+)
+
+
+def export_parquet(pairs: Iterable[PreferencePair], split: str | None = None) -> bytes:
+    """The proto's ``DATASET_FORMAT_PARQUET``: the contract's seven columns only (the
+    canonical file keeps provenance a consumer should not depend on). Deterministic for
+    a given pyarrow version: no timestamps are written."""
+    rows = [
+        {
+            "prompt": p.prompt,
+            "chosen": p.chosen,
+            "rejected": p.rejected,
+            "margin": float(p.margin),
+            "split": p.split,
+            "source": p.source,
+            "interaction_id": p.interaction_ids[0] if p.interaction_ids else "",
+        }
+        for p in _select(pairs, split)
+    ]
+    buffer = io.BytesIO()
+    pq.write_table(
+        pa.Table.from_pylist(rows, schema=EXPORT_PARQUET_SCHEMA), buffer, compression="zstd"
+    )
+    return buffer.getvalue()
+
+
 # ---- reading telemetry from Postgres -----------------------------------------------------
 
 _T = cast(Table, TelemetryEvent.__table__)

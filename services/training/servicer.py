@@ -1,9 +1,10 @@
 """TrainingService: learning loops (start, inspect, list, pause, resume) and rollouts
-(create, inspect, list, promote, roll back, pause, resume) over Temporal; the domain
-logic is in services.training.loops and services.training.rollouts. Datasets, training
-runs and evaluations as standalone resources are not served yet: those RPCs answer
-UNIMPLEMENTED through the generated base class (the loop runs all of them as its own
-steps)."""
+(create, inspect, list, promote, roll back, pause, resume) over Temporal, and
+preference datasets (create, inspect, list, export) over Postgres and the object store;
+the domain logic is in services.training.loops, services.training.rollouts and
+services.training.datasets. Training runs and evaluations as standalone resources are
+not served yet: those RPCs answer UNIMPLEMENTED through the generated base class (the
+loop runs them as its own steps)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,56 @@ from rlaas.training.v1 import training_pb2, training_pb2_grpc
 from services.paging import next_page_token, page_request
 from services.server.app import Runtime, ServiceSpec
 from services.server.interceptors import principal
+from services.training.datasets import DatasetService
 from services.training.loops import LoopService
 from services.training.rollouts import RolloutService
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
-    def __init__(self, loops: LoopService, rollouts: RolloutService) -> None:
+    def __init__(
+        self, loops: LoopService, rollouts: RolloutService, datasets: DatasetService
+    ) -> None:
         self._loops = loops
         self._rollouts = rollouts
+        self._datasets = datasets
+
+    # ---- preference datasets -----------------------------------------------------
+
+    async def CreatePreferenceDataset(
+        self,
+        request: training_pb2.CreatePreferenceDatasetRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> training_pb2.CreatePreferenceDatasetResponse:
+        dataset = await self._datasets.create(
+            principal(), request.preference_dataset, request.request_id
+        )
+        return training_pb2.CreatePreferenceDatasetResponse(preference_dataset=dataset)
+
+    async def GetPreferenceDataset(
+        self, request: training_pb2.GetPreferenceDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetPreferenceDatasetResponse:
+        dataset = await self._datasets.get(principal(), request.dataset_id)
+        return training_pb2.GetPreferenceDatasetResponse(preference_dataset=dataset)
+
+    async def ListPreferenceDatasets(
+        self,
+        request: training_pb2.ListPreferenceDatasetsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> training_pb2.ListPreferenceDatasetsResponse:
+        datasets, token = await self._datasets.list(
+            principal(), skill_id=request.skill_id, state=request.state,
+            page_size=request.page_size, page_token=request.page_token,
+        )  # fmt: skip
+        return training_pb2.ListPreferenceDatasetsResponse(
+            preference_datasets=datasets, next_page_token=token
+        )
+
+    async def ExportDataset(
+        self, request: training_pb2.ExportDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ExportDatasetResponse:
+        return await self._datasets.export(
+            principal(), request.dataset_id, request.format, request.split, request.request_id
+        )
 
     async def StartLearningLoop(
         self, request: training_pb2.StartLearningLoopRequest, context: grpc.aio.ServicerContext
@@ -134,7 +177,8 @@ def _make(runtime: Runtime) -> TrainingServicer:
         return shared[0]
 
     registry = RegistryCore(runtime.sessions, runtime.objects)
-    return TrainingServicer(LoopService(client), RolloutService(client, registry))
+    datasets = DatasetService(runtime.engine, runtime.objects)
+    return TrainingServicer(LoopService(client), RolloutService(client, registry), datasets)
 
 
 SPEC = ServiceSpec(
