@@ -68,9 +68,15 @@ def untar_directory(data: bytes, destination: Path) -> Path:
     return destination / roots.pop()
 
 
-def read_preference_parquet(data: bytes) -> list[dict[str, Any]]:
-    """Rows of a preference dataset (columns prompt / chosen / rejected; other columns
-    are ignored). Raises ValueError when it is not such a Parquet file."""
+def read_preference_parquet(data: bytes, *, split: str = "train") -> list[dict[str, Any]]:
+    """The training rows of a preference dataset: prompt / chosen / rejected (other
+    columns are ignored). Raises ValueError when it is not such a Parquet file.
+
+    A dataset the platform built also has ``split`` and ``prompt_messages``: only rows
+    of ``split`` are returned (the eval split must never be trained on), and the prompt
+    is the conversation as served (JSON ``[[role, content], ...]``), so the trainer
+    applies the chat template exactly as the backend does instead of seeing the
+    flattened text."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -81,7 +87,14 @@ def read_preference_parquet(data: bytes) -> list[dict[str, Any]]:
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in table.column_names]
     if missing:
         raise ValueError(f"dataset lacks column(s) {', '.join(missing)}")
-    rows: list[dict[str, Any]] = table.select(["prompt", "chosen", "rejected"]).to_pylist()
+    extra = [c for c in ("split", "prompt_messages") if c in table.column_names]
+    rows: list[dict[str, Any]] = table.select(["prompt", "chosen", "rejected", *extra]).to_pylist()
+    if "split" in extra:
+        rows = [r for r in rows if r.pop("split") == split]
+    for row in rows:
+        messages = row.pop("prompt_messages", None)
+        if messages:
+            row["prompt"] = [{"role": role, "content": text} for role, text in json.loads(messages)]
     return rows
 
 

@@ -335,6 +335,27 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     assert to_parquet(list(reversed(build.rows))) == data  # canonical order
 
 
+def test_the_trainer_reads_the_train_split_as_served_conversations() -> None:
+    """The trainer must never see eval-split pairs, and must get the conversation as
+    the backend served it (system + user messages), not the flattened prompt text."""
+    from services.training.artifacts import read_preference_parquet
+    from services.training.trainer import preference_rows
+
+    build = build_dataset(many_edits(40), CONFIG, BuildOptions(min_pairs=0, eval_fraction=0.25))
+    train = [r for r in build.rows if r["split"] == "train"]
+    assert 0 < len(train) < len(build.rows)
+    rows = read_preference_parquet(to_parquet(build.rows))
+    assert sorted(r["chosen"] for r in rows) == sorted(r["chosen"] for r in train)
+    by_chosen = {r["chosen"]: r for r in train}
+    for row in rows:
+        served = json.loads(by_chosen[row["chosen"]]["prompt_messages"])
+        assert row["prompt"] == [{"role": role, "content": text} for role, text in served]
+    assert {"prompt", "chosen", "rejected"} == set(rows[0])
+    preference_rows(rows, chat=True)  # the trainer accepts them as they are
+    evals = read_preference_parquet(to_parquet(build.rows), split="eval")
+    assert len(evals) == len(build.rows) - len(train)
+
+
 async def test_write_dataset_is_content_addressed(tmp_path: Path) -> None:
     store = LocalObjectStore(tmp_path / "objects")
     build = build_dataset(many_edits(12), CONFIG, BuildOptions(min_pairs=0))
