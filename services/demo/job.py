@@ -323,7 +323,7 @@ def _rollout_dict(rollout: trn.Rollout | None) -> dict[str, object]:
 
 async def _audit_trail(job: Job) -> list[str]:
     listed = await job.registry.ListAuditEvents(
-        reg.ListAuditEventsRequest(resource_type="deployment", page_size=50), metadata=job.md
+        reg.ListAuditEventsRequest(resource_type="Deployment", page_size=50), metadata=job.md
     )
     return [
         f"#{e.sequence} {e.actor_display_name or e.actor_api_key_id}: {e.action} ({e.reason})"
