@@ -393,6 +393,7 @@ async def run_job(
     if any(r.policy_id != serving for r in recent):
         problems.append("requests after the rollback were not all served by the baseline")
 
+    job.report.live = list(job.app.live)
     job.report.timings_s["job total"] = time.perf_counter() - t0
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -192,16 +192,19 @@ def plot(report: JobReport, path: Path) -> Path:
     live_ax.legend(fontsize=7, loc="lower right")
     h = report.held_out
     if h is not None:
-        held_ax.bar(
-            [h.baseline.policy_id, h.candidate.policy_id],
-            [h.baseline.edit_similarity, h.candidate.edit_similarity],
-            color=["tab:blue", "tab:orange"],
-        )
+        metrics = ("edit similarity", "send rate", "rating / 5")
+        values = {
+            score.policy_id: (score.edit_similarity, score.send_rate, score.mean_rating / 5)
+            for score in (h.baseline, h.candidate)
+        }
+        x = np.arange(len(metrics))
+        for offset, (policy, ys) in zip((-0.2, 0.2), values.items(), strict=True):
+            held_ax.bar(x + offset, ys, width=0.4, label=policy)
+        held_ax.set_xticks(x, metrics)
         held_ax.set(
-            ylim=(0, 1.05),
-            ylabel="mean edit similarity",
-            title=f"Held-out ({h.examples} emails), win-rate {h.win_rate:.2f}",
+            ylim=(0, 1.05), title=f"Held-out ({h.examples} emails), win-rate {h.win_rate:.2f}"
         )
+        held_ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

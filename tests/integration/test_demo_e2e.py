@@ -54,6 +54,12 @@ async def test_the_platform_learns_the_hidden_preference(tmp_path: Path) -> None
         assert report["bad_rollout"]["stage"] == "rolled_back", lines
         assert report["bad_rollout"]["automatic_rollback"], lines
         assert (tmp_path / "demo" / "reward.png").read_bytes().startswith(b"\x89PNG")
+        live = report["live"]
+        assert len(live) >= 64 and {r["policy_id"] for r in live} >= {
+            "support_email@v1",
+            "support_email@v2",
+            "support_email@v3",
+        }
         assert rc == 0, "\n".join(lines)
     finally:
         rlaas("down", env=env, timeout=120)
