@@ -1,6 +1,6 @@
 """``rlaasctl``: the operator's CLI over the public gRPC API (policies, deployments,
-promotions, rollbacks, traffic, learning loops, rollouts, preference datasets, the audit
-log).
+promotions, rollbacks, traffic, learning loops, rollouts, preference datasets, training
+runs, evaluations, the audit log).
 
 Auth: ``--api-key`` or ``RLAAS_API_KEY``; server: ``--target`` or ``RLAAS_TARGET``.
 ``--output json`` prints the API's own JSON (proto3 JSON names). Exit codes: 0 ok,
@@ -202,6 +202,118 @@ def _datasets(c: Ctl, a: argparse.Namespace) -> None:
                          f"sha256={r.sha256}")  # fmt: skip
 
 
+_METHODS = {"dpo": trn.TRAINING_METHOD_DPO, "ipo": trn.TRAINING_METHOD_IPO,
+            "sft": trn.TRAINING_METHOD_SFT}  # fmt: skip
+_ACCELERATORS = {"auto": trn.ACCELERATOR_UNSPECIFIED, "cpu": trn.ACCELERATOR_CPU,
+                 "gpu": trn.ACCELERATOR_GPU}  # fmt: skip
+_RUN_STATES = {"": 0} | {
+    s: trn.TrainingRun.State.Value(f"STATE_{s.upper()}")
+    for s in ("queued", "running", "succeeded", "failed", "cancelled")
+}
+_EVAL_STATES = {"": 0} | {
+    s: trn.Evaluation.State.Value(f"STATE_{s.upper()}")
+    for s in ("queued", "running", "succeeded", "failed")
+}
+_HYPERPARAMETERS = ("learning_rate", "num_epochs", "max_steps", "batch_size", "beta",
+                    "max_length", "seed")  # fmt: skip
+
+
+def _run_text(x: trn.TrainingRun) -> str:
+    state = trn.TrainingRun.State.Name(x.state).removeprefix("STATE_").lower()
+    if x.state == trn.TrainingRun.STATE_FAILED:
+        detail = f"({x.error.message})"
+    else:
+        total = x.progress.total_steps or "?"
+        detail = f"step {x.progress.step}/{total}  loss={x.progress.loss:.4f}"
+    produced = x.lineage.produced_policy_id
+    return (
+        f"{x.training_run_id}  {x.skill_id}  {state}  {detail}  "
+        f"{x.parent_policy_id} -> {produced or '-'}"
+    )
+
+
+def _new_run(a: argparse.Namespace) -> trn.TrainingRun:
+    lora = trn.LoraConfig(rank=a.rank, alpha=a.alpha, dropout=a.dropout,
+                          target_modules=a.target_module, qlora=a.qlora)  # fmt: skip
+    hyper = trn.TrainingHyperparameters()
+    for name in _HYPERPARAMETERS:  # unset stays unset: the server's defaults apply
+        if getattr(a, name) is not None:
+            setattr(hyper, name, getattr(a, name))
+    config = trn.TrainingConfig(method=_METHODS[a.method], lora=lora, hyperparameters=hyper,
+                                accelerator=_ACCELERATORS[a.accelerator])  # fmt: skip
+    return trn.TrainingRun(
+        skill_id=a.skill, dataset_id=a.dataset, config=config, parent_policy_id=a.parent,
+        base_model=a.base_model, display_name=a.display_name,
+    )  # fmt: skip
+
+
+def _runs(c: Ctl, a: argparse.Namespace) -> None:
+    if a.action == "create":
+        create = trn.CreateTrainingRunRequest(training_run=_new_run(a), request_id=_rid(a))
+        resp = c.call(c.training.CreateTrainingRun, create)
+    elif a.action == "list":
+        listed = trn.ListTrainingRunsRequest(
+            skill_id=a.skill, state=_RUN_STATES[a.state], page_size=1000
+        )
+        c.emit(c.call(c.training.ListTrainingRuns, listed),
+               lambda r: "\n".join(_run_text(x) for x in r.training_runs))  # fmt: skip
+        return
+    elif a.action == "get":
+        get = trn.GetTrainingRunRequest(training_run_id=a.training_run_id)
+        resp = c.call(c.training.GetTrainingRun, get)
+    else:
+        cancel = trn.CancelTrainingRunRequest(training_run_id=a.training_run_id, request_id=_rid(a))
+        resp = c.call(c.training.CancelTrainingRun, cancel)
+    c.emit(resp, lambda r: _run_text(r.training_run))
+
+
+def _eval_text(x: trn.Evaluation) -> str:
+    state = trn.Evaluation.State.Name(x.state).removeprefix("STATE_").lower()
+    head = f"{x.evaluation_id}  {x.candidate_policy_id} vs {x.baseline_policy_id}  {state}"
+    if x.state == trn.Evaluation.STATE_FAILED:
+        return f"{head}  ({x.error.message})"
+    if x.state != trn.Evaluation.STATE_SUCCEEDED:
+        return head
+    r = x.result
+    verdict = "passed" if r.passed else "failed: " + "; ".join(r.failure_reasons)
+    return (
+        f"{head}  win-rate {r.win_rate:.3f} [{r.win_rate_ci_lower:.3f}, "
+        f"{r.win_rate_ci_upper:.3f}] ({r.confidence_level:.0%})  p={r.p_value:.4f}  {verdict}"
+    )
+
+
+def _new_eval(a: argparse.Namespace) -> trn.Evaluation:
+    config = trn.EvaluationConfig(max_examples=a.max_examples, safety_suites=a.safety_suite,
+                                  confidence_level=a.confidence_level)  # fmt: skip
+    if a.min_win_rate is not None or a.max_p_value is not None or a.require_ci_above_half:
+        config.gate.CopyFrom(trn.EvaluationGate(
+            min_win_rate=a.min_win_rate or 0.0, max_p_value=a.max_p_value or 0.0,
+            require_ci_above_half=a.require_ci_above_half,
+        ))  # fmt: skip
+    return trn.Evaluation(
+        candidate_policy_id=a.policy_id, baseline_policy_id=a.baseline,
+        training_run_id=a.training_run, display_name=a.display_name, config=config,
+    )  # fmt: skip
+
+
+def _evals(c: Ctl, a: argparse.Namespace) -> None:
+    if a.action == "create":
+        create = trn.CreateEvaluationRequest(evaluation=_new_eval(a), request_id=_rid(a))
+        resp = c.call(c.training.CreateEvaluation, create)
+    elif a.action == "list":
+        listed = trn.ListEvaluationsRequest(
+            skill_id=a.skill, candidate_policy_id=a.candidate, state=_EVAL_STATES[a.state],
+            page_size=1000,
+        )  # fmt: skip
+        c.emit(c.call(c.training.ListEvaluations, listed),
+               lambda r: "\n".join(_eval_text(x) for x in r.evaluations))  # fmt: skip
+        return
+    else:
+        get = trn.GetEvaluationRequest(evaluation_id=a.evaluation_id)
+        resp = c.call(c.training.GetEvaluation, get)
+    c.emit(resp, lambda r: _eval_text(r.evaluation))
+
+
 def run(args: argparse.Namespace) -> int:
     ctl = Ctl(args)
     a, c = args, ctl
@@ -243,6 +355,10 @@ def run(args: argparse.Namespace) -> int:
         _rollouts(c, a)
     elif a.command == "datasets":
         _datasets(c, a)
+    elif a.command == "runs":
+        _runs(c, a)
+    elif a.command == "evals":
+        _evals(c, a)
     elif a.command == "loops":
         if a.action == "start":
             loop = trn.LearningLoop(skill_id=a.skill, config=trn.LearningLoopConfig(
@@ -348,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
         x = rsub.add_parser(action, help=f"{action} a rollout")
         x.add_argument("rollout_id")
     _dataset_parsers(sub)
+    _run_parsers(sub)
+    _eval_parsers(sub)
     return p
 
 
@@ -380,6 +498,59 @@ def _dataset_parsers(sub: Any) -> None:
     x.add_argument("dataset_id")
     x.add_argument("--format", choices=list(_FORMATS), required=True)
     x.add_argument("--split", choices=list(_SPLITS), default="all")
+
+
+def _run_parsers(sub: Any) -> None:
+    runs = sub.add_parser("runs", help="training runs: train a LoRA adapter on a dataset")
+    tsub = runs.add_subparsers(dest="action", required=True)
+    x = tsub.add_parser("create", help="queue a run; on success it registers a CANDIDATE")
+    x.add_argument("skill")
+    x.add_argument("dataset", help="a READY dataset's id (or its object-store URI)")
+    x.add_argument("--method", choices=list(_METHODS), default="dpo")
+    x.add_argument("--parent", default="", help="policy to start from (default: the baseline)")
+    x.add_argument("--base-model", default="", help="default: the parent's")
+    x.add_argument("--accelerator", choices=list(_ACCELERATORS), default="auto")
+    x.add_argument("--display-name", default="")
+    x.add_argument("--rank", type=int, default=0, help="LoRA rank (default 8)")
+    x.add_argument("--alpha", type=float, default=0.0, help="LoRA alpha (default 2 x rank)")
+    x.add_argument("--dropout", type=float, default=0.0, help="LoRA dropout (default 0.05)")
+    x.add_argument("--target-module", action="append", default=[],
+                   help="module to adapt, repeatable (default q_proj, v_proj)")  # fmt: skip
+    x.add_argument("--qlora", action="store_true", help="4-bit base; needs a GPU worker")
+    for name, kind in (("learning-rate", float), ("num-epochs", float), ("max-steps", int),
+                       ("batch-size", int), ("beta", float), ("max-length", int),
+                       ("seed", int)):  # fmt: skip
+        x.add_argument(f"--{name}", type=kind, default=None)
+    x = tsub.add_parser("list", help="the tenant's runs, newest first")
+    x.add_argument("--skill", default="")
+    x.add_argument("--state", choices=[s for s in _RUN_STATES if s], default="")
+    for action, text in (("get", "one run, with progress and lineage"),
+                         ("cancel", "cancel a QUEUED or RUNNING run")):  # fmt: skip
+        x = tsub.add_parser(action, help=text)
+        x.add_argument("training_run_id")
+
+
+def _eval_parsers(sub: Any) -> None:
+    evals = sub.add_parser("evals", help="evaluations: a candidate against the baseline")
+    esub = evals.add_subparsers(dest="action", required=True)
+    x = esub.add_parser("create", help="queue an evaluation of a policy")
+    x.add_argument("policy_id", help="the candidate, skill@vN")
+    x.add_argument("--baseline", default="", help="default: the skill's baseline")
+    x.add_argument("--training-run", default="", help="the run that produced the candidate")
+    x.add_argument("--display-name", default="")
+    x.add_argument("--max-examples", type=int, default=0, help="golden prompts (0: default)")
+    x.add_argument("--safety-suite", action="append", default=[],
+                   help="jailbreak, pii_leak or red_team; repeatable (default: all)")  # fmt: skip
+    x.add_argument("--confidence-level", type=float, default=0.0, help="(0, 1), default 0.95")
+    x.add_argument("--min-win-rate", type=float, default=None, help="gate, default 0.5")
+    x.add_argument("--max-p-value", type=float, default=None, help="gate, default 0.05")
+    x.add_argument("--require-ci-above-half", action="store_true", help="gate")
+    x = esub.add_parser("list", help="the tenant's evaluations, newest first")
+    x.add_argument("--skill", default="")
+    x.add_argument("--candidate", default="", help="only of this candidate policy")
+    x.add_argument("--state", choices=[s for s in _EVAL_STATES if s], default="")
+    x = esub.add_parser("get", help="one evaluation, with its result")
+    x.add_argument("evaluation_id")
 
 
 def main(argv: list[str] | None = None) -> int:

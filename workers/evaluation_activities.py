@@ -59,12 +59,16 @@ class EvaluationActivities:
                 backend, adapter=_adapter(baseline), max_new_tokens=self._max_new_tokens
             ),
             load_golden_set(),
-            safety_cases=load_safety_suite(),
-            # The loop's own gate, if it set one, over the worker's default.
+            safety_cases=load_safety_suite(suites=inp.safety_suites or None),
+            # The caller's own gate, if it set one, over the worker's default.
             rubric=PromotionRubric(**inp.rubric) if inp.rubric else self._rubric,
-            max_examples=self._max_examples,
+            max_examples=inp.max_examples or self._max_examples,
+            confidence_level=inp.confidence_level or 0.95,
         )
-        key = f"evals/{inp.tenant_id}/{inp.skill_id}/{inp.candidate_policy_id}.json"
+        # One report per evaluation: two evaluations of one candidate (against
+        # different baselines, say) must not overwrite each other's.
+        name = inp.evaluation_id or inp.candidate_policy_id
+        key = f"evals/{inp.tenant_id}/{inp.skill_id}/{name}.json"
         uri = await self._objects.put(key, report.to_json())
         return EvaluateOutput(
             passed=report.passed,

@@ -13,11 +13,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from services.config import Settings
+from workers.device import detect_device
 from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workers.stack_check_activities import describe_worker
+from workflows.evaluation import EvaluationWorkflow
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.rollout import RolloutWorkflow
 from workflows.stack_check import StackCheckWorkflow
+from workflows.training_run import TrainingRunWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -28,14 +31,23 @@ def build_worker(
     activities: Sequence[Callable[..., Any]] = (),
     *,
     gpu_task_queue: str = GPU_TASK_QUEUE,
+    identity: str | None = None,
 ) -> Worker:
-    """``gpu_task_queue``: the queue a GPU worker polls (``RLAAS_GPU_TASK_QUEUE``)."""
+    """``gpu_task_queue``: the queue a GPU worker polls (``RLAAS_GPU_TASK_QUEUE``).
+    ``identity``: how the worker appears to Temporal (default: the client's)."""
     if kind == "cpu":
         return Worker(
             client,
             task_queue=CPU_TASK_QUEUE,
-            workflows=[StackCheckWorkflow, LearningLoopWorkflow, RolloutWorkflow],
+            workflows=[
+                StackCheckWorkflow,
+                LearningLoopWorkflow,
+                RolloutWorkflow,
+                TrainingRunWorkflow,
+                EvaluationWorkflow,
+            ],
             activities=[describe_worker, *activities],
+            identity=identity,
         )
     if kind == "gpu":
         # One GPU job at a time per worker: training saturates the device.
@@ -44,6 +56,7 @@ def build_worker(
             task_queue=gpu_task_queue,
             activities=[describe_worker, *activities],
             max_concurrent_activities=1,
+            identity=identity,
         )
     raise ValueError(f"unknown worker kind {kind!r}; use 'cpu' or 'gpu'")
 
@@ -93,7 +106,12 @@ async def run_worker(settings: Settings, kind: str) -> None:
         ]
     else:
         activities, engine = _gpu_activities(settings)
-    worker = build_worker(client, kind, activities, gpu_task_queue=settings.gpu_task_queue)
+    # A GPU worker names its device: TrainingService refuses QLoRA and GPU runs unless
+    # a poller of the training queue has CUDA.
+    identity = f"{client.identity} {detect_device()}" if kind == "gpu" else None
+    worker = build_worker(
+        client, kind, activities, gpu_task_queue=settings.gpu_task_queue, identity=identity
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

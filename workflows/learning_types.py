@@ -175,6 +175,16 @@ class EvaluateInput:
     baseline_policy_id: str
     rubric: dict[str, Any] = field(default_factory=dict)
     """PromotionRubric fields; empty: the worker's rubric."""
+    # Fields below were added for standalone evaluations; their defaults keep what the
+    # learning loop always asked for.
+    evaluation_id: str = ""
+    """Names the report (one per evaluation); empty: one report per candidate."""
+    max_examples: int = 0
+    """Golden prompts to evaluate; 0: the worker's default."""
+    confidence_level: float = 0.0
+    """Of the win-rate interval; 0: 0.95."""
+    safety_suites: list[str] = field(default_factory=list)
+    """Safety suites to run; empty: all of them."""
 
 
 @dataclass
@@ -287,3 +297,83 @@ class LoopStatus:
     iteration: int
     paused: bool
     history: list[IterationSummary] = field(default_factory=list)
+
+
+# ---- training runs and evaluations as resources --------------------------------------
+
+
+@dataclass
+class TrainAdapterRequest:
+    """The train activity's input as a training run sends it: field-compatible with
+    workers.training_activities.TrainAdapterInput (defined here because workflows must
+    not import the trainer)."""
+
+    tenant_id: str
+    skill_id: str
+    run_id: str
+    dataset_uri: str
+    parent_policy_id: str = ""
+    dataset_id: str = ""
+    dataset_version: int = 0
+    dataset_sha256: str = ""
+    """Expected sha256 of the Parquet bytes; empty: not checked."""
+    parent_adapter_uri: str = ""
+    parent_adapter_sha256: str = ""
+    reward_config_version: str = ""
+    judge_version: str = ""
+    lora: dict[str, Any] = field(default_factory=dict)
+    dpo: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 50
+
+
+@dataclass
+class TrainAdapterResult:
+    """Field-compatible with workers.training_activities.TrainAdapterOutput."""
+
+    adapter_uri: str
+    adapter_sha256: str
+    final_loss: float
+    steps: int
+    metrics_uri: str = ""
+    loss_curve_uri: str = ""
+    lineage_uri: str = ""
+    resumed_from_step: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingRunInput:
+    train: TrainAdapterRequest
+    task_queue: str = "rlaas-gpu"
+    """Where the train activity runs (the model-bearing workers' queue)."""
+    heartbeat_timeout_s: float = 120.0
+    timeout_s: float = 6 * 3600.0
+    max_attempts: int = 3
+    """Of the train activity (a retry resumes from the last checkpoint)."""
+
+
+@dataclass
+class TrainingRunStatus:
+    phase: str  # "training" | "registering" | "succeeded"
+    policy_id: str = ""
+
+
+@dataclass
+class TrainingRunResult:
+    trained: TrainAdapterResult
+    policy_id: str
+    """The CANDIDATE registered for the adapter."""
+
+
+@dataclass
+class EvaluationInput:
+    evaluate: EvaluateInput
+    task_queue: str = "rlaas-gpu"
+    """Where the evaluate activity runs (it generates with both policies)."""
+    timeout_s: float = 2 * 3600.0
+
+
+@dataclass
+class EvaluationStatus:
+    phase: str  # "evaluating" | "succeeded"

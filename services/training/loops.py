@@ -41,15 +41,39 @@ def _workflow_id(tenant_id: str, loop_id: str) -> str:
     return f"loop/{tenant_id}/{loop_id}"
 
 
-def _training(proto: pb.TrainingConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The proto's training config as trainer settings, checked now (a bad value must
-    fail the start, not a training run hours later)."""
+_HYPERPARAMETERS = {
+    "learning_rate": "learning_rate", "num_epochs": "epochs", "max_steps": "max_steps",
+    "batch_size": "batch_size", "beta": "beta", "max_length": "max_length",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "warmup_ratio": "warmup_ratio", "seed": "seed",
+}  # fmt: skip
+"""TrainingHyperparameters field -> DpoSettings field."""
+
+
+def _offending_field(field_path: str, message: str) -> str:
+    """The request field a trainer-settings error is about: the settings name their
+    field first (`lora.rank must be ...`, `dpo.epochs must be ...`)."""
+    group, _, name = message.partition(" ")[0].partition(".")
+    if group == "lora" and name:
+        return f"{field_path}.lora.{name}"
+    proto_name = {v: k for k, v in _HYPERPARAMETERS.items()}.get(name)
+    if group == "dpo" and proto_name:
+        return f"{field_path}.hyperparameters.{proto_name}"
+    return field_path
+
+
+def training_settings(
+    proto: pb.TrainingConfig, field_path: str, *, what: str = "a learning loop"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The proto's training config as trainer settings (LoraSettings and DpoSettings
+    fields), checked now: a bad value must fail the request, not a training run hours
+    later. ``field_path`` is the config's path in the request, for errors; ``what``
+    names the caller in them."""
     from services.training.trainer import DpoSettings, LoraSettings
 
-    field_path = "learning_loop.config.training"
     if proto.method == pb.TRAINING_METHOD_SFT:
         raise InvalidArgument.field(
-            f"{field_path}.method", "a learning loop trains on preferences: use DPO or IPO"
+            f"{field_path}.method", f"{what} trains on preferences: use DPO or IPO"
         )
     lora: dict[str, Any] = {}
     if proto.HasField("lora"):
@@ -60,26 +84,22 @@ def _training(proto: pb.TrainingConfig) -> tuple[dict[str, Any], dict[str, Any]]
             lora["target_modules"] = list(lo.target_modules)
     dpo: dict[str, Any] = {"loss": "ipo"} if proto.method == pb.TRAINING_METHOD_IPO else {}
     h = proto.hyperparameters
-    names = {"learning_rate": "learning_rate", "num_epochs": "epochs", "max_steps": "max_steps",
-             "batch_size": "batch_size", "beta": "beta", "max_length": "max_length",
-             "gradient_accumulation_steps": "gradient_accumulation_steps",
-             "warmup_ratio": "warmup_ratio", "seed": "seed"}  # fmt: skip
-    for proto_name, setting in names.items():
+    for proto_name, setting in _HYPERPARAMETERS.items():
         if h.HasField(proto_name):
             dpo[setting] = getattr(h, proto_name)
     try:
         LoraSettings(**lora)
         DpoSettings(**dpo)
     except (TypeError, ValueError) as err:
-        raise InvalidArgument.field(field_path, str(err)) from err
+        raise InvalidArgument.field(_offending_field(field_path, str(err)), str(err)) from err
     return lora, dpo
 
 
-def _gate(gate: pb.EvaluationGate) -> dict[str, Any]:
+def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
     """The proto's evaluation gate as PromotionRubric fields, checked now. Unset
     thresholds keep the rubric's defaults (win-rate 0.5, p-value 0.05); the CI rule
-    and the safety cap (default 0: no failure allowed) are as given."""
-    field_path = "learning_loop.config.evaluation.gate"
+    and the safety cap (default 0: no failure allowed) are as given. ``field_path`` is
+    the gate's path in the request, for errors."""
     violations = [
         FieldViolation(f"{field_path}.{name}", f"{value} is not in {interval}")
         for name, value, ok, interval in (
@@ -106,7 +126,7 @@ def _gate(gate: pb.EvaluationGate) -> dict[str, Any]:
 def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
     cfg = LoopConfig()
     if proto.HasField("training"):
-        cfg.lora, cfg.dpo = _training(proto.training)
+        cfg.lora, cfg.dpo = training_settings(proto.training, "learning_loop.config.training")
     if proto.HasField("interval"):
         cfg.check_interval_s = max(proto.interval.ToTimedelta().total_seconds(), 1.0)
     if proto.min_new_feedback:
@@ -116,7 +136,7 @@ def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
     if proto.min_pairs:
         cfg.min_pairs = proto.min_pairs
     if proto.evaluation.HasField("gate"):
-        cfg.rubric = _gate(proto.evaluation.gate)
+        cfg.rubric = evaluation_gate(proto.evaluation.gate, "learning_loop.config.evaluation.gate")
     cfg.rollout = plan_from_proto(
         proto.rollout if proto.HasField("rollout") else None, "learning_loop.config.rollout"
     )

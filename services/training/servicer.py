@@ -2,9 +2,9 @@
 (create, inspect, list, promote, roll back, pause, resume) over Temporal, and
 preference datasets (create, inspect, list, export) over Postgres and the object store;
 the domain logic is in services.training.loops, services.training.rollouts and
-services.training.datasets. Training runs and evaluations as standalone resources are
-not served yet: those RPCs answer UNIMPLEMENTED through the generated base class (the
-loop runs them as its own steps)."""
+services.training.datasets; training runs (create, inspect, list, cancel) and
+evaluations (create, inspect, list) over Temporal, in services.training.runs and
+services.training.evaluations."""
 
 from __future__ import annotations
 
@@ -15,17 +15,26 @@ from services.paging import next_page_token, page_request
 from services.server.app import Runtime, ServiceSpec
 from services.server.interceptors import principal
 from services.training.datasets import DatasetService
+from services.training.evaluations import EvaluationService
 from services.training.loops import LoopService
 from services.training.rollouts import RolloutService
+from services.training.runs import DatasetResources, DatasetUris, TrainingRunService
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     def __init__(
-        self, loops: LoopService, rollouts: RolloutService, datasets: DatasetService
+        self,
+        loops: LoopService,
+        rollouts: RolloutService,
+        datasets: DatasetService,
+        runs: TrainingRunService,
+        evaluations: EvaluationService,
     ) -> None:
         self._loops = loops
         self._rollouts = rollouts
         self._datasets = datasets
+        self._runs = runs
+        self._evaluations = evaluations
 
     # ---- preference datasets -----------------------------------------------------
 
@@ -64,6 +73,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         return await self._datasets.export(
             principal(), request.dataset_id, request.format, request.split, request.request_id
         )
+
+    # ---- learning loops ----------------------------------------------------------
 
     async def StartLearningLoop(
         self, request: training_pb2.StartLearningLoopRequest, context: grpc.aio.ServicerContext
@@ -161,6 +172,61 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         rollout = await self._rollouts.resume(principal(), request.rollout_id, request.request_id)
         return training_pb2.ResumeRolloutResponse(rollout=rollout)
 
+    # ---- training runs ------------------------------------------------------------
+
+    async def CreateTrainingRun(
+        self, request: training_pb2.CreateTrainingRunRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.CreateTrainingRunResponse:
+        run = await self._runs.create(principal(), request.training_run, request.request_id)
+        return training_pb2.CreateTrainingRunResponse(training_run=run)
+
+    async def GetTrainingRun(
+        self, request: training_pb2.GetTrainingRunRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetTrainingRunResponse:
+        run = await self._runs.get(principal(), request.training_run_id)
+        return training_pb2.GetTrainingRunResponse(training_run=run)
+
+    async def ListTrainingRuns(
+        self, request: training_pb2.ListTrainingRunsRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ListTrainingRunsResponse:
+        runs, token = await self._runs.list(
+            principal(), skill_id=request.skill_id, state=request.state,
+            page_size=request.page_size, page_token=request.page_token,
+        )  # fmt: skip
+        return training_pb2.ListTrainingRunsResponse(training_runs=runs, next_page_token=token)
+
+    async def CancelTrainingRun(
+        self, request: training_pb2.CancelTrainingRunRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.CancelTrainingRunResponse:
+        run = await self._runs.cancel(principal(), request.training_run_id, request.request_id)
+        return training_pb2.CancelTrainingRunResponse(training_run=run)
+
+    # ---- evaluations --------------------------------------------------------------
+
+    async def CreateEvaluation(
+        self, request: training_pb2.CreateEvaluationRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.CreateEvaluationResponse:
+        evaluation = await self._evaluations.create(
+            principal(), request.evaluation, request.request_id
+        )
+        return training_pb2.CreateEvaluationResponse(evaluation=evaluation)
+
+    async def GetEvaluation(
+        self, request: training_pb2.GetEvaluationRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.GetEvaluationResponse:
+        evaluation = await self._evaluations.get(principal(), request.evaluation_id)
+        return training_pb2.GetEvaluationResponse(evaluation=evaluation)
+
+    async def ListEvaluations(
+        self, request: training_pb2.ListEvaluationsRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.ListEvaluationsResponse:
+        evaluations, token = await self._evaluations.list(
+            principal(), skill_id=request.skill_id,
+            candidate_policy_id=request.candidate_policy_id, state=request.state,
+            page_size=request.page_size, page_token=request.page_token,
+        )  # fmt: skip
+        return training_pb2.ListEvaluationsResponse(evaluations=evaluations, next_page_token=token)
+
 
 def _make(runtime: Runtime) -> TrainingServicer:
     from temporalio.client import Client
@@ -171,14 +237,22 @@ def _make(runtime: Runtime) -> TrainingServicer:
     shared: list[Client] = []
 
     async def client() -> Client:
-        # One Temporal connection for both services, opened on first use.
+        # One Temporal connection for all of them, opened on first use.
         if not shared:
             shared.append(await connect(runtime.settings))
         return shared[0]
 
     registry = RegistryCore(runtime.sessions, runtime.objects)
     datasets = DatasetService(runtime.engine, runtime.objects)
-    return TrainingServicer(LoopService(client), RolloutService(client, registry), datasets)
+    # Training and evaluation run where the model is: the GPU workers' queue.
+    queue = runtime.settings.gpu_task_queue
+    # A run names its dataset by id, or by the object-store URI a loop's build left.
+    named = DatasetResources(datasets.get, DatasetUris(runtime.objects))
+    runs = TrainingRunService(client, registry, named, task_queue=queue)
+    evaluations = EvaluationService(client, registry, runtime.objects, runs, task_queue=queue)
+    return TrainingServicer(
+        LoopService(client), RolloutService(client, registry), datasets, runs, evaluations
+    )
 
 
 SPEC = ServiceSpec(

@@ -1,0 +1,328 @@
+"""Evaluations as TrainingService exposes them: an evaluation is an EvaluationWorkflow,
+and Temporal is the source of truth for its state (services.training.workflow_resources):
+the workflow id `evaluation/<tenant>/<id>` keeps tenants apart, the id derives from the
+request_id, the memo holds the request's digest and the evaluation as created. QUEUED
+until a worker starts evaluating, RUNNING while it generates and judges, then
+SUCCEEDED with a result (the full report, read from the object store) or FAILED.
+
+What the evaluation worker does decides what a request may ask: it evaluates on the
+skill's golden set, scores by similarity to the reference replies (no LLM judge yet)
+and runs the named safety suites. A dataset or a judge in the config is refused rather
+than silently ignored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from rlaas.registry.v1 import registry_pb2 as reg
+from rlaas.training.v1 import training_pb2 as pb
+from services.db import idempotency
+from services.errors import (
+    DomainError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from services.objects.store import ObjectStore
+from services.paging import page_request
+from services.registry.service import RegistryCore
+from services.registry.validation import parse_policy_id
+from services.tenancy.principal import Principal, Scope
+from services.training.artifacts import key_for_uri
+from services.training.loops import evaluation_gate
+from services.training.runs import TrainingRunService
+from services.training.workflow_resources import (
+    WorkflowResources,
+    digest,
+    ended_status,
+    failure_status,
+    first_started,
+    pack,
+    pending_activity,
+    resource_id,
+    set_time,
+    unpack,
+)
+from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+from workflows.evaluation import EvaluationWorkflow, evaluation_workflow_id
+from workflows.learning_types import EvaluateInput, EvaluateOutput, EvaluationInput
+
+_EVALUATE = "evaluate_candidate"
+_OUTPUT_ONLY = ("evaluation_id", "skill_id", "state", "result", "error", "tenant_id",
+                "learning_loop_id", "create_time", "start_time", "end_time")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The checked config, as the evaluate activity takes it."""
+
+    rubric: dict[str, Any]
+    max_examples: int
+    confidence_level: float
+    safety_suites: list[str]
+
+
+class EvaluationService:
+    """``task_queue``: where evaluations run (they generate: the model-bearing workers'
+    queue). ``runs`` answers whether a named training run exists."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Awaitable[Client]],
+        registry: RegistryCore,
+        objects: ObjectStore,
+        runs: TrainingRunService,
+        *,
+        task_queue: str = GPU_TASK_QUEUE,
+    ) -> None:
+        self._evals = WorkflowResources(
+            client_factory, "EvaluationWorkflow", evaluation_workflow_id, "evaluation"
+        )
+        self._registry = registry
+        self._objects = objects
+        self._runs = runs
+        self._task_queue = task_queue
+
+    # ---- create -------------------------------------------------------------------
+
+    async def create(
+        self, caller: Principal, evaluation: pb.Evaluation, request_id: str
+    ) -> pb.Evaluation:
+        caller.require(Scope.TRAIN)
+        request = _validated(evaluation, request_id)
+        request_digest = digest(evaluation)
+        evaluation_id = resource_id("ev", request_id)
+        tenant_id = caller.tenant_id
+        # A retry finds its evaluation before anything is checked again (the skill's
+        # baseline may have changed since).
+        if await self._evals.replayed(tenant_id, evaluation_id, request_digest, request_id):
+            return await self.get(caller, evaluation_id)
+        _known_suites(request.safety_suites)
+        candidate, baseline = await self._policies(tenant_id, evaluation)
+        if evaluation.training_run_id:
+            await self._runs.get(caller, evaluation.training_run_id)  # NOT_FOUND if none
+        evaluate = EvaluateInput(
+            tenant_id, candidate.skill_id, candidate.policy_id, baseline.policy_id,
+            request.rubric, evaluation_id, request.max_examples, request.confidence_level,
+            request.safety_suites,
+        )  # fmt: skip
+        created = pb.Evaluation()
+        created.CopyFrom(evaluation)
+        for name in _OUTPUT_ONLY:
+            created.ClearField(name)
+        created.skill_id, created.baseline_policy_id = candidate.skill_id, baseline.policy_id
+        client = await self._evals.temporal()
+        try:
+            await client.start_workflow(
+                EvaluationWorkflow.run, EvaluationInput(evaluate, self._task_queue),
+                id=evaluation_workflow_id(tenant_id, evaluation_id), task_queue=CPU_TASK_QUEUE,
+                memo={"request_sha256": request_digest, "skill_id": candidate.skill_id,
+                      "candidate_policy_id": candidate.policy_id, "evaluation": pack(created)},
+            )  # fmt: skip
+        except WorkflowAlreadyStartedError:  # a concurrent retry started it first
+            await self._evals.replayed(tenant_id, evaluation_id, request_digest, request_id)
+        return await self.get(caller, evaluation_id)
+
+    async def _policies(
+        self, tenant_id: str, evaluation: pb.Evaluation
+    ) -> tuple[reg.Policy, reg.Policy]:
+        """The candidate and the baseline (named, else the skill's), once they pass the
+        contract's preconditions."""
+        candidate = await self._registry.policy(tenant_id, evaluation.candidate_policy_id)
+        if evaluation.baseline_policy_id:
+            baseline = await self._registry.policy(tenant_id, evaluation.baseline_policy_id)
+        else:
+            deployment = await self._registry.deployment(tenant_id, candidate.skill_id)
+            if deployment is None or not deployment.baseline_policy_id:
+                raise FailedPrecondition(
+                    f"skill {candidate.skill_id!r} has no baseline to evaluate against; "
+                    "name a baseline_policy_id or promote a first policy",
+                    reason="NO_BASELINE",
+                )
+            baseline = await self._registry.policy(tenant_id, deployment.baseline_policy_id)
+        if baseline.skill_id != candidate.skill_id:
+            raise FailedPrecondition(
+                f"candidate {candidate.policy_id} and baseline {baseline.policy_id} belong "
+                "to different skills",
+                reason="POLICIES_OF_DIFFERENT_SKILLS",
+            )
+        if baseline.policy_id == candidate.policy_id:
+            raise FailedPrecondition(
+                f"{candidate.policy_id} is the baseline; evaluate it against another policy",
+                reason="CANDIDATE_IS_BASELINE",
+            )
+        return candidate, baseline
+
+    # ---- read ---------------------------------------------------------------------
+
+    async def get(self, caller: Principal, evaluation_id: str) -> pb.Evaluation:
+        caller.require(Scope.TRAIN)
+        if not evaluation_id:
+            raise InvalidArgument.field("evaluation_id", "is required")
+        tenant_id = caller.tenant_id
+        described = await self._evals.describe(tenant_id, evaluation_id)
+        if described is None:
+            raise NotFound("evaluation", evaluation_id)
+        out = unpack(pb.Evaluation, (await described.memo()).get("evaluation"))
+        out.evaluation_id, out.tenant_id = evaluation_id, tenant_id
+        set_time(out, "create_time", described.start_time)
+        set_time(out, "end_time", described.close_time)
+        client = await self._evals.temporal()
+        handle = client.get_workflow_handle_for(
+            EvaluationWorkflow.run, described.id, run_id=described.run_id
+        )
+        execution = described.status
+        if execution == WorkflowExecutionStatus.RUNNING:
+            pending = await pending_activity(client, described, _EVALUATE)
+            started = pending is not None and pending.started
+            out.state = pb.Evaluation.STATE_RUNNING if started else pb.Evaluation.STATE_QUEUED
+            set_time(out, "start_time", pending.started_time if pending else None)
+            return out
+        set_time(out, "start_time", await first_started(handle, _EVALUATE))
+        if execution == WorkflowExecutionStatus.COMPLETED:
+            out.state = pb.Evaluation.STATE_SUCCEEDED
+            out.result.CopyFrom(await self._result(await handle.result()))
+            return out
+        out.state = pb.Evaluation.STATE_FAILED
+        if execution == WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except WorkflowFailureError as err:
+                out.error.CopyFrom(failure_status(err))
+        else:
+            out.error.CopyFrom(ended_status(execution))
+        return out
+
+    async def _result(self, verdict: EvaluateOutput) -> pb.EvaluationResult:
+        """The full result from the stored report; the verdict alone if the report
+        cannot be read (the object store is down, or the report was deleted)."""
+        try:
+            report = json.loads(
+                await self._objects.get(key_for_uri(self._objects, verdict.report_uri))
+            )
+        except (DomainError, OSError, ValueError):  # fmt: skip
+            return pb.EvaluationResult(
+                win_rate=verdict.win_rate, win_rate_ci_lower=verdict.ci_low,
+                win_rate_ci_upper=verdict.ci_high, p_value=verdict.p_value,
+                passed=verdict.passed, failure_reasons=verdict.reasons,
+                report_uri=verdict.report_uri,
+            )  # fmt: skip
+        return _report_to_proto(report, verdict.report_uri)
+
+    async def list(
+        self, caller: Principal, *, skill_id: str = "", candidate_policy_id: str = "",
+        state: int = 0, page_size: int = 0, page_token: str = "",
+    ) -> tuple[list[pb.Evaluation], str]:  # fmt: skip
+        caller.require(Scope.TRAIN)
+        page = page_request(page_size, page_token)
+
+        def keep(memo: Mapping[str, Any]) -> bool:
+            return (not skill_id or memo.get("skill_id") == skill_id) and (
+                not candidate_policy_id or memo.get("candidate_policy_id") == candidate_policy_id
+            )
+
+        return await self._evals.page(
+            caller.tenant_id, page, keep,
+            lambda evaluation_id: self.get(caller, evaluation_id),
+            lambda evaluation: not state or evaluation.state == state,
+        )  # fmt: skip
+
+
+# ---- validation ---------------------------------------------------------------------
+
+
+def _validated(evaluation: pb.Evaluation, request_id: str) -> _Request:
+    """The contract's INVALID_ARGUMENT checks, and what they leave for the activity."""
+    violations = [
+        FieldViolation(name, "is required")
+        for name, value in (
+            ("evaluation.candidate_policy_id", evaluation.candidate_policy_id),
+            ("request_id", request_id),
+        )
+        if not value
+    ]
+    if violations:
+        raise InvalidArgument(violations)
+    idempotency.validate_request_id(request_id)
+    parse_policy_id(evaluation.candidate_policy_id, "evaluation.candidate_policy_id")
+    if evaluation.baseline_policy_id:
+        parse_policy_id(evaluation.baseline_policy_id, "evaluation.baseline_policy_id")
+    config = evaluation.config
+    violations = _unsupported(config)
+    if config.max_examples < 0:
+        violations.append(FieldViolation("evaluation.config.max_examples", "must be >= 0"))
+    level = config.confidence_level
+    if level and not 0 < level < 1:  # NaN fails too
+        violations.append(
+            FieldViolation("evaluation.config.confidence_level", f"{level} is not in (0, 1)")
+        )
+    if violations:
+        raise InvalidArgument(violations)
+    # Unset, the gate is the contract's defaults, not the evaluation worker's own rubric
+    # (which only the learning loop falls back to).
+    rubric = evaluation_gate(config.gate, "evaluation.config.gate")
+    return _Request(rubric, config.max_examples, level, list(dict.fromkeys(config.safety_suites)))
+
+
+def _unsupported(config: pb.EvaluationConfig) -> list[FieldViolation]:
+    """Options the evaluation worker cannot honour yet: refused, so that no result
+    claims what it did not do."""
+    out = []
+    if config.dataset_id:
+        out.append(FieldViolation(
+            "evaluation.config.dataset_id",
+            "evaluating on a dataset's eval split is not supported yet; leave it empty "
+            "to evaluate on the skill's golden set",
+        ))  # fmt: skip
+    if config.judge.ByteSize():
+        out.append(FieldViolation(
+            "evaluation.config.judge",
+            "an LLM judge is not supported yet; leave it unset (answers are scored by "
+            "their similarity to the golden set's reference replies)",
+        ))  # fmt: skip
+    return out
+
+
+def _known_suites(suites: list[str]) -> None:
+    from services.training.evaluation import load_safety_suite
+
+    known = {case.suite for case in load_safety_suite()}
+    for suite in suites:
+        if suite not in known:
+            raise NotFound("safety suite", suite)
+
+
+# ---- to the contract ----------------------------------------------------------------
+
+
+def _report_to_proto(report: Mapping[str, Any], report_uri: str) -> pb.EvaluationResult:
+    """services.training.evaluation.EvaluationReport (as JSON) -> EvaluationResult."""
+    out = pb.EvaluationResult(report_uri=report_uri)
+    for name in ("example_count", "wins", "losses", "ties"):
+        setattr(out, name, int(report.get(name) or 0))
+    for name in ("win_rate", "win_rate_ci_lower", "win_rate_ci_upper", "confidence_level",
+                 "p_value"):  # fmt: skip
+        setattr(out, name, float(report.get(name) or 0.0))
+    out.passed = bool(report.get("passed"))
+    out.failure_reasons.extend(str(r) for r in report.get("failure_reasons") or [])
+    for s in report.get("safety_results") or []:
+        out.safety_results.add(
+            suite=s["suite"], case_count=s["case_count"], failure_count=s["failure_count"],
+            failure_rate=s["failure_rate"], passed=s["passed"],
+        )  # fmt: skip
+    for m in report.get("metrics") or []:
+        out.metrics.add(name=m["name"], candidate_value=m["candidate_value"],
+                        baseline_value=m["baseline_value"])  # fmt: skip
+    for x in report.get("samples") or []:
+        out.samples.add(
+            prompt=x["prompt"], candidate_text=x["candidate_text"],
+            baseline_text=x["baseline_text"], verdict=x["verdict"], rationale=x["rationale"],
+        )  # fmt: skip
+    return out
