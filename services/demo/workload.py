@@ -71,7 +71,7 @@ PRODUCTS = (
     "backpack",
     "mug set",
     "bluetooth speaker",
-    "office chair",
+    "desk chair",
     "water bottle",
     "toaster",
 )
@@ -109,13 +109,18 @@ class SupportEmail:
     subject: str
     body: str
 
+    style: int = 0
+    """How the customer wrote the subject line (people differ; so must the drafts)."""
+
     @property
     def text(self) -> str:
         """The email as the agent sees it."""
-        return (
-            f"From: {self.full_name}\nSubject: {self.subject} (order {self.order_number})\n\n"
-            f"{self.body}\n\n{self.first_name}"
-        )
+        subject, body = f"{self.subject} (order {self.order_number})", self.body
+        if self.style == 1:
+            subject = f"Order {self.order_number}"
+        elif self.style == 2:
+            subject, body = f"Re: {self.subject}", f"{body} My order number is {self.order_number}."
+        return f"From: {self.full_name}\nSubject: {subject}\n\n{body}\n\n{self.first_name}"
 
 
 def generate_emails(count: int, *, seed: int, order_base: int) -> list[SupportEmail]:
@@ -137,6 +142,7 @@ def generate_emails(count: int, *, seed: int, order_base: int) -> list[SupportEm
                 product=product,
                 subject=subject,
                 body=body.format(product=product, days=rng.randint(3, 14), order=order),
+                style=rng.randrange(3),
             )
         )
     return emails
