@@ -31,14 +31,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
-from services.demo.job import Job, JobConfig, _loop_config
+from services.demo.job import Job, JobConfig, _loop_config, app_channel
 from services.smoke import temporary_operator_key
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import (
@@ -190,7 +189,7 @@ async def orchestration(temporal_target: str) -> dict[str, Any]:
 async def real_iteration(settings: Settings) -> dict[str, Any]:
     key, cleanup = await temporary_operator_key(settings, minutes=60, purpose="loop bench")
     try:
-        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+        async with app_channel(settings.grpc_target) as channel:
             from rlaas.registry.v1 import registry_pb2 as reg
             from rlaas.registry.v1 import registry_pb2_grpc
 

@@ -10,11 +10,10 @@ import json
 import os
 from pathlib import Path
 
-import grpc
 import pytest
 
 from services.config import Settings
-from services.demo.job import JobConfig, run_job
+from services.demo.job import JobConfig, app_channel, run_job
 from services.smoke import temporary_operator_key
 from tests.helpers import rlaas, stack_env
 
@@ -42,7 +41,7 @@ async def test_the_platform_learns_the_hidden_preference(tmp_path: Path) -> None
         key, cleanup = await temporary_operator_key(settings, minutes=60, purpose="demo e2e")
         lines: list[str] = []
         try:
-            async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+            async with app_channel(settings.grpc_target) as channel:
                 rc = await run_job(channel, key, JobConfig(out_dir=tmp_path / "demo"), lines.append)
         finally:
             await cleanup()

@@ -123,3 +123,34 @@ def test_the_golden_set_asks_what_the_application_asks() -> None:
     golden = load_golden_set()
     assert golden and {g.system for g in golden} == {AGENT_PROMPT}
     assert "sign-off" not in AGENT_PROMPT and "greet" not in AGENT_PROMPT
+
+
+async def test_the_application_retries_unavailable_calls() -> None:
+    """A busy CPU backend answers UNAVAILABLE; the app's channel retries (safe: every
+    call carries a request_id)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from services.demo.job import app_channel
+
+    calls = []
+
+    class Flaky(health_pb2_grpc.HealthServicer):
+        async def Check(self, request, context):
+            calls.append(1)
+            if len(calls) < 3:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "backend busy")
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(Flaky(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with app_channel(f"127.0.0.1:{port}") as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=30
+            )
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING and len(calls) == 3
+    finally:
+        await server.stop(0)
