@@ -41,9 +41,10 @@ from workflows.learning_types import LoopConfig, LoopState, RolloutPlan
 
 pytestmark = pytest.mark.e2e
 
-MAX_STEPS = 80
-"""Long enough (~0.2 s a step on the tiny model) to see a checkpoint and kill the worker
-well before the end."""
+MAX_STEPS = 240
+"""Long enough (~0.2 s a step on the tiny model, more on a loaded machine) to see a
+checkpoint and kill the worker well before the end, even when the test's own polling is
+starved of CPU."""
 CHECKPOINT_EVERY = 2
 HEARTBEAT_TIMEOUT_S = 5.0
 TOPICS = ["billing", "refund", "shipping", "password", "invoice", "delivery", "account",
