@@ -23,7 +23,7 @@ import logging
 import tarfile
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,57 +49,9 @@ from services.training.artifacts import (
     untar_directory,
 )
 from services.training.trainer import DpoSettings, LoraSettings, TrainResult, train_dpo
+from workflows.learning_types import TrainAdapterInput, TrainAdapterOutput
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainAdapterInput:
-    """Field-compatible with the learning loop's ``TrainInput`` (its five fields come
-    first); everything else is optional. Data travels by URI only."""
-
-    tenant_id: str
-    skill_id: str
-    run_id: str
-    dataset_uri: str
-    """Parquet with columns prompt (text or JSON chat) / chosen / rejected."""
-    parent_policy_id: str = ""
-    dataset_id: str = ""
-    dataset_version: int = 0
-    dataset_sha256: str = ""
-    """Expected sha256 of the Parquet bytes; checked when given."""
-    golden_dataset_uri: str = ""
-    """Golden replay pairs (same format), mixed in at ``dpo["replay_fraction"]``."""
-    parent_adapter_uri: str = ""
-    """Adapter directory to continue from (it is then also the DPO reference)."""
-    parent_adapter_sha256: str = ""
-    reward_config_version: str = ""
-    judge_version: str = ""
-    lora: dict[str, Any] = field(default_factory=dict)
-    """``LoraSettings`` fields (rank, alpha, dropout, target_modules, qlora)."""
-    dpo: dict[str, Any] = field(default_factory=dict)
-    """``DpoSettings`` fields (loss, beta, learning_rate, epochs, max_steps, ...)."""
-    checkpoint_every: int = 50
-    """Optimiser steps between checkpoints uploaded to the object store (0: none)."""
-
-
-@dataclass
-class TrainAdapterOutput:
-    """Field-compatible with the learning loop's ``TrainOutput`` (first four fields)."""
-
-    adapter_uri: str
-    """Directory URI: adapter_config.json + adapter_model.safetensors (+ metrics.json,
-    loss_curve.png, lineage.json)."""
-    adapter_sha256: str
-    """sha256 of adapter_model.safetensors."""
-    final_loss: float
-    steps: int
-    metrics_uri: str = ""
-    loss_curve_uri: str = ""
-    lineage_uri: str = ""
-    resumed_from_step: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    lineage: dict[str, Any] = field(default_factory=dict)
 
 
 def _permanent(kind: str, message: str) -> ApplicationError:

@@ -303,35 +303,46 @@ class LoopStatus:
 
 
 @dataclass
-class TrainAdapterRequest:
-    """The train activity's input as a training run sends it: field-compatible with
-    workers.training_activities.TrainAdapterInput (defined here because workflows must
-    not import the trainer)."""
+class TrainAdapterInput:
+    """The train activity's input (``workers.training_activities``; defined here because
+    workflows must not import the trainer). Field-compatible with the learning loop's
+    ``TrainInput`` (its fields come first); everything else is optional. Data travels
+    by URI only."""
 
     tenant_id: str
     skill_id: str
     run_id: str
     dataset_uri: str
+    """Parquet with columns prompt (text or JSON chat) / chosen / rejected."""
     parent_policy_id: str = ""
     dataset_id: str = ""
     dataset_version: int = 0
     dataset_sha256: str = ""
-    """Expected sha256 of the Parquet bytes; empty: not checked."""
+    """Expected sha256 of the Parquet bytes; checked when given."""
+    golden_dataset_uri: str = ""
+    """Golden replay pairs (same format), mixed in at ``dpo["replay_fraction"]``."""
     parent_adapter_uri: str = ""
+    """Adapter directory to continue from (it is then also the DPO reference)."""
     parent_adapter_sha256: str = ""
     reward_config_version: str = ""
     judge_version: str = ""
     lora: dict[str, Any] = field(default_factory=dict)
+    """``LoraSettings`` fields (rank, alpha, dropout, target_modules, qlora)."""
     dpo: dict[str, Any] = field(default_factory=dict)
+    """``DpoSettings`` fields (loss, beta, learning_rate, epochs, max_steps, ...)."""
     checkpoint_every: int = 50
+    """Optimiser steps between checkpoints uploaded to the object store (0: none)."""
 
 
 @dataclass
-class TrainAdapterResult:
-    """Field-compatible with workers.training_activities.TrainAdapterOutput."""
+class TrainAdapterOutput:
+    """Field-compatible with the learning loop's ``TrainOutput`` (first four fields)."""
 
     adapter_uri: str
+    """Directory URI: adapter_config.json + adapter_model.safetensors (+ metrics.json,
+    loss_curve.png, lineage.json)."""
     adapter_sha256: str
+    """sha256 of adapter_model.safetensors."""
     final_loss: float
     steps: int
     metrics_uri: str = ""
@@ -344,7 +355,7 @@ class TrainAdapterResult:
 
 @dataclass
 class TrainingRunInput:
-    train: TrainAdapterRequest
+    train: TrainAdapterInput
     task_queue: str = "rlaas-gpu"
     """Where the train activity runs (the model-bearing workers' queue)."""
     heartbeat_timeout_s: float = 120.0
@@ -361,7 +372,7 @@ class TrainingRunStatus:
 
 @dataclass
 class TrainingRunResult:
-    trained: TrainAdapterResult
+    trained: TrainAdapterOutput
     policy_id: str
     """The CANDIDATE registered for the adapter."""
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.learning_types import (
         RegisterCandidateInput,
         RegisterCandidateOutput,
-        TrainAdapterResult,
+        TrainAdapterOutput,
         TrainingRunInput,
         TrainingRunResult,
         TrainingRunStatus,
@@ -51,10 +51,10 @@ class TrainingRunWorkflow:
     @workflow.run
     async def run(self, inp: TrainingRunInput) -> TrainingRunResult:
         train = inp.train
-        trained: TrainAdapterResult = await workflow.execute_activity(
+        trained: TrainAdapterOutput = await workflow.execute_activity(
             "train_adapter",
             train,
-            result_type=TrainAdapterResult,
+            result_type=TrainAdapterOutput,
             task_queue=inp.task_queue,
             start_to_close_timeout=timedelta(seconds=inp.timeout_s),
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),

@@ -51,7 +51,7 @@ from services.training.workflow_resources import (
 )
 from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.learning_types import (
-    TrainAdapterRequest,
+    TrainAdapterInput,
     TrainingRunInput,
     TrainingRunResult,
     TrainingRunStatus,
@@ -194,7 +194,7 @@ class TrainingRunService:
         parent = await self._parent(tenant_id, run)
         dataset = await self._dataset(caller, run)
         await self._check_accelerator(run.config)
-        train = TrainAdapterRequest(
+        train = TrainAdapterInput(
             tenant_id, run.skill_id, run_id, dataset.uri, parent.policy_id,
             dataset_id=run.dataset_id, dataset_version=dataset.version,
             parent_adapter_uri=parent.adapter.artifact_uri,
@@ -274,7 +274,7 @@ class TrainingRunService:
 
     async def _start(
         self, caller: Principal, run: pb.TrainingRun, parent: reg.Policy, dataset: DatasetRef,
-        train: TrainAdapterRequest, request_digest: str, request_id: str,
+        train: TrainAdapterInput, request_digest: str, request_id: str,
     ) -> None:  # fmt: skip
         workflow_id = training_run_workflow_id(caller.tenant_id, train.run_id)
         created = pb.TrainingRun()

@@ -30,8 +30,8 @@ from workflows.learning_types import (
     EvaluationInput,
     RegisterCandidateInput,
     RegisterCandidateOutput,
-    TrainAdapterRequest,
-    TrainAdapterResult,
+    TrainAdapterInput,
+    TrainAdapterOutput,
     TrainingRunInput,
     TrainingRunResult,
     TrainingRunStatus,
@@ -48,7 +48,7 @@ class Fakes:
     train_blocks: bool = False
     register_blocks: bool = False
     train_error: str = ""
-    trained: list[TrainAdapterRequest] = field(default_factory=list)
+    trained: list[TrainAdapterInput] = field(default_factory=list)
     train_queues: list[str] = field(default_factory=list)
     train_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     registered: list[RegisterCandidateInput] = field(default_factory=list)
@@ -58,7 +58,7 @@ class Fakes:
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="train_adapter")
-        async def train(inp: TrainAdapterRequest) -> TrainAdapterResult:
+        async def train(inp: TrainAdapterInput) -> TrainAdapterOutput:
             self.trained.append(inp)
             self.train_queues.append(activity.info().task_queue)
             if self.train_error:
@@ -72,7 +72,7 @@ class Fakes:
             except asyncio.CancelledError:
                 self.train_cancelled.set()
                 raise
-            return TrainAdapterResult(
+            return TrainAdapterOutput(
                 f"file:///adapters/{inp.run_id}", "a" * 64, 0.25, 4,
                 metrics={"total_steps": 4.0, "reward_margin": 0.5},
                 lineage={"device": "cpu", "base_model": "tiny"},
@@ -97,7 +97,7 @@ class Fakes:
 
 
 def run_input(gpu_queue: str) -> TrainingRunInput:
-    train = TrainAdapterRequest(
+    train = TrainAdapterInput(
         "t", "support_email", f"tr-{uuid.uuid4().hex[:8]}", "file:///datasets/d.parquet",
         "support_email@v1", dataset_id="file:///datasets/d.parquet",
         parent_adapter_uri="file:///adapters/parent", lora={"rank": 4}, dpo={"max_steps": 4},
