@@ -772,13 +772,8 @@ def export_anthropic_sft_jsonl(pairs: Iterable[PreferencePair], split: str | Non
 
 EXPORT_PARQUET_SCHEMA = pa.schema(
     [
-        ("prompt", pa.string()),
-        ("chosen", pa.string()),
-        ("rejected", pa.string()),
-        ("margin", pa.float64()),
-        ("split", pa.string()),
-        ("source", pa.string()),
-        ("interaction_id", pa.string()),
+        PARQUET_SCHEMA.field(name)
+        for name in ("prompt", "chosen", "rejected", "margin", "split", "source", "interaction_id")
     ]
 )
 
