@@ -37,7 +37,7 @@ from temporalio.worker import Worker
 
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
-from services.demo.job import Job, JobConfig, _loop_config, app_channel
+from services.demo.job import Job, JobConfig, app_channel, loop_config
 from services.smoke import temporary_operator_key
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
@@ -194,7 +194,7 @@ async def real_iteration(settings: Settings) -> dict[str, Any]:
             started = await job.training.StartLearningLoop(
                 trn.StartLearningLoopRequest(
                     learning_loop=trn.LearningLoop(skill_id="support_email",
-                                                   config=_loop_config(cfg)),
+                                                   config=loop_config(cfg)),
                     request_id=str(uuid.uuid4()),
                 ),
                 metadata=job.md,
@@ -210,7 +210,7 @@ async def real_iteration(settings: Settings) -> dict[str, Any]:
                 ).learning_loop
                 name = trn.LearningLoop.Phase.Name(loop.phase).removeprefix("PHASE_").lower()
                 phases.setdefault(name, round(time.perf_counter() - t0, 1))
-                rollout = await job._current_rollout()
+                rollout = await job.current_rollout()
                 if rollout is not None and rollout.stage == trn.Rollout.STAGE_SHADOW:
                     break
                 if loop.state != trn.LearningLoop.STATE_RUNNING:

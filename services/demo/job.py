@@ -69,7 +69,7 @@ def _rid() -> str:
     return str(uuid.uuid4())
 
 
-def _loop_config(cfg: JobConfig) -> trn.LearningLoopConfig:
+def loop_config(cfg: JobConfig) -> trn.LearningLoopConfig:
     """One iteration as soon as the feedback is in; a short shadow and one 50% canary
     step so the demo decides in minutes (production would canary for hours)."""
     return trn.LearningLoopConfig(
@@ -195,7 +195,7 @@ class Job:
                 learning_loop=trn.LearningLoop(
                     skill_id=SKILL,
                     display_name="demo: support email",
-                    config=_loop_config(self.cfg),
+                    config=loop_config(self.cfg),
                 ),
                 request_id=_rid(),
             ),
@@ -227,7 +227,7 @@ class Job:
                     break
                 if loop.phase == trn.LearningLoop.PHASE_ROLLING_OUT:
                     # The rollout watches live traffic: keep the application busy.
-                    rollout = await self._current_rollout()
+                    rollout = await self.current_rollout()
                     stage = trn.Rollout.Stage.Name(rollout.stage) if rollout else "?"
                     bar.set_description_str(f"learning loop: rolling out ({stage.lower()})")
                     self._mark_stage(stage)
@@ -245,7 +245,7 @@ class Job:
         if not self.report.events or self.report.events[-1][1] != label:
             self._event(label)
 
-    async def _current_rollout(self) -> trn.Rollout | None:
+    async def current_rollout(self) -> trn.Rollout | None:
         listed = await self.training.ListRollouts(
             trn.ListRolloutsRequest(skill_id=SKILL, page_size=1), metadata=self.md
         )
@@ -365,7 +365,7 @@ async def run_job(
     else:
         candidate_id = last.candidate_policy_id
         echo(f"iteration 1: {outcome.Name(last.outcome)} for {candidate_id}")
-        job.report.rollout = _rollout_dict(await job._current_rollout())
+        job.report.rollout = _rollout_dict(await job.current_rollout())
         candidate_reviews = await job.measure(candidate_id)
         job.report.held_out = rep.compare_held_out(
             baseline_id, baseline_reviews, candidate_id, candidate_reviews
