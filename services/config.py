@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     """Frontend port of the embedded Temporal dev server."""
     temporal_ui_port: int = 8233
     """Web UI port of the embedded Temporal dev server."""
+    rollout_poll_interval_s: float = Field(default=30.0, gt=0)
+    """How often a rollout's regression guard looks at the online data (reward, error
+    rate, latency). Shorter catches a bad candidate sooner; each look is a workflow
+    activity, and a stage may last a day, so keep it well above a second."""
     gpu_task_queue: str = Field(default="rlaas-gpu", min_length=1)
     """Task queue that ``rlaas worker --queue gpu`` polls. A learning loop trains on the
     queue its config names (``rlaas-gpu`` unless set), and ``rlaas up`` and the stack check

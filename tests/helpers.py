@@ -37,6 +37,8 @@ def stack_env(state_dir: Path, **overrides: str) -> dict[str, str]:
         RLAAS_METRICS_PORT=str(free_port()),
         RLAAS_LOG_FORMAT="json",
         RLAAS_SHUTDOWN_GRACE_S="3",
+        # Rollout guards look often, so a regression rolls back within a test's time.
+        RLAAS_ROLLOUT_POLL_INTERVAL_S="2",
     )
     env.update(overrides)
     return env

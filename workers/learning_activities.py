@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -21,10 +20,9 @@ from services.errors import DomainError
 from services.objects.store import ObjectStore
 from services.registry.audit import Actor
 from services.registry.service import RegistryCore
-from services.rewards.engines import compute_reward, reward_config_for
-from services.training.preferences import load_interactions
-from services.training.sequential import msprt
+from services.training import online
 from workflows.learning_types import (
+    ArmStats,
     BaselineInput,
     BaselineOutput,
     CountFeedbackInput,
@@ -46,15 +44,28 @@ JOIN telemetry_events i
   ON i.tenant_id = f.tenant_id AND i.event_type = 1 AND i.event_id = f.interaction_id
 WHERE f.tenant_id = $1 AND f.event_type = 3 AND i.skill = $2 AND f.create_time > $3
 """
-_SHADOW_RUNS = """
-SELECT count(*) FROM telemetry_events
-WHERE tenant_id = $1 AND event_type = 1 AND skill = $2 AND policy_id = $3 AND source = 3
-  AND create_time > $4
-"""
+# Requests per arm before the error rule may judge a shadow stage (whose own minimum
+# counts runs, and may be set far higher).
+_SHADOW_ERROR_MIN = 10
 
 
 def _since(value: str) -> datetime:
     return datetime.fromisoformat(value) if value else datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stats(arm: online.ArmSample) -> ArmStats:
+    low, high = arm.reward_interval()
+    return ArmStats(
+        policy_id=arm.policy_id,
+        requests=arm.requests,
+        rewarded=len(arm.rewards),
+        mean_reward=float(arm.rewards.mean()) if len(arm.rewards) else 0.0,
+        mean_reward_ci_lower=low,
+        mean_reward_ci_upper=high,
+        error_rate=arm.error_rate,
+        latency_p50_s=arm.latency_quantile(0.5),
+        latency_p95_s=arm.latency_quantile(0.95),
+    )
 
 
 class LearningActivities:
@@ -171,35 +182,27 @@ class LearningActivities:
 
     @activity.defn(name="observe_rollout")
     async def observe_rollout(self, inp: ObserveInput) -> ObserveOutput:
-        since = _since(inp.since)
-        if inp.stage == "shadow":
-            [row] = await self._fetch(
-                _SHADOW_RUNS, inp.tenant_id, inp.skill_id, inp.candidate_policy_id, since
-            )
-            runs = int(row[0])
-            if runs >= inp.min_requests:
-                return ObserveOutput(runs, "accept", f"{runs} shadow runs logged")
-            return ObserveOutput(runs, "continue", f"{runs}/{inp.min_requests} shadow runs")
-        # Online reward: the skill's reward engine over every signal the users sent
-        # (edits, send/discard, time to send, ratings, task outcomes), the same
-        # reward the loop trains on; answers nobody reacted to have none.
-        config = reward_config_for(inp.skill_id)
-        arms = (inp.candidate_policy_id, inp.baseline_policy_id)
-        views = await load_interactions(
-            self._engine, inp.tenant_id, inp.skill_id, start_time=since, policy_ids=arms
+        shadow = inp.stage == "shadow"
+        candidate, baseline = await online.arm_samples(
+            self._engine, inp.tenant_id, inp.skill_id,
+            candidate_policy_id=inp.candidate_policy_id,
+            baseline_policy_id=inp.baseline_policy_id,
+            since=_since(inp.since), shadow=shadow,
+        )  # fmt: skip
+        guard = online.Guard(
+            # In shadow `min_requests` counts runs; the error rule needs a few per arm.
+            min_samples=min(inp.min_requests, _SHADOW_ERROR_MIN) if shadow else inp.min_requests,
+            max_reward_drop=inp.tolerance,
+            max_error_rate_increase=inp.max_error_rate_increase,
+            max_latency_p95_increase_s=inp.max_latency_p95_increase_s,
         )
-        rewards: dict[str, list[float]] = {arm: [] for arm in arms}
-        for view in views:
-            reward = compute_reward(view, config)
-            if reward is not None:
-                rewards[view.interaction.policy_id].append(reward.value)
-        decision = msprt(
-            np.asarray(rewards[inp.candidate_policy_id]),
-            np.asarray(rewards[inp.baseline_policy_id]),
-            min_samples=inp.min_requests,
-            tolerance=inp.tolerance,
+        verdict = online.judge(inp.stage, candidate, baseline, guard, inp.min_requests)
+        # The candidate's count is what the stage waits for: runs in shadow, rated
+        # answers in a canary.
+        count = candidate.requests if shadow else len(candidate.rewards)
+        return ObserveOutput(
+            count, verdict.decision, verdict.reason, [_stats(candidate), _stats(baseline)]
         )
-        return ObserveOutput(decision.candidate_n, decision.decision, decision.reason)
 
     def all(self) -> list[Callable[..., Any]]:
         return [

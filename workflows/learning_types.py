@@ -41,6 +41,11 @@ class RolloutPlan:
     """Tolerance of the regression guard: only a larger drop of the mean reward rejects."""
     disable_auto_rollback: bool = False
     """A reject is reported (status reason) and holds the stage; it never rolls back."""
+    max_error_rate_increase: float = 0.0
+    """Tolerance of the error-rate rule: only a larger increase over the baseline's
+    error rate rejects (the rule is always on)."""
+    max_latency_p95_increase_s: float = 0.0
+    """The p95 latency rule's margin over the baseline's, seconds; 0: not judged."""
 
     def steps(self) -> list[CanaryStep]:
         return list(self.canary_steps) or [CanaryStep(self.canary_percent)]
@@ -243,6 +248,23 @@ class ObserveInput:
     """Shadow runs (shadow stage) or rated answers per arm (canary) before deciding."""
     tolerance: float = 0.0
     """Reward drop that does not count as a regression (mSPRT tolerance)."""
+    max_error_rate_increase: float = 0.0
+    max_latency_p95_increase_s: float = 0.0
+
+
+@dataclass
+class ArmStats:
+    """One arm of a rollout stage as the guard last saw it (GetRollout's arm_metrics)."""
+
+    policy_id: str
+    requests: int = 0
+    rewarded: int = 0
+    mean_reward: float = 0.0
+    mean_reward_ci_lower: float = 0.0
+    mean_reward_ci_upper: float = 0.0
+    error_rate: float = 0.0
+    latency_p50_s: float = 0.0
+    latency_p95_s: float = 0.0
 
 
 @dataclass
@@ -250,6 +272,8 @@ class ObserveOutput:
     candidate_requests: int
     decision: str  # "continue" | "accept" | "reject"
     reason: str = ""
+    arms: list[ArmStats] = field(default_factory=list)
+    """Candidate first, then the baseline."""
 
 
 @dataclass
@@ -271,6 +295,8 @@ class RolloutResult:
     """The regression guard rolled it back, not a caller."""
     revision: int = 0
     """The deployment revision the rollout last wrote."""
+    arms: list[ArmStats] = field(default_factory=list)
+    """The last stage's arms as the guard last saw them."""
 
 
 @dataclass
@@ -289,6 +315,8 @@ class RolloutStatus:
     automatic_rollback: bool = False
     revision: int = 0
     """The deployment revision the rollout last wrote."""
+    arms: list[ArmStats] = field(default_factory=list)
+    """The current stage's arms as the guard last saw them."""
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """RolloutWorkflow: shadow -> canary steps -> full, rolled back automatically on regression.
 
-Each stage polls an activity that compares the candidate's online reward with the
-baseline's (a sequential test: it answers continue, accept or reject). The plan says
+Each stage polls an activity that compares the candidate's online reward, error rate
+and (if the plan asks) p95 latency with the baseline's (sequential tests: it answers
+continue, accept or reject). The plan says
 whether there is a shadow stage, which canary steps follow (each with a minimum
 duration), whether a satisfied stage advances by itself or waits for `promote`, how
 large a reward drop the guard tolerates, and whether a reject rolls back or is only
@@ -21,6 +22,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows.learning_types import (
+        ArmStats,
         ObserveInput,
         ObserveOutput,
         RolloutInput,
@@ -79,6 +81,7 @@ class RolloutWorkflow:
         self._revision = 0
         self._start_revision = 0
         self._guard_while_paused = False
+        self._arms: list[ArmStats] = []
 
     @workflow.signal
     def promote(self, target: str = "full", reason: str = "") -> None:
@@ -113,7 +116,7 @@ class RolloutWorkflow:
         return RolloutStatus(
             self._stage, self._paused, self._reason, self._step,
             self._percent if self._stage == "canary" else 0.0, self._stage_start,
-            self._awaiting, self._automatic, self._revision,
+            self._awaiting, self._automatic, self._revision, self._arms,
         )  # fmt: skip
 
     def _enter(self, stage: str, step: int = 0, percent: float = 0.0) -> None:
@@ -164,11 +167,13 @@ class RolloutWorkflow:
                              inp.baseline_policy_id, since, stage.name,
                              plan.shadow_requests if stage.name == "shadow"
                              else plan.canary_min_requests,
-                             plan.max_reward_drop),
+                             plan.max_reward_drop, plan.max_error_rate_increase,
+                             plan.max_latency_p95_increase_s),
                 result_type=ObserveOutput,
                 start_to_close_timeout=_TIMEOUT,
                 retry_policy=_RETRY,
             )  # fmt: skip
+            self._arms = observed.arms
             if observed.decision == "reject":
                 self._reason = observed.reason
                 return "reject"
@@ -231,7 +236,9 @@ class RolloutWorkflow:
             i += 1
         self._enter("full")
         await self._set(inp, "promote")
-        return RolloutResult("promoted", "full", self._reason, revision=self._revision)
+        return RolloutResult(
+            "promoted", "full", self._reason, revision=self._revision, arms=self._arms
+        )
 
     async def _roll_back(self, inp: RolloutInput, stage: str, *, automatic: bool) -> RolloutResult:
         self._enter("rolled_back")
@@ -240,4 +247,6 @@ class RolloutWorkflow:
             self._reason = f"regression in {stage}"
         await self._set(inp, "rollback")
         workflow.logger.info("rollout rolled back: %s", self._reason)
-        return RolloutResult("rolled_back", stage, self._reason, automatic, self._revision)
+        return RolloutResult(
+            "rolled_back", stage, self._reason, automatic, self._revision, self._arms
+        )

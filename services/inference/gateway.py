@@ -24,6 +24,7 @@ from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from services.config import Settings
+from services.db.idempotency import MAX_REQUEST_ID_LENGTH
 from services.errors import (
     AlreadyExists,
     DomainError,
@@ -88,6 +89,16 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     d = duration_pb2.Duration()
     d.FromNanoseconds(int(seconds * 1e9))
     return d
+
+
+def _derived_request_id(request_id: str, *suffixes: str) -> str:
+    """The telemetry request_id of a shadow run or a failure: the caller's id plus
+    suffixes, with a long caller id replaced by its hash so the result still fits the
+    telemetry limit (the caller's own id may use all of it)."""
+    suffix = "".join(suffixes)
+    if suffix and len(request_id) + len(suffix) > MAX_REQUEST_ID_LENGTH:
+        request_id = hashlib.sha256(request_id.encode()).hexdigest()
+    return request_id + suffix
 
 
 def _routing(route: Route, shadow: bool = False) -> tel.RoutingDecision:
@@ -304,6 +315,7 @@ class InferenceGateway:
         finish_reason: int,
         flags: list[str],
         shadow_of: str = "",
+        failed: bool = False,
     ) -> inf.InferResponse:
         elapsed = time.perf_counter() - call.started
         request = call.request
@@ -344,10 +356,12 @@ class InferenceGateway:
             policy_id=call.policy.policy_id,
             guardrail_flags=flags,
         )
-        request_id = (
-            f"{request.request_id}#shadow:{call.policy.policy_id}"
-            if shadow_of
-            else request.request_id
+        request_id = _derived_request_id(
+            request.request_id,
+            f"#shadow:{call.policy.policy_id}" if shadow_of else "",
+            # Under its own id: a retry of the request must run again (and be logged
+            # as itself), never replay the failure.
+            f"#error:{call.interaction_id}" if failed else "",
         )
         written = await self._telemetry.log_gateway_interaction(
             call.tenant_id,
@@ -365,7 +379,7 @@ class InferenceGateway:
         )
         metrics.record(
             call.tenant_id, request.skill, call.policy.policy_id,
-            outcome="shadow" if shadow_of else "ok", prompt=prompt_tokens,
+            outcome="error" if failed else "shadow" if shadow_of else "ok", prompt=prompt_tokens,
             completion=completion_tokens, cost=cost, latency_s=elapsed,
         )  # fmt: skip
         if written.outcome is Outcome.REJECTED:
@@ -388,6 +402,25 @@ class InferenceGateway:
             timings=timings,
         )
 
+    async def _log_failure(
+        self, call: Call, error: BaseException, *, text: str = "", shadow_of: str = ""
+    ) -> None:
+        """Log a generation that failed as an interaction whose output finished with
+        ERROR, so that error rates per policy are data (the rollout guard compares
+        them); the caller's error goes on unchanged, naming the interaction."""
+        if isinstance(error, DomainError):
+            error.metadata.setdefault("interaction_id", call.interaction_id)
+        try:
+            await self._log(
+                call, text=text, prompt_tokens=0, completion_tokens=0,
+                finish_reason=tel.FINISH_REASON_ERROR, flags=call.flags,
+                shadow_of=shadow_of, failed=True,
+            )  # fmt: skip
+        except Exception as log_error:  # the original error matters more to the caller
+            log.warning(
+                "failure_not_logged", interaction_id=call.interaction_id, error=repr(log_error)
+            )
+
     # ---- Infer ---------------------------------------------------------------------
 
     async def infer(self, caller: Principal, request: inf.InferRequest) -> inf.InferResponse:
@@ -401,9 +434,13 @@ class InferenceGateway:
                 finish_reason=tel.FINISH_REASON_GUARDRAIL, flags=call.flags,
             )  # fmt: skip
         else:
-            result = await self._backend.generate(
-                call.generation, timeout_s=self._settings.infer_timeout_s
-            )
+            try:
+                result = await self._backend.generate(
+                    call.generation, timeout_s=self._settings.infer_timeout_s
+                )
+            except Exception as err:
+                await self._log_failure(call, err)
+                raise
             text, out_flags = screen_output(result.text, call.policy.guardrails, self._scrubber)
             response = await self._log(
                 call, text=text, prompt_tokens=result.prompt_tokens,
@@ -459,11 +496,8 @@ class InferenceGateway:
                     )
                     parts, flags = [text], flags + out_flags
                     yield inf.InferStreamResponse(index=index, text_delta=text)
-            except DomainError:
-                await self._log(
-                    call, text="".join(parts), prompt_tokens=0, completion_tokens=0,
-                    finish_reason=tel.FINISH_REASON_ERROR, flags=flags,
-                )  # fmt: skip
+            except Exception as err:
+                await self._log_failure(call, err, text="".join(parts))
                 raise
         final = await self._log(
             call, text="".join(parts), prompt_tokens=0,
@@ -489,6 +523,7 @@ class InferenceGateway:
     async def _shadow(self, call: Call, policy_id: str, primary_interaction_id: str) -> None:
         """Run a shadow policy on the same request and log it; whatever happens here
         (errors, timeouts) never reaches the caller, who already has the answer."""
+        shadow: Call | None = None
         try:
             route = Route(policy_id, tel.RoutingDecision.REASON_SHADOW, 1.0, call.route.revision,
                           (), call.route.rollout_id)  # fmt: skip
@@ -511,6 +546,8 @@ class InferenceGateway:
             )  # fmt: skip
         except Exception as err:  # a shadow's failure is logged, never raised
             log.warning("shadow_failed", policy_id=policy_id, error=repr(err))
+            if shadow is not None:
+                await self._log_failure(shadow, err, shadow_of=primary_interaction_id)
 
     async def drain_shadows(self, timeout_s: float = 30.0) -> None:
         """Wait for scheduled shadow runs (tests, graceful shutdown)."""

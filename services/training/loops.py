@@ -123,7 +123,7 @@ def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
     return rubric
 
 
-def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
+def _config(proto: pb.LearningLoopConfig, poll_interval_s: float | None = None) -> LoopConfig:
     cfg = LoopConfig()
     if proto.HasField("training"):
         cfg.lora, cfg.dpo = training_settings(proto.training, "learning_loop.config.training")
@@ -140,13 +140,21 @@ def _config(proto: pb.LearningLoopConfig) -> LoopConfig:
     cfg.rollout = plan_from_proto(
         proto.rollout if proto.HasField("rollout") else None, "learning_loop.config.rollout"
     )
+    if poll_interval_s is not None:
+        cfg.rollout.poll_interval_s = poll_interval_s
     return cfg
 
 
 class LoopService:
-    def __init__(self, client_factory: Callable[[], Awaitable[Client]]) -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], Awaitable[Client]],
+        *,
+        poll_interval_s: float | None = None,
+    ) -> None:
         self._client_factory = client_factory
         self._client: Client | None = None
+        self._poll_interval_s = poll_interval_s
 
     async def _temporal(self) -> Client:
         if self._client is None:
@@ -163,7 +171,9 @@ class LoopService:
         digest = hashlib.sha256(loop.SerializeToString(deterministic=True)).hexdigest()
         loop_id = f"{loop.skill_id}-{hashlib.sha256(request_id.encode()).hexdigest()[:12]}"
         workflow_id = _workflow_id(caller.tenant_id, loop_id)
-        state = LoopState(caller.tenant_id, loop.skill_id, loop_id, _config(loop.config))
+        state = LoopState(
+            caller.tenant_id, loop.skill_id, loop_id, _config(loop.config, self._poll_interval_s)
+        )
         client = await self._temporal()
         try:
             await client.start_workflow(

@@ -47,6 +47,7 @@ from services.registry.validation import parse_policy_id, require_reason
 from services.tenancy.principal import Principal, Scope
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_types import (
+    ArmStats,
     CanaryStep,
     RolloutInput,
     RolloutPlan,
@@ -130,18 +131,17 @@ def _guard(guard: pb.RegressionGuard, plan: RolloutPlan, field: str) -> list[Fie
             f"{field}.max_reward_drop", f"{guard.max_reward_drop} is not in [0, 1]"
         ))  # fmt: skip
     plan.max_reward_drop = guard.max_reward_drop
-    # Accepting a rule the guard cannot enforce would promise a protection that is not
-    # there: refuse it until error rates and latencies are observed.
-    if guard.max_error_rate_increase:
+    if not 0 <= guard.max_error_rate_increase <= 1:
         out.append(FieldViolation(
             f"{field}.max_error_rate_increase",
-            "is not supported yet: the guard judges the reward only (leave it 0)",
+            f"{guard.max_error_rate_increase} is not in [0, 1]",
         ))  # fmt: skip
-    if guard.HasField("max_latency_p95_increase") and _seconds(guard.max_latency_p95_increase):
-        out.append(FieldViolation(
-            f"{field}.max_latency_p95_increase",
-            "is not supported yet: the guard judges the reward only (leave it unset)",
-        ))  # fmt: skip
+    plan.max_error_rate_increase = guard.max_error_rate_increase
+    if guard.HasField("max_latency_p95_increase"):
+        margin = _seconds(guard.max_latency_p95_increase)
+        if margin < 0:
+            out.append(FieldViolation(f"{field}.max_latency_p95_increase", "must not be negative"))
+        plan.max_latency_p95_increase_s = max(margin, 0.0)
     plan.disable_auto_rollback = guard.disable_auto_rollback
     return out
 
@@ -170,9 +170,14 @@ def plan_to_proto(plan: RolloutPlan) -> pb.RolloutPlan:
         guard=pb.RegressionGuard(
             min_samples=plan.canary_min_requests,
             max_reward_drop=plan.max_reward_drop,
+            max_error_rate_increase=plan.max_error_rate_increase,
             disable_auto_rollback=plan.disable_auto_rollback,
         ),
     )
+    if plan.max_latency_p95_increase_s:
+        out.guard.max_latency_p95_increase.FromNanoseconds(
+            round(plan.max_latency_p95_increase_s * 1e9)
+        )
     if plan.skip_shadow or plan.shadow_min_s:
         out.shadow_duration.FromNanoseconds(round(plan.shadow_min_s * 1e9))
     for step in plan.steps():
@@ -214,11 +219,16 @@ class _Seen:
 
 class RolloutService:
     def __init__(
-        self, client_factory: Callable[[], Awaitable[Client]], registry: RegistryCore
+        self,
+        client_factory: Callable[[], Awaitable[Client]],
+        registry: RegistryCore,
+        *,
+        poll_interval_s: float | None = None,
     ) -> None:
         self._client_factory = client_factory
         self._client: Client | None = None
         self._registry = registry
+        self._poll_interval_s = poll_interval_s
 
     async def _temporal(self) -> Client:
         if self._client is None:
@@ -232,6 +242,8 @@ class RolloutService:
         idempotency.validate_request_id(request_id)
         parse_policy_id(rollout.candidate_policy_id, "rollout.candidate_policy_id")
         plan = plan_from_proto(rollout.plan if rollout.HasField("plan") else None, "rollout.plan")
+        if self._poll_interval_s is not None:
+            plan.poll_interval_s = self._poll_interval_s
         digest = hashlib.sha256(rollout.SerializeToString(deterministic=True)).hexdigest()
         rollout_id = _rollout_id(request_id)
         # A retry finds its rollout before anything is checked again: by now the
@@ -533,7 +545,23 @@ def _running(out: pb.Rollout, status: RolloutStatus, plan: RolloutPlan) -> None:
     out.status_message = status.reason
     out.awaiting_promotion = status.awaiting_promote
     out.deployment_revision = status.revision
+    _arm_metrics(out, status.arms)
     _timestamp(out, "stage_start_time", status.stage_start)
+
+
+def _arm_metrics(out: pb.Rollout, arms: list[ArmStats]) -> None:
+    for arm in arms:
+        metrics = out.arm_metrics.add(
+            policy_id=arm.policy_id,
+            request_count=arm.requests,
+            rewarded_count=arm.rewarded,
+            mean_reward=arm.mean_reward,
+            mean_reward_ci_lower=arm.mean_reward_ci_lower,
+            mean_reward_ci_upper=arm.mean_reward_ci_upper,
+            error_rate=arm.error_rate,
+        )
+        metrics.latency_p50.FromNanoseconds(round(arm.latency_p50_s * 1e9))
+        metrics.latency_p95.FromNanoseconds(round(arm.latency_p95_s * 1e9))
 
 
 def _finished(out: pb.Rollout, result: RolloutResult) -> None:
@@ -546,5 +574,6 @@ def _finished(out: pb.Rollout, result: RolloutResult) -> None:
         out.automatic_rollback = result.automatic_rollback
     out.status_message = result.reason
     out.deployment_revision = result.revision
+    _arm_metrics(out, result.arms)
     if out.HasField("complete_time"):
         out.stage_start_time.CopyFrom(out.complete_time)

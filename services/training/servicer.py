@@ -251,7 +251,11 @@ def _make(runtime: Runtime) -> TrainingServicer:
     runs = TrainingRunService(client, registry, named, task_queue=queue)
     evaluations = EvaluationService(client, registry, runtime.objects, runs, task_queue=queue)
     return TrainingServicer(
-        LoopService(client), RolloutService(client, registry), datasets, runs, evaluations
+        LoopService(client, poll_interval_s=runtime.settings.rollout_poll_interval_s),
+        RolloutService(client, registry, poll_interval_s=runtime.settings.rollout_poll_interval_s),
+        datasets,
+        runs,
+        evaluations,
     )
 
 

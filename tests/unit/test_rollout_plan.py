@@ -39,13 +39,17 @@ def test_full_plan_maps_every_field() -> None:
             pb.CanaryStep(percent=100, duration=seconds(1.5)),
         ],
         auto_advance=False,
-        guard=pb.RegressionGuard(min_samples=8, max_reward_drop=0.05, disable_auto_rollback=True),
-    )
+        guard=pb.RegressionGuard(
+            min_samples=8, max_reward_drop=0.05, max_error_rate_increase=0.02,
+            max_latency_p95_increase=seconds(0.25), disable_auto_rollback=True,
+        ),
+    )  # fmt: skip
     plan = plan_from_proto(proto, "rollout.plan")
     assert (plan.skip_shadow, plan.shadow_min_s, plan.shadow_sample_rate) == (False, 90.0, 0.25)
     assert plan.canary_steps == [CanaryStep(10, 60.0), CanaryStep(50, 0.0), CanaryStep(100, 1.5)]
     assert plan.auto_advance is False
     assert (plan.canary_min_requests, plan.max_reward_drop) == (8, 0.05)
+    assert (plan.max_error_rate_increase, plan.max_latency_p95_increase_s) == (0.02, 0.25)
     assert plan.disable_auto_rollback is True
     # ... and back, as GetRollout shows it.
     assert plan_to_proto(plan) == proto
@@ -95,11 +99,15 @@ def test_workflow_plan_without_steps_keeps_its_single_canary() -> None:
         (pb.RolloutPlan(guard=pb.RegressionGuard(min_samples=-1)), ["guard.min_samples"]),
         (pb.RolloutPlan(guard=pb.RegressionGuard(max_reward_drop=1.5)), ["guard.max_reward_drop"]),
         (
-            pb.RolloutPlan(guard=pb.RegressionGuard(max_error_rate_increase=0.1)),
+            pb.RolloutPlan(guard=pb.RegressionGuard(max_error_rate_increase=1.5)),
             ["guard.max_error_rate_increase"],
         ),
         (
-            pb.RolloutPlan(guard=pb.RegressionGuard(max_latency_p95_increase=seconds(0.2))),
+            pb.RolloutPlan(guard=pb.RegressionGuard(max_error_rate_increase=float("nan"))),
+            ["guard.max_error_rate_increase"],
+        ),
+        (
+            pb.RolloutPlan(guard=pb.RegressionGuard(max_latency_p95_increase=seconds(-0.2))),
             ["guard.max_latency_p95_increase"],
         ),
     ],
