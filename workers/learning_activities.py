@@ -172,9 +172,11 @@ class LearningActivities:
                 request_id=request_id, rollout_id=inp.rollout_id,
             )  # fmt: skip
         elif inp.stage == "rollback":
+            # The candidate that was rolled back is RETIRED with the same change.
             deployment = await self._registry.rollback_deployment(
                 actor, inp.skill_id, to_revision=inp.to_revision, reason=inp.reason,
                 request_id=request_id, rollout_id=inp.rollout_id,
+                retire=[inp.candidate_policy_id],
             )  # fmt: skip
         else:
             raise ApplicationError(f"unknown stage {inp.stage!r}", non_retryable=True)

@@ -10,7 +10,7 @@ which Postgres delivers only if the transaction commits.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -487,13 +487,21 @@ class RegistryCore:
         return {policy_id_of(s, v): PolicyInfo(s, state) for s, v, state in rows.all()}
 
     async def _set_policy_state(
-        self, session: AsyncSession, tenant_id: str, policy_id: str, state: str, now: datetime
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        policy_id: str,
+        state: str,
+        now: datetime,
+        *,
+        only_from: str | None = None,
     ) -> PolicyRow:
+        """``only_from``: change the state only if the policy is in that one now."""
         skill_id, version = parse_policy_id(policy_id)
         row = await session.get(PolicyRow, (tenant_id, skill_id, version), with_for_update=True)
         if row is None:
             raise NotFound("policy", policy_id)
-        if row.state != state:
+        if row.state != state and (only_from is None or row.state == only_from):
             row.state = state
             row.state_change_time = now
         return row
@@ -713,11 +721,14 @@ class RegistryCore:
         request_id: str,
         rollout_id: str = "",
         action: str = RPC + "RollbackDeployment",
+        retire: Sequence[str] = (),
     ) -> pb.Deployment:
         """Restore an earlier revision (default: the one before the current): its
         baseline becomes ACTIVE again, the replaced baseline RETIRED, and its traffic
         comes back minus any policy that is RETIRED now (retired policies get no
-        traffic, so a rollback never re-sends traffic to the candidate it undoes)."""
+        traffic, so a rollback never re-sends traffic to the candidate it undoes).
+        ``retire``: CANDIDATE policies retired in the same transaction (a rolled-back
+        rollout's candidate)."""
         _require(caller, Scope.ADMIN)
         require_skill_id(skill_id)
         reason = require_reason(reason)
@@ -738,6 +749,8 @@ class RegistryCore:
                     "reason": reason,
                     "expected_revision": expected_revision,
                     "rollout_id": rollout_id,
+                    # Only when given, so requests recorded before it replay alike.
+                    **({"retire": sorted(retire)} if retire else {}),
                 },
                 resource_id=f"{skill_id}#{row.revision + 1}",
             )
@@ -769,6 +782,17 @@ class RegistryCore:
             if old and old != restored:
                 await self._set_policy_state(session, tenant_id, old, RETIRED, now)
             await self._set_policy_state(session, tenant_id, restored, ACTIVE, now)
+            for policy_id in retire:
+                if policy_id != restored:
+                    retired = await self._set_policy_state(
+                        session, tenant_id, policy_id, RETIRED, now, only_from=CANDIDATE
+                    )
+                    log.info(
+                        "policy_retired",
+                        tenant_id=tenant_id,
+                        policy_id=policy_id,
+                        state=retired.state,
+                    )
             traffic = cv.traffic_from_bytes(snapshot.traffic)
             infos = await self._policy_infos(session, tenant_id, traffic_policy_ids(traffic))
             gone = {

@@ -2,7 +2,7 @@
 adapter no longer loads (its weights were damaged after registration) fails every
 request it serves. In shadow the guard rolls it back before any user sees a failure;
 in a canary the failed requests users did get are logged and counted, and the guard
-rolls back. GetRollout reports both arms' metrics."""
+rolls back. The candidate ends RETIRED; GetRollout reports both arms' metrics."""
 
 from __future__ import annotations
 
@@ -62,6 +62,11 @@ def seconds(value: float) -> duration_pb2.Duration:
     return out
 
 
+async def state(s: Skill, policy_id: str) -> int:
+    got = await s.registry.GetPolicy(reg.GetPolicyRequest(policy_id=policy_id), metadata=s.md())
+    return got.policy.state
+
+
 def arms(rollout: pb.Rollout) -> dict[str, pb.ArmMetrics]:
     return {a.policy_id: a for a in rollout.arm_metrics}
 
@@ -104,6 +109,7 @@ async def test_a_failing_candidate_is_rolled_back_in_shadow_before_users_see_it(
     assert metrics[s.baseline].latency_p95.ToNanoseconds() > 0
     deployment = await s.deployment()
     assert deployment.baseline_policy_id == s.baseline
+    assert await state(s, candidate) == reg.Policy.STATE_RETIRED
     assert not deployment.traffic.HasField("shadow") or not deployment.traffic.shadow.policy_ids
 
 
@@ -171,6 +177,7 @@ async def test_canary_errors_are_logged_counted_and_rolled_back(
     metrics = arms(done)
     assert metrics[candidate].request_count >= len(failures)
     assert metrics[candidate].error_rate == 1.0 and metrics[s.baseline].error_rate == 0.0
+    assert await state(s, candidate) == reg.Policy.STATE_RETIRED
     # Rolled back: every user is served again.
     for i in range(6):
         answer = await infer.Infer(request(f"after-{i}"), metadata=s.md())
