@@ -44,6 +44,9 @@ _TIMEOUT = timedelta(minutes=10)
 _RETRY = RetryPolicy(maximum_attempts=5)
 _HISTORY_KEPT = 20
 ROLLOUT_WORKFLOW_ID = "loop-rollout-workflow-id"
+# Histories recorded before this patch paused only the loop; newer runs pause (and
+# resume) the iteration's running rollout with it.
+PAUSE_FORWARDS_TO_ROLLOUT = "loop-pause-forwards-to-rollout"
 
 
 @workflow.defn
@@ -52,16 +55,28 @@ class LearningLoopWorkflow:
         self._state: LoopState | None = None
         self._run_now = False
         self._phase = "starting"
+        self._rollout: workflow.ChildWorkflowHandle[Any, RolloutResult] | None = None
 
     @workflow.signal
-    def pause(self) -> None:
+    async def pause(self) -> None:
         if self._state is not None:
             self._state.paused = True
+        await self._forward("pause")
 
     @workflow.signal
-    def resume(self) -> None:
+    async def resume(self) -> None:
         if self._state is not None:
             self._state.paused = False
+        await self._forward("resume")
+
+    async def _forward(self, signal: str) -> None:
+        """Pause or resume the running rollout with the loop (a paused rollout holds
+        its stage; its guard still rolls back on regression)."""
+        if self._rollout is None or not workflow.patched(PAUSE_FORWARDS_TO_ROLLOUT):
+            return
+        # The child may finish while the signal travels: nothing left to pause then.
+        with contextlib.suppress(Exception):
+            await self._rollout.signal(signal)
 
     @workflow.signal
     def run_now(self) -> None:
@@ -177,9 +192,15 @@ class LearningLoopWorkflow:
                                candidate.policy_id, baseline.policy_id, cfg.rollout)  # fmt: skip
         summary.rollout_id = rollout.rollout_id
         child_id, memo = _rollout_child(state, rollout, n)
-        result: RolloutResult = await workflow.execute_child_workflow(
+        self._rollout = await workflow.start_child_workflow(
             RolloutWorkflow.run, rollout, id=child_id, memo=memo
         )
+        try:
+            if state.paused:  # paused while this iteration trained: the rollout waits too
+                await self._forward("pause")
+            result: RolloutResult = await self._rollout
+        finally:
+            self._rollout = None
         summary.outcome = result.outcome
         summary.reason = result.reason
         return summary

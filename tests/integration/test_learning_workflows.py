@@ -39,7 +39,7 @@ from workflows.learning_types import (
     TrainInput,
     TrainOutput,
 )
-from workflows.rollout import RolloutWorkflow
+from workflows.rollout import RolloutWorkflow, rollout_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -55,6 +55,7 @@ class Script:
     trained: list[str] = field(default_factory=list)
     observed: int = 0
     version: int = 1
+    rollout_ids: list[str] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., object]]:
         @activity.defn(name="count_new_feedback")
@@ -93,6 +94,7 @@ class Script:
         @activity.defn(name="set_rollout_stage")
         async def set_stage(inp: SetStageInput) -> SetStageOutput:
             self.stages.append(inp.stage if not inp.percent else f"{inp.stage}:{inp.percent:g}")
+            self.rollout_ids.append(inp.rollout_id)
             return SetStageOutput(revision=len(self.stages))
 
         @activity.defn(name="observe_rollout")
@@ -181,6 +183,52 @@ async def test_continue_as_new_carries_state_and_history_replays(stack: RunningS
     replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
     async for history in client.list_workflows(f"WorkflowId = '{workflow_id}'").map_histories():
         await replayer.replay_workflow(history)
+
+
+async def test_pausing_the_loop_pauses_its_rollout(stack: RunningStack) -> None:
+    import asyncio
+
+    script = Script(decide=lambda inp, n: "continue")  # the rollout never decides alone
+    state = loop_state(f"q-{uuid.uuid4().hex[:8]}", max_iterations=1)
+    client = await Client.connect(stack.settings.temporal_target)
+    queue = state.config.gpu_task_queue.removesuffix("-gpu")
+    async with (
+        Worker(client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
+               activities=script.activities()),
+        Worker(client, task_queue=state.config.gpu_task_queue, activities=script.activities()),
+    ):  # fmt: skip
+        loop = await client.start_workflow(
+            LearningLoopWorkflow.run, state, id=state.loop_id, task_queue=queue
+        )
+        for _ in range(200):
+            if script.rollout_ids:
+                break
+            await asyncio.sleep(0.05)
+        child = client.get_workflow_handle(rollout_workflow_id("t", script.rollout_ids[0]))
+
+        async def paused() -> bool:
+            return (await child.query(RolloutWorkflow.status)).paused
+
+        await loop.signal(LearningLoopWorkflow.pause)
+        for _ in range(100):
+            if await paused():
+                break
+            await asyncio.sleep(0.05)
+        assert await paused() and (await loop.query(LearningLoopWorkflow.status)).paused
+        await loop.signal(LearningLoopWorkflow.resume)
+        for _ in range(100):
+            if not await paused():
+                break
+            await asyncio.sleep(0.05)
+        assert not await paused()
+        await child.signal(RolloutWorkflow.rollback, "done")
+        result: LoopState = await loop.result()
+        assert result.history[0].outcome == "rolled_back"
+        replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+        async for history in client.list_workflows(
+            f"WorkflowId = '{state.loop_id}'"
+        ).map_histories():
+            await replayer.replay_workflow(history)
 
 
 async def rollout(stack: RunningStack, script: Script) -> tuple[WorkflowHandle, Worker, str]:
