@@ -62,7 +62,7 @@ class DatasetActivities:
         )  # fmt: skip
         # One record per loop iteration (the workflow's `until` names it), however
         # often this activity is retried.
-        await record_loop_dataset(
+        recorded = await record_loop_dataset(
             self._sessions,
             tenant_id=inp.tenant_id,
             spec=spec,
@@ -71,5 +71,6 @@ class DatasetActivities:
             create_time=started,
         )
         return BuildDatasetOutput(
-            version.uri, version.content_sha256, version.pair_count, version.reward_config_version
-        )
+            version.uri, version.content_sha256, version.pair_count,
+            version.reward_config_version, recorded.dataset_id,
+        )  # fmt: skip

@@ -183,7 +183,7 @@ class LearningLoopWorkflow:
         )
         summary = IterationSummary(
             n, "rejected_by_eval", candidate.policy_id, dataset.dataset_uri, trained.adapter_uri,
-            evaluation.win_rate, "; ".join(evaluation.reasons),
+            evaluation.win_rate, "; ".join(evaluation.reasons), dataset_id=dataset.dataset_id,
         )  # fmt: skip
         if not evaluation.passed:
             return summary

@@ -88,6 +88,7 @@ class IterationSummary:
     win_rate: float = 0.0
     reason: str = ""
     rollout_id: str = ""
+    dataset_id: str = ""
 
 
 @dataclass
@@ -134,6 +135,8 @@ class BuildDatasetOutput:
     dataset_sha256: str
     pairs: int
     reward_config_version: str = ""
+    dataset_id: str = ""
+    """The PreferenceDataset recorded for it (GetPreferenceDataset)."""
 
 
 @dataclass

@@ -270,6 +270,7 @@ class LoopService:
                 out.recent_iterations.add(
                     iteration=h.iteration,
                     candidate_policy_id=h.candidate_policy_id,
+                    dataset_id=h.dataset_id,
                     rollout_id=h.rollout_id,
                     outcome=_OUTCOMES.get(h.outcome, pb.LearningLoopIteration.OUTCOME_UNSPECIFIED),
                 )

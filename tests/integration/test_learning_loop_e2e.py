@@ -115,6 +115,15 @@ async def test_one_real_iteration(stack: RunningStack, channel: grpc.aio.Channel
     [reported] = finished.recent_iterations
     assert reported.candidate_policy_id == summary.candidate_policy_id
     assert reported.outcome != trn.LearningLoopIteration.OUTCOME_UNSPECIFIED
+    # The iteration names the dataset it trained on, readable as a resource.
+    assert reported.dataset_id == summary.dataset_id != ""
+    dataset = (
+        await training_pb2_grpc.TrainingServiceStub(channel).GetPreferenceDataset(
+            trn.GetPreferenceDatasetRequest(dataset_id=reported.dataset_id),
+            metadata=md(train_key),
+        )
+    ).preference_dataset
+    assert dataset.learning_loop_id == loop_id and dataset.pair_count > 0
     assert summary.outcome in ("promoted", "rolled_back", "rejected_by_eval"), summary
     assert summary.dataset_uri.startswith("file://") and summary.adapter_uri.startswith("file://")
     candidate = await r.GetPolicy(
