@@ -6,6 +6,7 @@ request_id, so a retried start finds the loop it started."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -16,11 +17,13 @@ from temporalio.service import RPCError
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
 from services.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from services.registry.validation import POLICY_ID, skill_id_problem
+from services.rewards.judge import DEFAULT_TEMPLATES
 from services.tenancy.principal import Principal, Scope
 from services.training.rollouts import plan_from_proto
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
-from workflows.learning_types import LoopConfig, LoopState, LoopStatus
+from workflows.learning_types import JudgeSpec, LoopConfig, LoopState, LoopStatus
 
 _OUTCOMES = {
     "promoted": pb.LearningLoopIteration.OUTCOME_PROMOTED,
@@ -45,7 +48,7 @@ _HYPERPARAMETERS = {
     "learning_rate": "learning_rate", "num_epochs": "epochs", "max_steps": "max_steps",
     "batch_size": "batch_size", "beta": "beta", "max_length": "max_length",
     "gradient_accumulation_steps": "gradient_accumulation_steps",
-    "warmup_ratio": "warmup_ratio", "seed": "seed",
+    "warmup_ratio": "warmup_ratio", "seed": "seed", "max_prompt_length": "max_prompt_length",
 }  # fmt: skip
 """TrainingHyperparameters field -> DpoSettings field."""
 
@@ -123,6 +126,58 @@ def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
     return rubric
 
 
+MAX_JUDGE_LABEL = 128
+MAX_RUBRIC_CRITERIA = 16
+MAX_CRITERION_TEXT = 1000
+
+
+def judge_spec(judge: pb.JudgeConfig, field_path: str) -> JudgeSpec:
+    """The proto's judge config, checked now (all violations at once). ``field_path``
+    is the judge's path in the request, for errors. Whether a judge policy exists is
+    the caller's check (it needs the registry)."""
+    violations: list[FieldViolation] = []
+
+    def bad(name: str, message: str) -> None:
+        violations.append(FieldViolation(f"{field_path}.{name}", message))
+
+    model = judge.judge_model
+    if model:
+        match = POLICY_ID.match(model)
+        if match is None or skill_id_problem(match.group(1)):
+            bad("judge_model", f"{model!r} is neither empty (the server's default judge: the "
+                "base model its backend serves, in process or at its OpenAI-compatible "
+                "endpoint) nor a policy id of this tenant (skill@vN)")  # fmt: skip
+    if len(judge.judge_version) > MAX_JUDGE_LABEL:
+        bad("judge_version", f"must be at most {MAX_JUDGE_LABEL} characters")
+    if judge.votes < 0:
+        bad("votes", f"{judge.votes} must be >= 0 (0: one judge prompt)")
+    elif judge.votes > len(DEFAULT_TEMPLATES):
+        bad("votes", f"{judge.votes} is more than the judge's {len(DEFAULT_TEMPLATES)} "
+            "prompts; consensus takes one vote per prompt")  # fmt: skip
+    if len(judge.rubric) > MAX_RUBRIC_CRITERIA:
+        bad("rubric", f"at most {MAX_RUBRIC_CRITERIA} criteria")
+    names: set[str] = set()
+    rubric: list[dict[str, object]] = []
+    for i, criterion in enumerate(judge.rubric):
+        name = criterion.name.strip()
+        if not name:
+            bad(f"rubric[{i}].name", "is required")
+        elif name in names:
+            bad(f"rubric[{i}].name", f"{name!r} is named twice")
+        names.add(name)
+        if len(name) > MAX_CRITERION_TEXT or len(criterion.description) > MAX_CRITERION_TEXT:
+            bad(f"rubric[{i}]", f"name and description: at most {MAX_CRITERION_TEXT} characters")
+        weight = criterion.weight
+        if not math.isfinite(weight) or weight < 0:
+            bad(f"rubric[{i}].weight", f"{weight} must be >= 0 (0: the default, 1)")
+        rubric.append({"name": name, "description": criterion.description,
+                       "weight": weight or 1.0})  # fmt: skip
+    if violations:
+        raise InvalidArgument(violations)
+    return JudgeSpec(model, judge.judge_version, rubric, max(judge.votes, 1),
+                     judge.swap_positions)  # fmt: skip
+
+
 def _config(proto: pb.LearningLoopConfig, poll_interval_s: float | None = None) -> LoopConfig:
     cfg = LoopConfig()
     if proto.HasField("training"):
@@ -137,6 +192,8 @@ def _config(proto: pb.LearningLoopConfig, poll_interval_s: float | None = None) 
         cfg.min_pairs = proto.min_pairs
     if proto.evaluation.HasField("gate"):
         cfg.rubric = evaluation_gate(proto.evaluation.gate, "learning_loop.config.evaluation.gate")
+    if proto.evaluation.HasField("judge"):
+        cfg.judge = judge_spec(proto.evaluation.judge, "learning_loop.config.evaluation.judge")
     cfg.rollout = plan_from_proto(
         proto.rollout if proto.HasField("rollout") else None, "learning_loop.config.rollout"
     )

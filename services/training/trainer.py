@@ -115,6 +115,13 @@ class DpoSettings:
     max_length: int = field(
         default=512, metadata={"help": "Most tokens of prompt + answer, >= 16."}
     )
+    max_prompt_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Most tokens of the prompt, < max_length; a longer prompt loses the start "
+            "of its last message (None: only max_length applies)."
+        },
+    )
     warmup_ratio: float = field(
         default=0.0, metadata={"help": "Linear warm-up fraction of the steps, [0, 1)."}
     )
@@ -158,6 +165,11 @@ class DpoSettings:
             )
         if self.max_length < 16:
             raise ValueError(f"dpo.max_length must be >= 16, got {self.max_length}")
+        if self.max_prompt_length is not None and not 0 < self.max_prompt_length < self.max_length:
+            raise ValueError(
+                f"dpo.max_prompt_length must be in [1, max_length={self.max_length}), "
+                f"got {self.max_prompt_length}"
+            )
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"dpo.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.seed < 0:
@@ -287,6 +299,48 @@ def preference_rows(
             row["prompt"] = "\n".join(m["content"] for m in messages)
         rows.append(row)
     return rows
+
+
+def cap_prompts(rows: list[dict[str, Any]], tokenizer: Any, max_tokens: int) -> int:
+    """Shorten, in place, every prompt longer than ``max_tokens`` tokens (as the model
+    sees it: chat template and generation prompt included) by cutting the start of its
+    last message, keeping system and earlier turns whole. Returns how many were cut.
+    Hand-written because TRL 1.x dropped ``max_prompt_length`` (it truncates prompt and
+    answer together, which can cut the answer instead)."""
+
+    def length(prompt: list[dict[str, str]] | str) -> int:
+        if isinstance(prompt, str):
+            return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, Mapping):  # transformers 5 returns a BatchEncoding
+            ids = ids["input_ids"]
+        return len(ids)
+
+    cut = 0
+    for i, row in enumerate(rows):
+        prompt = row["prompt"]
+        over = length(prompt) - max_tokens
+        if over <= 0:
+            continue
+        text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+        tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+        # Re-tokenising a cut text can merge differently: cut again until it fits.
+        while over > 0:
+            if over >= len(tokens):
+                raise ValueError(
+                    f"dpo.max_prompt_length={max_tokens} leaves no room for the last "
+                    f"message of prompt {i} (the rest of it alone is longer)"
+                )
+            tokens = tokens[over:]
+            text = tokenizer.decode(tokens)
+            if isinstance(prompt, str):
+                prompt = text
+            else:
+                prompt = [*prompt[:-1], {**prompt[-1], "content": text}]
+            over = length(prompt) - max_tokens
+        row["prompt"] = prompt
+        cut += 1
+    return cut
 
 
 def mix_replay(
@@ -538,6 +592,8 @@ def train_dpo(
         raise ValueError("dataset: no preference pairs")
     golden_rows = preference_rows(golden, chat=chat, name="golden")
     mix, replay_pairs = mix_replay(rows, golden_rows, dpo.replay_fraction, dpo.seed)
+    if dpo.max_prompt_length is not None:
+        cap_prompts(mix, base_.tokenizer, dpo.max_prompt_length)
 
     output_dir.mkdir(parents=True, exist_ok=True)
     sft_losses: list[float] = []

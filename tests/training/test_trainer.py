@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, set_seed
 from services.training.trainer import (
     DpoSettings,
     LoraSettings,
+    cap_prompts,
     mix_replay,
     preference_rows,
     train_dpo,
@@ -201,11 +202,44 @@ def test_bad_pairs_are_rejected_with_the_row_named(bad: dict[str, object], match
         ({"sft_warmup_steps": -1}, "dpo.sft_warmup_steps"),
         ({"replay_fraction": 1.0}, "dpo.replay_fraction"),
         ({"seed": -1}, "dpo.seed"),
+        ({"max_prompt_length": 0}, "dpo.max_prompt_length"),
+        ({"max_length": 64, "max_prompt_length": 64}, "dpo.max_prompt_length"),
     ],
 )
 def test_dpo_settings_validation(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         DpoSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_long_prompts_lose_the_start_of_their_last_message(model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    words = " ".join(["red green blue yellow orange purple black white"] * 4)
+    system = {"role": "system", "content": "please answer briefly"}
+    rows = preference_rows(
+        [
+            {"prompt": [system, {"role": "user", "content": words}], "chosen": "yes",
+             "rejected": "no"},
+            {"prompt": [system, {"role": "user", "content": "red"}], "chosen": "yes",
+             "rejected": "no"},
+        ],
+        chat=True,
+    )  # fmt: skip
+
+    def length(prompt: list[dict[str, str]]) -> int:
+        return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"])
+
+    short_before = length(rows[1]["prompt"])
+    cap = short_before + 10
+    assert length(rows[0]["prompt"]) > cap
+    assert cap_prompts(rows, tokenizer, cap) == 1
+    assert length(rows[0]["prompt"]) <= cap and length(rows[1]["prompt"]) == short_before
+    # The system message stays whole; the user's message keeps its end.
+    assert rows[0]["prompt"][0] == system
+    assert words.endswith(rows[0]["prompt"][1]["content"].split(" ", 1)[1])
+    with pytest.raises(ValueError, match="max_prompt_length"):
+        cap_prompts(rows, tokenizer, 3)
 
 
 @pytest.mark.parametrize(

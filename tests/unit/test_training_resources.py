@@ -144,6 +144,12 @@ def test_a_failure_reads_as_the_activitys_own_error() -> None:
             pb.TrainingConfig(hyperparameters=pb.TrainingHyperparameters(max_length=8)),
             "run.config.hyperparameters.max_length",
         ),
+        (
+            pb.TrainingConfig(
+                hyperparameters=pb.TrainingHyperparameters(max_length=64, max_prompt_length=64)
+            ),
+            "run.config.hyperparameters.max_prompt_length",
+        ),
         (pb.TrainingConfig(method=pb.TRAINING_METHOD_SFT), "run.config.method"),
     ],
 )
@@ -153,3 +159,9 @@ def test_a_bad_training_setting_names_its_request_field(
     with pytest.raises(InvalidArgument) as info:
         training_settings(config, "run.config", what="a training run")
     assert [v.field for v in info.value.violations] == [field]
+
+
+def test_max_prompt_length_reaches_the_trainer() -> None:
+    hyper = pb.TrainingHyperparameters(max_length=256, max_prompt_length=128)
+    _, dpo = training_settings(pb.TrainingConfig(hyperparameters=hyper), "run.config")
+    assert (dpo["max_length"], dpo["max_prompt_length"]) == (256, 128)
