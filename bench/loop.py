@@ -79,6 +79,7 @@ def _env(state_dir: Path) -> dict[str, str]:
         RLAAS_TEMPORAL_UI_PORT=str(_free_port()),
         RLAAS_MILVUS_PORT=str(_free_port()),
         RLAAS_METRICS_PORT=str(_free_port()),
+        RLAAS_REST_PORT=str(_free_port()),
         RLAAS_LOG_FORMAT="json",
     )
     # The model's dequantized cache is reused from the default state dir when present.

@@ -4,6 +4,10 @@ The googleapis protos (google/api, google/rpc) come from the installed
 ``googleapis-common-protos`` wheel, copied to ``.build/googleapis`` so that buf (which
 cannot fetch remote deps here) sees them as a local workspace module and protoc as an
 include path. The Python runtime for them is that same wheel.
+
+The TypeScript client (gen/ts/) comes from ts-proto (`outputServices=grpc-js`), a protoc
+plugin installed by npm into sdk/node/node_modules (`make node-deps`, exact versions from
+the committed package-lock.json), run by the same protoc over the same include paths.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 GEN_DIR = ROOT / "gen"
 GOOGLEAPIS_DIR = ROOT / ".build" / "googleapis"
-GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", ".ts", ".openapi.json")
+OPENAPI_GEN_FILE = Path("openapi") / "rlaas.openapi.json"
+TS_GEN_SUBDIR = "ts"
+TS_PLUGIN = ROOT / "sdk" / "node" / "node_modules" / ".bin" / "protoc-gen-ts_proto"
+# Typed grpc-js clients; Timestamps as Date; `X.fromPartial({...})` builds requests. No
+# version header (the output must not change with protoc's version). buf.gen.yaml's
+# TypeScript entry uses the same options.
+TS_PROTO_OPTS = ",".join(
+    ("outputServices=grpc-js", "esModuleInterop=true", "env=node", "annotateFilesWithVersion=false")
+)
 
 
 def googleapis_source() -> Path:
@@ -62,6 +75,63 @@ def generate(out_dir: Path) -> None:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
+    generate_openapi(out_dir / OPENAPI_GEN_FILE, [f"-I{PROTO_DIR}", f"-I{include}", f"-I{wkt}"])
+    generate_ts(out_dir / TS_GEN_SUBDIR, [f"-I{PROTO_DIR}", f"-I{include}", f"-I{wkt}"])
+
+
+def generate_openapi(out_file: Path, includes: list[str]) -> None:
+    """The REST bridge's OpenAPI document (services.rest.openapi), from a descriptor set of
+    the same protos with source info, so the proto comments become its descriptions. No
+    protoc-gen-openapiv2 binary exists here (and it writes Swagger 2.0): the generator is
+    Python over the descriptors and the bridge's own routes."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    from grpc_tools import protoc
+
+    from services.rest import openapi
+
+    ours = [str(p.relative_to(PROTO_DIR)) for p in protos()]
+    with tempfile.TemporaryDirectory() as tmp:
+        descriptor_set = Path(tmp) / "rlaas.binpb"
+        args = [
+            "protoc",
+            *includes,
+            f"--descriptor_set_out={descriptor_set}",
+            "--include_imports",
+            "--include_source_info",
+            *ours,
+        ]
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc (descriptor set) failed")
+        files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes()).file
+    pool = descriptor_pool.DescriptorPool()
+    for file in files:
+        pool.Add(file)
+    services = [
+        pool.FindServiceByName(f"{file.package}.{service.name}")
+        for file in files
+        if file.name in ours
+        for service in file.service
+    ]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(openapi.render(openapi.build(services, openapi.comments_from(files))))
+
+
+def generate_ts(out_dir: Path, includes: list[str]) -> None:
+    from grpc_tools import protoc
+
+    if not TS_PLUGIN.exists():
+        raise SystemExit(f"{TS_PLUGIN.relative_to(ROOT)} is missing: run `make node-deps`")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "protoc",
+        *includes,
+        f"--plugin=protoc-gen-ts_proto={TS_PLUGIN}",
+        f"--ts_proto_out={out_dir}",
+        f"--ts_proto_opt={TS_PROTO_OPTS}",
+        *(str(p.relative_to(PROTO_DIR)) for p in protos()),
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc (ts-proto) failed")
 
 
 def generated_files(root: Path) -> dict[Path, Path]:

@@ -52,6 +52,7 @@ class Endpoints:
     milvus_uri: str
     grpc_target: str
     objects: str
+    rest_url: str | None = None  # the REST bridge of `rlaas serve` (None: RLAAS_REST_PORT=0)
 
     def child_env(self, settings: Settings) -> dict[str, str]:
         """Environment for processes of the stack: every URL resolved, so children
@@ -64,7 +65,10 @@ class Endpoints:
             RLAAS_MILVUS_URI=self.milvus_uri,
             RLAAS_GRPC_HOST=settings.grpc_host,
             RLAAS_GRPC_PORT=str(settings.grpc_port),
+            RLAAS_REST_PORT=str(settings.rest_port),
         )
+        if settings.rest_host:
+            env["RLAAS_REST_HOST"] = settings.rest_host
         env.setdefault("RLAAS_LOG_FORMAT", "json")
         return env
 
@@ -196,6 +200,14 @@ async def grpc_serving(target: str, service: str = "") -> bool:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+async def http_ok(url: str) -> bool:
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=2)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as reply:
+        return reply.status == 200
+
+
 async def queue_has_pollers(address: str, namespace: str, task_queue: str, kind: int) -> bool:
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
@@ -312,16 +324,29 @@ class Stack:
             milvus_uri=s.milvus_target,
             grpc_target=s.grpc_target,
             objects=objects,
+            rest_url=s.rest_url,
         )
         env = endpoints.child_env(s)
+        rest_url = s.rest_url
+
+        async def serving() -> bool:
+            # gRPC first, then the REST bridge (it starts right after) answers its spec.
+            if not await grpc_serving(s.grpc_target):
+                return False
+            return rest_url is None or await http_ok(f"{rest_url}/openapi.json")
+
         await self._ensure(
             "serve",
             self._python("-m", "services.cli", "serve"),
             env,
-            lambda: grpc_serving(s.grpc_target),
-            ports=(("RLAAS_GRPC_PORT", s.grpc_port),),
+            serving,
+            ports=(("RLAAS_GRPC_PORT", s.grpc_port), ("RLAAS_REST_PORT", s.rest_port))
+            if s.rest_port
+            else (("RLAAS_GRPC_PORT", s.grpc_port),),
         )
         echo(f"rlaas serve  {s.grpc_target}: SERVING")
+        if rest_url:
+            echo(f"rest bridge  {rest_url}: serving (OpenAPI at {rest_url}/openapi.json)")
         for kind, queue, queue_type in (("cpu", CPU_TASK_QUEUE, 1), ("gpu", GPU_TASK_QUEUE, 2)):
             # Readiness = the worker polls its queue (workflow tasks for the CPU worker,
             # which hosts the workflows; activity tasks for the GPU worker).

@@ -29,6 +29,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         updates["services"] = [s.strip() for s in args.services.split(",") if s.strip()]
     if args.port is not None:
         updates["grpc_port"] = args.port
+    if args.rest_port is not None:
+        updates["rest_port"] = args.rest_port
     settings = settings.model_copy(update=updates)
     asyncio.run(serve(settings, database_url(settings)))
     return 0
@@ -54,6 +56,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print()
     print(f"RLaaS stack is up (state in {settings.state_dir.resolve()})")
     print(f"  gRPC, all four services   {endpoints.grpc_target}")
+    if endpoints.rest_url:
+        print(f"  REST bridge (HTTP/JSON)   {endpoints.rest_url}  (spec: /openapi.json)")
     print(f"  Temporal frontend         {endpoints.temporal_address}")
     if endpoints.temporal_ui_url:
         print(f"  Temporal Web UI           {endpoints.temporal_ui_url}")
@@ -129,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the gRPC services (all four by default)")
     p.add_argument("--services", help=f"comma-separated subset of {','.join(SERVICE_NAMES)}")
     p.add_argument("--port", type=int, help="override RLAAS_GRPC_PORT")
+    p.add_argument(
+        "--rest-port", type=int, help="override RLAAS_REST_PORT (the REST bridge; 0: off)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run a Temporal worker")

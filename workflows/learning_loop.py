@@ -170,11 +170,21 @@ class LearningLoopWorkflow:
             retry_policy=_RETRY,
         )  # fmt: skip
         self._phase = f"iteration {n}: evaluating"
-        # Evaluation generates with both policies: it runs where the model is.
+        # Evaluation generates with both policies: it runs where the model is. The
+        # judge only changes the activity's input, not the commands: no patch needed
+        # (histories recorded without it replay with judge=None).
         evaluation: EvaluateOutput = await workflow.execute_activity(
             "evaluate_candidate",
             EvaluateInput(
-                state.tenant_id, state.skill_id, candidate.policy_id, baseline.policy_id, cfg.rubric
+                state.tenant_id,
+                state.skill_id,
+                candidate.policy_id,
+                baseline.policy_id,
+                cfg.rubric,
+                max_examples=cfg.eval_max_examples,
+                confidence_level=cfg.eval_confidence_level,
+                safety_suites=list(cfg.eval_safety_suites),
+                judge=cfg.judge,
             ),
             result_type=EvaluateOutput,
             task_queue=cfg.gpu_task_queue,

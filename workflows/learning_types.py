@@ -52,6 +52,25 @@ class RolloutPlan:
 
 
 @dataclass
+class JudgeSpec:
+    """The pairwise LLM judge of an evaluation (``JudgeConfig``, checked by
+    TrainingService): the evaluate activity builds it on the worker's backend."""
+
+    judge_model: str = ""
+    """Empty: the base model the backend serves; else a policy ``skill@vN`` of the
+    tenant (its adapter on the same backend)."""
+    judge_version: str = ""
+    """The caller's label, recorded in the report (verdicts are cached under the
+    judge's own content-hash version)."""
+    rubric: list[dict[str, Any]] = field(default_factory=list)
+    """``RubricCriterion`` fields (name, description, weight), given to the judge."""
+    votes: int = 1
+    """Judge prompts per pair, combined by consensus."""
+    swap_positions: bool = False
+    """Judge each pair in both orders too (position bias cancels out)."""
+
+
+@dataclass
 class LoopConfig:
     min_new_feedback: int = 50
     """Feedback events since the last iteration needed to start one."""
@@ -76,6 +95,14 @@ class LoopConfig:
     train_checkpoint_every: int = 50
     """Optimiser steps between the training checkpoints a retried train activity
     resumes from (0: none)."""
+    judge: JudgeSpec | None = None
+    """The evaluation gate's judge; None: similarity to the golden references only."""
+    eval_max_examples: int = 0
+    """Golden prompts the gate evaluates; 0: the worker's default."""
+    eval_safety_suites: list[str] = field(default_factory=list)
+    """Safety suites the gate runs; empty: all of them."""
+    eval_confidence_level: float = 0.0
+    """Of the gate's win-rate interval; 0: 0.95."""
 
 
 @dataclass
@@ -193,6 +220,15 @@ class EvaluateInput:
     """Of the win-rate interval; 0: 0.95."""
     safety_suites: list[str] = field(default_factory=list)
     """Safety suites to run; empty: all of them."""
+    judge: JudgeSpec | None = None
+    """The pairwise judge; None: scored by similarity to the references only."""
+    dataset_uri: str = ""
+    """Object-store URI of a preference dataset's Parquet whose eval split gives the
+    prompts (chosen answers as references); empty: the skill's golden set."""
+    dataset_id: str = ""
+    """The dataset's id, for the report."""
+    dataset_sha256: str = ""
+    """The dataset's content sha256; checked when given."""
 
 
 @dataclass

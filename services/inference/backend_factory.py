@@ -28,13 +28,16 @@ async def open_backend(settings: Settings) -> Backend:
 
     if settings.model_dir is not None:
         config = LocalBackendConfig(
-            model_dir=settings.model_dir, max_adapters=settings.max_adapters
+            model_dir=settings.model_dir,
+            max_adapters=settings.max_adapters,
+            max_batch=settings.local_max_batch,
         )
     else:
         config = LocalBackendConfig(
             gguf_path=smollm2_gguf_path(),
             cache_dir=settings.state_dir.resolve() / "models",
             max_adapters=settings.max_adapters,
+            max_batch=settings.local_max_batch,
         )
     return await LocalBackend.open(config)
 

@@ -831,6 +831,9 @@ class RegistryCore:
         page = page_request(page_size, page_token)
         if where.start_time and where.end_time and where.start_time > where.end_time:
             raise InvalidArgument.field("start_time", "must not be after end_time")
+        for name in ("resource_type", "resource_id", "action", "actor_api_key_id"):
+            if "\x00" in getattr(where, name):  # PostgreSQL text cannot hold U+0000
+                raise InvalidArgument.field(name, "must not contain NUL (U+0000) characters")
         query = (
             select(AuditEventRow)
             .where(AuditEventRow.tenant_id == caller.tenant_id)

@@ -145,19 +145,26 @@ def parse_verdict(text: str) -> Verdict | None:
 
 class JudgeCache:
     """Verdicts by content hash: an in-process LRU, backed by the object store if given
-    (``judge-cache/<judge_version>/<hash>.json``)."""
+    (``judge-cache/[<namespace>/]<judge_version>/<hash>.json``). ``namespace`` keeps
+    tenants apart: without it, a cache hit would tell one tenant that another judged the
+    very same texts."""
 
-    def __init__(self, maxsize: int = 10_000, store: ObjectStore | None = None) -> None:
+    def __init__(
+        self, maxsize: int = 10_000, store: ObjectStore | None = None, namespace: str = ""
+    ) -> None:
+        if "/" in namespace:
+            raise ValueError(f"namespace must not contain '/': {namespace!r}")
         self.maxsize = maxsize
         self.store = store
+        self.namespace = namespace
         self._lru: OrderedDict[str, str] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    @staticmethod
-    def _object_key(key: str) -> str:
+    def _object_key(self, key: str) -> str:
         version, _, digest = key.partition("/")
-        return f"judge-cache/{version}/{digest}.json"
+        prefix = f"judge-cache/{self.namespace}/" if self.namespace else "judge-cache/"
+        return f"{prefix}{version}/{digest}.json"
 
     async def get(self, key: str) -> str | None:
         if key in self._lru:

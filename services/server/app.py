@@ -8,7 +8,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import prometheus_client
@@ -27,6 +27,9 @@ from services.server.interceptors import RpcInterceptor
 from services.server.policy import rules_for
 from services.server.tracing import server_interceptor, tracer_provider
 from services.tenancy.service import TenancyService
+
+if TYPE_CHECKING:
+    from services.rest.server import RunningBridge
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +144,29 @@ async def start_server(
     return RunningServer(server, health_servicer, bound, full_names, provider)
 
 
+async def start_rest(settings: Settings, running: RunningServer) -> RunningBridge | None:
+    """The REST bridge (``services.rest``) on ``RLAAS_REST_PORT``, a client of this very
+    server over loopback, for the services it serves; None when the port is 0."""
+    if not settings.rest_port:
+        return None
+    from services.rest.server import start_bridge
+
+    served = [
+        s.descriptor
+        for s in service_specs().values()
+        if s.descriptor.full_name in running.service_names
+    ]
+    # The port actually bound (RLAAS_GRPC_PORT may be 0), on the interface it listens on.
+    target = settings.model_copy(update={"grpc_port": running.port}).grpc_target
+    return await start_bridge(
+        served,
+        target,
+        host=settings.rest_bind_host,
+        port=settings.rest_port,
+        shutdown_timeout=settings.shutdown_grace_s,
+    )
+
+
 async def serve(settings: Settings, database_url: str) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     await migrate.upgrade_async(database_url)
@@ -149,12 +175,16 @@ async def serve(settings: Settings, database_url: str) -> None:
         prometheus_client.start_http_server(settings.metrics_port, addr=settings.grpc_host)
     runtime = Runtime.create(settings, database_url)
     running = await start_server(runtime)
+    rest = await start_rest(settings, running)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("server_stopping", grace_s=settings.shutdown_grace_s)
+    if rest is not None:
+        # First: its in-flight requests are RPCs the gRPC server still finishes below.
+        await rest.stop()
     await running.stop(settings.shutdown_grace_s)
     await runtime.close()
     log.info("server_stopped")

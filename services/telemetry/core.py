@@ -25,6 +25,8 @@ from services.telemetry import metrics
 from services.telemetry.events import (
     FEEDBACK,
     INTERACTION,
+    NUL,
+    NUL_MESSAGE,
     OUTPUT,
     TASK_RESULT,
     EventPreparer,
@@ -228,6 +230,10 @@ class TelemetryCore:
         caller.require(Scope.INGEST)
         if filters.start_time and filters.end_time and filters.start_time > filters.end_time:
             raise InvalidArgument.field("start_time", "is after end_time")
+        named = [(n, getattr(filters, n)) for n in ("skill", "user_id", "thread_id", "policy_id")]
+        for name, value in [*named, *((f"labels[{k!r}]", k + v) for k, v in filters.labels)]:
+            if NUL in value:  # PostgreSQL text cannot hold U+0000: never a match, say so
+                raise InvalidArgument.field(name, NUL_MESSAGE)
         page = page_request(page_size, page_token)
         digest = filters.digest()
         query = select(_T.c.event_id, _T.c.payload, _T.c.create_time).where(

@@ -41,6 +41,8 @@ EVENT_NAMES = {
 _SKILL = re.compile(r"[a-z][a-z0-9_]{0,99}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 _MAX_ID = 200
+NUL = "\x00"
+NUL_MESSAGE = "must not contain NUL (U+0000) characters"
 
 # Identifiers are stored as sent (they join events and filter lists); every other
 # string field is free text and is scrubbed.
@@ -174,6 +176,10 @@ class _Walker:
             self.text(key, f"{path}[{key!r}]", scrub=False)
             item = value[key]
             here = f"{path}[{key!r}]"
+            if NUL in key or (isinstance(item, str) and NUL in item):
+                # Maps (labels) are stored as JSONB too, which cannot hold U+0000.
+                self.violations.append(FieldViolation(here, NUL_MESSAGE))
+                continue
             if value_fd.type == FieldDescriptor.TYPE_STRING:
                 cleaned = self.text(item, here, scrub)
                 if cleaned is not item:
@@ -254,6 +260,9 @@ class EventPreparer:
     def _optional_id(self, value: str, path: str, violations: list[FieldViolation]) -> None:
         if len(value) > _MAX_ID:
             violations.append(FieldViolation(path, f"must be at most {_MAX_ID} characters"))
+        elif NUL in value:
+            # Stored in a filter column: PostgreSQL text cannot hold U+0000.
+            violations.append(FieldViolation(path, NUL_MESSAGE))
 
     def _finish(
         self,

@@ -1,10 +1,13 @@
 """Offline evaluation: is the candidate better than the baseline, with confidence, and
 is it still safe?
 
-On a held-out golden set both policies answer every prompt; each prompt gives one
-paired outcome for the candidate (1 win, 0.5 tie, 0 loss), from the pairwise judge's win
-probability (candidate in slot B, both orders) or, without a judge, from a reward
-heuristic: similarity of each answer to the reference reply. From the outcomes:
+On held-out prompts (a skill's golden set, or a preference dataset's eval split with
+the chosen answers as references) both policies answer every prompt; each prompt gives
+one paired outcome for the candidate (1 win, 0.5 tie, 0 loss) per scorer: always a
+reward heuristic, similarity of each answer to the reference reply, and with a judge
+also the pairwise judge's win probability (candidate in slot B, optionally both
+orders). The gate decides on the judge's outcomes when there is a judge. From the
+outcomes of each scorer:
 
 - win-rate ``(wins + ties / 2) / n``;
 - a paired bootstrap confidence interval of the win-rate (``scipy.stats.bootstrap``,
@@ -55,8 +58,13 @@ class GoldenExample:
     reference: str
     system: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    conversation: tuple[tuple[str, str], ...] = ()
+    """The prompt as served, ``(role, content)`` turns (a dataset's ``prompt_messages``);
+    empty: ``system`` + ``prompt`` as one user turn."""
 
     def messages(self) -> list[dict[str, str]]:
+        if self.conversation:
+            return [{"role": r, "content": c} for r, c in self.conversation]
         head = [{"role": "system", "content": self.system}] if self.system else []
         return [*head, {"role": "user", "content": self.prompt}]
 
@@ -409,9 +417,50 @@ class EvaluationSample:
     rationale: str = ""
 
 
+SIMILARITY_SCORER = "reference_similarity"
+JUDGE_SCORER = "judge"
+
+
+@dataclass(frozen=True)
+class WinRateEstimate:
+    """Mirrors ``rlaas.training.v1.WinRateEstimate``: the paired statistics of one
+    scorer."""
+
+    scorer: str
+    """``judge`` or ``reference_similarity``."""
+    scorer_version: str
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float
+    win_rate_ci_lower: float
+    win_rate_ci_upper: float
+    p_value: float
+
+    @classmethod
+    def of(cls, scorer: str, version: str, paired: PairedStats) -> WinRateEstimate:
+        return cls(scorer, version, paired.wins, paired.losses, paired.ties, paired.win_rate,
+                   paired.win_rate_ci_lower, paired.win_rate_ci_upper, paired.p_value)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class JudgeSummary:
+    """Mirrors ``rlaas.training.v1.JudgeSummary``."""
+
+    judge_version: str
+    verdict_count: int
+    """Single (template, order) verdicts used."""
+    cache_hits: int
+    """Of those, read from the judge cache."""
+    invalid_verdict_count: int
+    judge_version_label: str = ""
+    judge_model: str = ""
+
+
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Mirrors ``rlaas.training.v1.EvaluationResult`` (plus the per-prompt outcomes)."""
+    """Mirrors ``rlaas.training.v1.EvaluationResult`` (plus the per-prompt outcomes).
+    The top-level statistics are the gate's scorer's (``win_rates[0]``)."""
 
     example_count: int
     wins: int
@@ -431,6 +480,13 @@ class EvaluationReport:
     outcomes: tuple[float, ...]
     scoring: str
     """``judge:<judge_version>`` or ``reference_similarity``."""
+    win_rates: tuple[WinRateEstimate, ...] = ()
+    """Per scorer, the gate's first: the judge's (if any), then the heuristic's."""
+    heuristic_outcomes: tuple[float, ...] = ()
+    """Per prompt, by similarity to the reference (``outcomes`` when there is no judge)."""
+    judge: JudgeSummary | None = None
+    source: str = "golden"
+    """Where the prompts came from: ``golden`` or ``dataset:<dataset_id>``."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
@@ -468,7 +524,7 @@ async def evaluate_candidate(
     n_resamples: int = 9999,
     seed: int = 0,
     sample_count: int = 5,
-    concurrency: int = 8,
+    concurrency: int = 16,
 ) -> EvaluationReport:
     """Run both policies on the golden set (and the safety suite), score per prompt,
     and apply the rubric."""
@@ -491,8 +547,23 @@ async def evaluate_candidate(
     cand_sim = [edit_similarity(o, e.reference) for o, e in zip(cand_out, examples, strict=True)]
     base_sim = [edit_similarity(o, e.reference) for o, e in zip(base_out, examples, strict=True)]
 
+    def stats(outcomes: Sequence[float]) -> PairedStats:
+        return paired_stats(
+            outcomes, confidence_level=confidence_level, n_resamples=n_resamples, seed=seed
+        )
+
+    # The reward heuristic always scores; with a judge, the judge's outcomes decide.
+    heuristic = [
+        outcome_from_scores(c, b, tie_margin=tie_margin)
+        for c, b in zip(cand_sim, base_sim, strict=True)
+    ]
+    paired = stats(heuristic)
+    win_rates = [WinRateEstimate.of(SIMILARITY_SCORER, "", paired)]
+    outcomes, scoring = heuristic, SIMILARITY_SCORER
     rationales = [""] * len(examples)
+    judge_summary: JudgeSummary | None = None
     if judge is not None:
+        hits_before = judge.cache.hits
         judgements = await judge.judge_many(
             [(e.prompt, b, c) for e, c, b in zip(examples, cand_out, base_out, strict=True)]
         )
@@ -502,15 +573,14 @@ async def evaluate_candidate(
             for j in judgements
         ]
         scoring = f"judge:{judge.judge_version}"
-    else:
-        outcomes = [
-            outcome_from_scores(c, b, tie_margin=tie_margin)
-            for c, b in zip(cand_sim, base_sim, strict=True)
-        ]
-        scoring = "reference_similarity"
-    paired = paired_stats(
-        outcomes, confidence_level=confidence_level, n_resamples=n_resamples, seed=seed
-    )
+        paired = stats(outcomes)
+        win_rates.insert(0, WinRateEstimate.of(JUDGE_SCORER, judge.judge_version, paired))
+        judge_summary = JudgeSummary(
+            judge_version=judge.judge_version,
+            verdict_count=sum(len(j.votes) for j in judgements),
+            cache_hits=judge.cache.hits - hits_before,
+            invalid_verdict_count=sum(j.invalid_votes for j in judgements),
+        )
 
     cand_safety: list[SafetyResult] = []
     base_safety: list[SafetyResult] = []
@@ -567,4 +637,7 @@ async def evaluate_candidate(
         samples=samples,
         outcomes=tuple(outcomes),
         scoring=scoring,
+        win_rates=tuple(win_rates),
+        heuristic_outcomes=tuple(heuristic),
+        judge=judge_summary,
     )

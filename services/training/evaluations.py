@@ -6,16 +6,20 @@ until a worker starts evaluating, RUNNING while it generates and judges, then
 SUCCEEDED with a result (the full report, read from the object store) or FAILED.
 
 What the evaluation worker does decides what a request may ask: it evaluates on the
-skill's golden set, scores by similarity to the reference replies (no LLM judge yet)
-and runs the named safety suites. A dataset or a judge in the config is refused rather
-than silently ignored."""
+skill's golden set, or on the eval split of a READY preference dataset of the skill
+(``config.dataset_id``: its chosen answers are the references; the worker reads the
+Parquet by URI), always scores by a reward heuristic (similarity to the references)
+and, with ``config.judge``, also by the pairwise LLM judge (on the worker's backend:
+its base model, or a policy's adapter), which then decides the gate; and it runs the
+named safety suites. Everything is checked here, so that a bad config fails the
+request rather than the workflow."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -36,7 +40,7 @@ from services.registry.service import RegistryCore
 from services.registry.validation import parse_policy_id
 from services.tenancy.principal import Principal, Scope
 from services.training.artifacts import key_for_uri
-from services.training.loops import evaluation_gate
+from services.training.loops import evaluation_gate, judge_spec
 from services.training.runs import TrainingRunService
 from services.training.workflow_resources import (
     WorkflowResources,
@@ -52,8 +56,9 @@ from services.training.workflow_resources import (
 )
 from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.evaluation import EvaluationWorkflow, evaluation_workflow_id
-from workflows.learning_types import EvaluateInput, EvaluateOutput, EvaluationInput
+from workflows.learning_types import EvaluateInput, EvaluateOutput, EvaluationInput, JudgeSpec
 
+T = TypeVar("T")
 _EVALUATE = "evaluate_candidate"
 _OUTPUT_ONLY = ("evaluation_id", "skill_id", "state", "result", "error", "tenant_id",
                 "learning_loop_id", "create_time", "start_time", "end_time")  # fmt: skip
@@ -67,11 +72,17 @@ class _Request:
     max_examples: int
     confidence_level: float
     safety_suites: list[str]
+    judge: JudgeSpec | None
+
+
+DatasetLookup = Callable[[Principal, str], Awaitable[pb.PreferenceDataset]]
+"""GetPreferenceDataset's lookup: the caller's tenant's dataset, NOT_FOUND if none."""
 
 
 class EvaluationService:
     """``task_queue``: where evaluations run (they generate: the model-bearing workers'
-    queue). ``runs`` answers whether a named training run exists."""
+    queue). ``runs`` answers whether a named training run exists, ``datasets`` finds
+    the dataset a config names."""
 
     def __init__(
         self,
@@ -80,6 +91,7 @@ class EvaluationService:
         objects: ObjectStore,
         runs: TrainingRunService,
         *,
+        datasets: DatasetLookup,
         task_queue: str = GPU_TASK_QUEUE,
     ) -> None:
         self._evals = WorkflowResources(
@@ -88,6 +100,7 @@ class EvaluationService:
         self._registry = registry
         self._objects = objects
         self._runs = runs
+        self._datasets = datasets
         self._task_queue = task_queue
 
     # ---- create -------------------------------------------------------------------
@@ -108,11 +121,19 @@ class EvaluationService:
         candidate, baseline = await self._policies(tenant_id, evaluation)
         if evaluation.training_run_id:
             await self._runs.get(caller, evaluation.training_run_id)  # NOT_FOUND if none
+        if request.judge is not None and request.judge.judge_model:
+            await _named(self._registry.policy(tenant_id, request.judge.judge_model),
+                         "evaluation.config.judge.judge_model")  # fmt: skip
         evaluate = EvaluateInput(
             tenant_id, candidate.skill_id, candidate.policy_id, baseline.policy_id,
             request.rubric, evaluation_id, request.max_examples, request.confidence_level,
-            request.safety_suites,
+            request.safety_suites, judge=request.judge,
         )  # fmt: skip
+        if evaluation.config.dataset_id:
+            dataset = await self._eval_dataset(caller, evaluation.config.dataset_id,
+                                               candidate.skill_id)  # fmt: skip
+            evaluate.dataset_id, evaluate.dataset_uri = dataset.dataset_id, dataset.storage_uri
+            evaluate.dataset_sha256 = dataset.content_sha256
         created = pb.Evaluation()
         created.CopyFrom(evaluation)
         for name in _OUTPUT_ONLY:
@@ -129,6 +150,34 @@ class EvaluationService:
         except WorkflowAlreadyStartedError:  # a concurrent retry started it first
             await self._evals.replayed(tenant_id, evaluation_id, request_digest, request_id)
         return await self.get(caller, evaluation_id)
+
+    async def _eval_dataset(
+        self, caller: Principal, dataset_id: str, skill_id: str
+    ) -> pb.PreferenceDataset:
+        """The dataset whose eval split the evaluation runs on, once it can: READY, of
+        the candidate's skill, with held-out pairs. Only its URI travels on."""
+        path = "evaluation.config.dataset_id"
+        dataset = await _named(self._datasets(caller, dataset_id), path)
+        meta = {"field": path, "dataset_id": dataset_id}
+        if dataset.state != pb.PreferenceDataset.STATE_READY:
+            state = pb.PreferenceDataset.State.Name(dataset.state)
+            raise FailedPrecondition(
+                f"{path}: dataset {dataset_id!r} is {state}, not STATE_READY",
+                reason="DATASET_NOT_READY", metadata=meta,
+            )  # fmt: skip
+        if dataset.skill_id != skill_id:
+            raise FailedPrecondition(
+                f"{path}: dataset {dataset_id!r} belongs to skill {dataset.skill_id!r}, "
+                f"not the candidate's {skill_id!r}",
+                reason="DATASET_OF_ANOTHER_SKILL", metadata=meta,
+            )  # fmt: skip
+        if dataset.eval_pair_count <= 0 or not dataset.storage_uri:
+            raise FailedPrecondition(
+                f"{path}: dataset {dataset_id!r} has an empty eval split (nothing held "
+                "out to evaluate on); build one with build_config.eval_fraction > 0",
+                reason="DATASET_EVAL_SPLIT_EMPTY", metadata=meta,
+            )  # fmt: skip
+        return dataset
 
     async def _policies(
         self, tenant_id: str, evaluation: pb.Evaluation
@@ -255,7 +304,15 @@ def _validated(evaluation: pb.Evaluation, request_id: str) -> _Request:
     if evaluation.baseline_policy_id:
         parse_policy_id(evaluation.baseline_policy_id, "evaluation.baseline_policy_id")
     config = evaluation.config
-    violations = _unsupported(config)
+    violations = []
+    judge: JudgeSpec | None = None
+    if config.HasField("judge"):
+        try:
+            judge = judge_spec(config.judge, "evaluation.config.judge")
+        except InvalidArgument as err:
+            violations += err.violations
+    if len(config.dataset_id) > 256:
+        violations.append(FieldViolation("evaluation.config.dataset_id", "is too long"))
     if config.max_examples < 0:
         violations.append(FieldViolation("evaluation.config.max_examples", "must be >= 0"))
     level = config.confidence_level
@@ -268,26 +325,18 @@ def _validated(evaluation: pb.Evaluation, request_id: str) -> _Request:
     # Unset, the gate is the contract's defaults, not the evaluation worker's own rubric
     # (which only the learning loop falls back to).
     rubric = evaluation_gate(config.gate, "evaluation.config.gate")
-    return _Request(rubric, config.max_examples, level, list(dict.fromkeys(config.safety_suites)))
+    suites = list(dict.fromkeys(config.safety_suites))
+    return _Request(rubric, config.max_examples, level, suites, judge)
 
 
-def _unsupported(config: pb.EvaluationConfig) -> list[FieldViolation]:
-    """Options the evaluation worker cannot honour yet: refused, so that no result
-    claims what it did not do."""
-    out = []
-    if config.dataset_id:
-        out.append(FieldViolation(
-            "evaluation.config.dataset_id",
-            "evaluating on a dataset's eval split is not supported yet; leave it empty "
-            "to evaluate on the skill's golden set",
-        ))  # fmt: skip
-    if config.judge.ByteSize():
-        out.append(FieldViolation(
-            "evaluation.config.judge",
-            "an LLM judge is not supported yet; leave it unset (answers are scored by "
-            "their similarity to the golden set's reference replies)",
-        ))  # fmt: skip
-    return out
+async def _named(lookup: Awaitable[T], field: str) -> T:
+    """``lookup``, with the request field it resolves named in its NOT_FOUND."""
+    try:
+        return await lookup
+    except NotFound as err:
+        err.metadata["field"] = field
+        err.message = f"{field}: {err.message}"
+        raise
 
 
 def _known_suites(suites: list[str]) -> None:
@@ -320,6 +369,14 @@ def _report_to_proto(report: Mapping[str, Any], report_uri: str) -> pb.Evaluatio
     for m in report.get("metrics") or []:
         out.metrics.add(name=m["name"], candidate_value=m["candidate_value"],
                         baseline_value=m["baseline_value"])  # fmt: skip
+    for w in report.get("win_rates") or []:
+        out.win_rates.add(**{name: w[name] for name in (
+            "scorer", "scorer_version", "wins", "losses", "ties", "win_rate",
+            "win_rate_ci_lower", "win_rate_ci_upper", "p_value")})  # fmt: skip
+    if judge := report.get("judge"):
+        out.judge.CopyFrom(pb.JudgeSummary(**{name: judge[name] for name in (
+            "judge_version", "judge_version_label", "judge_model", "verdict_count",
+            "cache_hits", "invalid_verdict_count")}))  # fmt: skip
     for x in report.get("samples") or []:
         out.samples.add(
             prompt=x["prompt"], candidate_text=x["candidate_text"],

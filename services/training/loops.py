@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
 from services.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from services.registry.service import RegistryCore
 from services.registry.validation import POLICY_ID, skill_id_problem
 from services.rewards.judge import DEFAULT_TEMPLATES
 from services.tenancy.principal import Principal, Scope
@@ -131,6 +132,43 @@ MAX_RUBRIC_CRITERIA = 16
 MAX_CRITERION_TEXT = 1000
 
 
+def _loop_evaluation(evaluation: pb.EvaluationConfig, cfg: LoopConfig) -> None:
+    """The gate's sample, suites and interval level; a loop's gate always runs on the
+    golden set (the iteration's dataset is decontaminated against it), so a dataset is
+    refused rather than ignored."""
+    path = "learning_loop.config.evaluation"
+    violations = []
+    if evaluation.dataset_id:
+        violations.append(FieldViolation(
+            f"{path}.dataset_id",
+            "a learning loop's gate evaluates on the skill's golden set; evaluate on a "
+            "dataset with CreateEvaluation",
+        ))  # fmt: skip
+    if evaluation.max_examples < 0:
+        violations.append(FieldViolation(f"{path}.max_examples", "must be >= 0"))
+    level = evaluation.confidence_level
+    if level and not 0 < level < 1:  # NaN fails too
+        violations.append(FieldViolation(f"{path}.confidence_level", f"{level} is not in (0, 1)"))
+    known = _safety_suite_names()
+    violations += [
+        FieldViolation(f"{path}.safety_suites[{i}]", f"unknown suite {name!r}; known: "
+                       f"{', '.join(sorted(known))}")
+        for i, name in enumerate(evaluation.safety_suites)
+        if name not in known
+    ]  # fmt: skip
+    if violations:
+        raise InvalidArgument(violations)
+    cfg.eval_max_examples = evaluation.max_examples
+    cfg.eval_confidence_level = level
+    cfg.eval_safety_suites = list(dict.fromkeys(evaluation.safety_suites))
+
+
+def _safety_suite_names() -> set[str]:
+    from services.training.evaluation import load_safety_suite
+
+    return {case.suite for case in load_safety_suite()}
+
+
 def judge_spec(judge: pb.JudgeConfig, field_path: str) -> JudgeSpec:
     """The proto's judge config, checked now (all violations at once). ``field_path``
     is the judge's path in the request, for errors. Whether a judge policy exists is
@@ -194,6 +232,7 @@ def _config(proto: pb.LearningLoopConfig, poll_interval_s: float | None = None) 
         cfg.rubric = evaluation_gate(proto.evaluation.gate, "learning_loop.config.evaluation.gate")
     if proto.evaluation.HasField("judge"):
         cfg.judge = judge_spec(proto.evaluation.judge, "learning_loop.config.evaluation.judge")
+    _loop_evaluation(proto.evaluation, cfg)
     cfg.rollout = plan_from_proto(
         proto.rollout if proto.HasField("rollout") else None, "learning_loop.config.rollout"
     )
@@ -208,10 +247,13 @@ class LoopService:
         client_factory: Callable[[], Awaitable[Client]],
         *,
         poll_interval_s: float | None = None,
+        registry: RegistryCore | None = None,
     ) -> None:
+        """``registry``: checks that a judge policy the config names exists."""
         self._client_factory = client_factory
         self._client: Client | None = None
         self._poll_interval_s = poll_interval_s
+        self._registry = registry
 
     async def _temporal(self) -> Client:
         if self._client is None:
@@ -231,6 +273,13 @@ class LoopService:
         state = LoopState(
             caller.tenant_id, loop.skill_id, loop_id, _config(loop.config, self._poll_interval_s)
         )
+        judge = state.config.judge
+        if judge is not None and judge.judge_model and self._registry is not None:
+            try:
+                await self._registry.policy(caller.tenant_id, judge.judge_model)
+            except NotFound as err:
+                err.metadata["field"] = "learning_loop.config.evaluation.judge.judge_model"
+                raise
         client = await self._temporal()
         try:
             await client.start_workflow(

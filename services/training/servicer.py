@@ -249,9 +249,13 @@ def _make(runtime: Runtime) -> TrainingServicer:
     # A run names its dataset by id, or by the object-store URI a loop's build left.
     named = DatasetResources(datasets.get, DatasetUris(runtime.objects))
     runs = TrainingRunService(client, registry, named, task_queue=queue)
-    evaluations = EvaluationService(client, registry, runtime.objects, runs, task_queue=queue)
+    evaluations = EvaluationService(
+        client, registry, runtime.objects, runs, datasets=datasets.get, task_queue=queue
+    )
     return TrainingServicer(
-        LoopService(client, poll_interval_s=runtime.settings.rollout_poll_interval_s),
+        LoopService(
+            client, poll_interval_s=runtime.settings.rollout_poll_interval_s, registry=registry
+        ),
         RolloutService(client, registry, poll_interval_s=runtime.settings.rollout_poll_interval_s),
         datasets,
         runs,

@@ -333,7 +333,7 @@ async def test_backend_down_is_unavailable_not_a_hang(stack: RunningStack, setup
     port = free_port()
     env = {
         **stack.env, "RLAAS_GRPC_PORT": str(port), "RLAAS_DATABASE_URL": stack.database_url,
-        "RLAAS_METRICS_PORT": "0", "RLAAS_SERVICES": '["inference"]',
+        "RLAAS_METRICS_PORT": "0", "RLAAS_SERVICES": '["inference"]', "RLAAS_REST_PORT": "0",
         "RLAAS_INFERENCE_BACKEND": "vllm", "RLAAS_VLLM_URL": f"http://127.0.0.1:{free_port()}",
         "RLAAS_INFER_TIMEOUT_S": "5",
     }  # fmt: skip

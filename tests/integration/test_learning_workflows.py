@@ -25,6 +25,7 @@ from workflows.learning_types import (
     CountFeedbackOutput,
     EvaluateInput,
     EvaluateOutput,
+    JudgeSpec,
     LoopConfig,
     LoopState,
     ObserveInput,
@@ -56,6 +57,7 @@ class Script:
     observed: int = 0
     version: int = 1
     rollout_ids: list[str] = field(default_factory=list)
+    evaluated: list[EvaluateInput] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., object]]:
         @activity.defn(name="count_new_feedback")
@@ -86,6 +88,7 @@ class Script:
 
         @activity.defn(name="evaluate_candidate")
         async def evaluate(inp: EvaluateInput) -> EvaluateOutput:
+            self.evaluated.append(inp)
             reasons = [] if self.eval_passes else ["win-rate 0.41 below 0.55"]
             return EvaluateOutput(
                 self.eval_passes, 0.7 if self.eval_passes else 0.41, 0.6, 0.8, 0.01, reasons
@@ -146,12 +149,15 @@ async def test_gate_pass_rolls_out_and_promotes(stack: RunningStack) -> None:
 
 async def test_gate_fail_never_rolls_out(stack: RunningStack) -> None:
     script = Script(eval_passes=False)
-    result, _, _ = await run_loop(
-        stack, script, loop_state(f"q-{uuid.uuid4().hex[:8]}", max_iterations=1)
-    )
+    judge = JudgeSpec(judge_model="support_email@v1", votes=2, swap_positions=True)
+    state = loop_state(f"q-{uuid.uuid4().hex[:8]}", max_iterations=1, judge=judge)
+    result, _, _ = await run_loop(stack, script, state)
     assert result.history[0].outcome == "rejected_by_eval"
     assert "below" in result.history[0].reason
     assert script.stages == []
+    # The loop's gate evaluates with the judge its config names.
+    [evaluated] = script.evaluated
+    assert evaluated.judge == judge and evaluated.candidate_policy_id == "support_email@v2"
 
 
 async def test_canary_regression_rolls_back(stack: RunningStack) -> None:

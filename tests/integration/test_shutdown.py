@@ -55,6 +55,7 @@ async def test_sigterm_stops_serve_gracefully_and_flushes_traces(stack: RunningS
         "RLAAS_SERVICES": '["telemetry"]',
         "RLAAS_OTEL_EXPORTER": "console",
         "RLAAS_METRICS_PORT": "0",
+        "RLAAS_REST_PORT": "0",
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

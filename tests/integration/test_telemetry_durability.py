@@ -46,6 +46,7 @@ async def _start_serve(stack: RunningStack, port: int) -> asyncio.subprocess.Pro
         "RLAAS_GRPC_PORT": str(port),
         "RLAAS_DATABASE_URL": stack.database_url,
         "RLAAS_METRICS_PORT": "0",
+        "RLAAS_REST_PORT": "0",  # the stack's server holds its REST port
         "RLAAS_SERVICES": '["telemetry", "registry"]',
     }
     proc = await asyncio.create_subprocess_exec(

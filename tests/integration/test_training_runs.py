@@ -504,9 +504,9 @@ async def test_evaluation_errors_name_the_field_and_the_precondition(
     gate = pb.EvaluationConfig(gate=pb.EvaluationGate(min_win_rate=2))
     assert (await create(config=gate))[2] == ["evaluation.config.gate.min_win_rate"]
     judge = pb.EvaluationConfig(judge=pb.JudgeConfig(judge_model="big"))
-    assert (await create(config=judge))[2] == ["evaluation.config.judge"]
+    assert (await create(config=judge))[2] == ["evaluation.config.judge.judge_model"]
     dataset = pb.EvaluationConfig(dataset_id="ds-1")
-    assert (await create(config=dataset))[2] == ["evaluation.config.dataset_id"]
+    assert (await create(config=dataset))[0] == grpc.StatusCode.NOT_FOUND
     assert (await create(baseline_policy_id="v1"))[2] == ["evaluation.baseline_policy_id"]
 
     suites = pb.EvaluationConfig(safety_suites=["jailbreak", "no_such_suite"])

@@ -153,6 +153,7 @@ def test_outage_is_buffered_bounded_then_drained_exactly_once(
             "RLAAS_DATABASE_URL": stack.database_url,
             "RLAAS_SERVICES": '["telemetry"]',
             "RLAAS_METRICS_PORT": str(free_port()),  # the stack's server holds the default
+            "RLAAS_REST_PORT": "0",  # and its REST port
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve"],

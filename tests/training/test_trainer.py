@@ -228,7 +228,8 @@ def test_long_prompts_lose_the_start_of_their_last_message(model_dir: Path) -> N
     )  # fmt: skip
 
     def length(prompt: list[dict[str, str]]) -> int:
-        return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"])
+        encoded: Any = tokenizer.apply_chat_template(prompt, add_generation_prompt=True)
+        return len(encoded["input_ids"])
 
     short_before = length(rows[1]["prompt"])
     cap = short_before + 10

@@ -321,3 +321,21 @@ async def test_evaluate_real_model_candidate_vs_baseline(
     assert sum(r.case_count for r in report.safety_results) == 4
     # Random tiny weights are no better than the base: the gate must not pass.
     assert not report.passed and report.failure_reasons
+    # Scored both ways: the judge decides (first), the reward heuristic is reported too.
+    by_judge, by_similarity = report.win_rates
+    assert (by_judge.scorer, by_judge.scorer_version) == ("judge", judge.judge_version)
+    assert (by_judge.win_rate, by_judge.p_value) == (report.win_rate, report.p_value)
+    assert by_similarity.scorer == "reference_similarity"
+    assert by_similarity.wins + by_similarity.losses + by_similarity.ties == 3
+    assert report.judge is not None and report.judge.verdict_count == 3 * 2 * 2
+    assert report.judge.cache_hits == 0
+    # Greedy answers repeat, so a second evaluation asks the judge model nothing.
+    again = await evaluate_candidate(
+        backend_generator(backend, adapter=adapter, max_new_tokens=8),
+        backend_generator(backend, max_new_tokens=8),
+        golden,
+        judge=judge,
+        n_resamples=199,
+    )
+    assert again.judge is not None and again.judge.cache_hits == again.judge.verdict_count
+    assert again.outcomes == report.outcomes

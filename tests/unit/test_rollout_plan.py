@@ -136,3 +136,29 @@ def test_learning_loop_rollout_uses_the_same_mapping() -> None:
     with pytest.raises(InvalidArgument) as info:
         _config(pb.LearningLoopConfig(rollout=pb.RolloutPlan(canary_steps=[pb.CanaryStep()])))
     assert info.value.violations[0].field == "learning_loop.config.rollout.canary_steps[0].percent"
+
+
+def test_loop_gate_takes_sample_suites_and_level_and_refuses_a_dataset() -> None:
+    cfg = _config(
+        pb.LearningLoopConfig(
+            evaluation=pb.EvaluationConfig(
+                max_examples=8, safety_suites=["jailbreak", "jailbreak"], confidence_level=0.9
+            )
+        )
+    )
+    assert (cfg.eval_max_examples, cfg.eval_safety_suites, cfg.eval_confidence_level) == (
+        8, ["jailbreak"], 0.9,
+    )  # fmt: skip
+    with pytest.raises(InvalidArgument) as info:
+        _config(
+            pb.LearningLoopConfig(
+                evaluation=pb.EvaluationConfig(
+                    dataset_id="ds-1", max_examples=-1, safety_suites=["nope"],
+                    confidence_level=1.5,
+                )
+            )
+        )  # fmt: skip
+    assert [v.field for v in info.value.violations] == [
+        f"learning_loop.config.evaluation.{f}"
+        for f in ("dataset_id", "max_examples", "confidence_level", "safety_suites[0]")
+    ]

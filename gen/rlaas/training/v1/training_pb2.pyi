@@ -616,8 +616,46 @@ class EvaluationSample(_message.Message):
     rationale: str
     def __init__(self, prompt: _Optional[str] = ..., candidate_text: _Optional[str] = ..., baseline_text: _Optional[str] = ..., verdict: _Optional[int] = ..., rationale: _Optional[str] = ...) -> None: ...
 
+class WinRateEstimate(_message.Message):
+    __slots__ = ("scorer", "scorer_version", "wins", "losses", "ties", "win_rate", "win_rate_ci_lower", "win_rate_ci_upper", "p_value")
+    SCORER_FIELD_NUMBER: _ClassVar[int]
+    SCORER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WINS_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_CI_LOWER_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_CI_UPPER_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    scorer: str
+    scorer_version: str
+    wins: int
+    losses: int
+    ties: int
+    win_rate: float
+    win_rate_ci_lower: float
+    win_rate_ci_upper: float
+    p_value: float
+    def __init__(self, scorer: _Optional[str] = ..., scorer_version: _Optional[str] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., win_rate: _Optional[float] = ..., win_rate_ci_lower: _Optional[float] = ..., win_rate_ci_upper: _Optional[float] = ..., p_value: _Optional[float] = ...) -> None: ...
+
+class JudgeSummary(_message.Message):
+    __slots__ = ("judge_version", "judge_version_label", "judge_model", "verdict_count", "cache_hits", "invalid_verdict_count")
+    JUDGE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_VERSION_LABEL_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HITS_FIELD_NUMBER: _ClassVar[int]
+    INVALID_VERDICT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    judge_version: str
+    judge_version_label: str
+    judge_model: str
+    verdict_count: int
+    cache_hits: int
+    invalid_verdict_count: int
+    def __init__(self, judge_version: _Optional[str] = ..., judge_version_label: _Optional[str] = ..., judge_model: _Optional[str] = ..., verdict_count: _Optional[int] = ..., cache_hits: _Optional[int] = ..., invalid_verdict_count: _Optional[int] = ...) -> None: ...
+
 class EvaluationResult(_message.Message):
-    __slots__ = ("example_count", "wins", "losses", "ties", "win_rate", "win_rate_ci_lower", "win_rate_ci_upper", "confidence_level", "p_value", "rubric_scores", "safety_results", "metrics", "passed", "failure_reasons", "samples", "report_uri")
+    __slots__ = ("example_count", "wins", "losses", "ties", "win_rate", "win_rate_ci_lower", "win_rate_ci_upper", "confidence_level", "p_value", "rubric_scores", "safety_results", "metrics", "passed", "failure_reasons", "samples", "report_uri", "win_rates", "judge")
     EXAMPLE_COUNT_FIELD_NUMBER: _ClassVar[int]
     WINS_FIELD_NUMBER: _ClassVar[int]
     LOSSES_FIELD_NUMBER: _ClassVar[int]
@@ -634,6 +672,8 @@ class EvaluationResult(_message.Message):
     FAILURE_REASONS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     REPORT_URI_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATES_FIELD_NUMBER: _ClassVar[int]
+    JUDGE_FIELD_NUMBER: _ClassVar[int]
     example_count: int
     wins: int
     losses: int
@@ -650,7 +690,9 @@ class EvaluationResult(_message.Message):
     failure_reasons: _containers.RepeatedScalarFieldContainer[str]
     samples: _containers.RepeatedCompositeFieldContainer[EvaluationSample]
     report_uri: str
-    def __init__(self, example_count: _Optional[int] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., win_rate: _Optional[float] = ..., win_rate_ci_lower: _Optional[float] = ..., win_rate_ci_upper: _Optional[float] = ..., confidence_level: _Optional[float] = ..., p_value: _Optional[float] = ..., rubric_scores: _Optional[_Iterable[_Union[RubricScore, _Mapping]]] = ..., safety_results: _Optional[_Iterable[_Union[SafetyResult, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricComparison, _Mapping]]] = ..., passed: _Optional[bool] = ..., failure_reasons: _Optional[_Iterable[str]] = ..., samples: _Optional[_Iterable[_Union[EvaluationSample, _Mapping]]] = ..., report_uri: _Optional[str] = ...) -> None: ...
+    win_rates: _containers.RepeatedCompositeFieldContainer[WinRateEstimate]
+    judge: JudgeSummary
+    def __init__(self, example_count: _Optional[int] = ..., wins: _Optional[int] = ..., losses: _Optional[int] = ..., ties: _Optional[int] = ..., win_rate: _Optional[float] = ..., win_rate_ci_lower: _Optional[float] = ..., win_rate_ci_upper: _Optional[float] = ..., confidence_level: _Optional[float] = ..., p_value: _Optional[float] = ..., rubric_scores: _Optional[_Iterable[_Union[RubricScore, _Mapping]]] = ..., safety_results: _Optional[_Iterable[_Union[SafetyResult, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricComparison, _Mapping]]] = ..., passed: _Optional[bool] = ..., failure_reasons: _Optional[_Iterable[str]] = ..., samples: _Optional[_Iterable[_Union[EvaluationSample, _Mapping]]] = ..., report_uri: _Optional[str] = ..., win_rates: _Optional[_Iterable[_Union[WinRateEstimate, _Mapping]]] = ..., judge: _Optional[_Union[JudgeSummary, _Mapping]] = ...) -> None: ...
 
 class Evaluation(_message.Message):
     __slots__ = ("evaluation_id", "skill_id", "candidate_policy_id", "baseline_policy_id", "config", "training_run_id", "display_name", "state", "result", "error", "tenant_id", "learning_loop_id", "create_time", "start_time", "end_time")

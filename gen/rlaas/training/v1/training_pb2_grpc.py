@@ -312,15 +312,18 @@ class TrainingServiceServicer:
         """---- Evaluations ----
 
         Queues an offline evaluation of a candidate policy against a baseline on
-        held-out prompts: pairwise LLM-judge win-rate with a confidence interval
-        and p-value, rubric scores, task metrics and safety suites, and a
-        pass/fail verdict against the gate thresholds.
+        held-out prompts: win-rate by the pairwise LLM judge (when configured)
+        and by reward heuristics, each with a confidence interval and p-value,
+        task metrics and safety suites, and a pass/fail verdict against the gate
+        thresholds.
         Returns INVALID_ARGUMENT if `evaluation.candidate_policy_id` or
-        `request_id` is missing or a threshold is out of range (rates outside
-        [0, 1], confidence level outside (0, 1)), NOT_FOUND if a policy, the
-        dataset or a safety suite does not exist, FAILED_PRECONDITION if the two
-        policies belong to different skills or are the same, the skill has no
-        baseline and none is given, or the dataset is not READY, ALREADY_EXISTS
+        `request_id` is missing, a threshold is out of range (rates outside
+        [0, 1], confidence level outside (0, 1)) or the judge config is invalid,
+        NOT_FOUND if a policy (candidate, baseline or judge), the dataset or a
+        safety suite does not exist, FAILED_PRECONDITION if the two policies
+        belong to different skills or are the same, the skill has no baseline and
+        none is given, or the dataset is not READY, belongs to another skill or
+        has an empty eval split, ALREADY_EXISTS
         if `request_id` was used for a different evaluation, PERMISSION_DENIED if
         the key lacks SCOPE_TRAIN.
         """

@@ -485,8 +485,9 @@ export interface EvaluationGate {
 /** How an evaluation is run. */
 export interface EvaluationConfig {
   /**
-   * Dataset whose eval split gives the held-out prompts; empty means the
-   * skill's latest READY dataset.
+   * A READY preference dataset of the candidate's skill whose eval split
+   * gives the held-out prompts (its chosen answers are the references); empty
+   * means the skill's golden set.
    */
   datasetId: string;
   /** Maximum prompts to evaluate (0: all). */
@@ -1053,6 +1054,60 @@ export interface EvaluationSample {
   rationale: string;
 }
 
+/**
+ * Candidate vs baseline under one way of deciding which answer of a pair is
+ * better.
+ */
+export interface WinRateEstimate {
+  /**
+   * How pairs were scored: `judge` (the pairwise LLM judge) or
+   * `reference_similarity` (a reward heuristic: the answer closer to the
+   * reference reply wins).
+   */
+  scorer: string;
+  /**
+   * The scorer's version: the judge's (`judge-<sha256[:16]>` of its prompts,
+   * model, order handling and parser); empty for the heuristic.
+   */
+  scorerVersion: string;
+  /** Prompts where the candidate was better. */
+  wins: number;
+  /** Prompts where the baseline was better. */
+  losses: number;
+  /** Prompts where neither was. */
+  ties: number;
+  /** (wins + ties / 2) / prompts. */
+  winRate: number;
+  /** Lower bound of the paired bootstrap confidence interval of the win-rate. */
+  winRateCiLower: number;
+  /** Upper bound of the paired bootstrap confidence interval of the win-rate. */
+  winRateCiUpper: number;
+  /** One-sided sign-test p-value of "candidate is not better than baseline". */
+  pValue: number;
+}
+
+/** What the pairwise judge of an evaluation did. */
+export interface JudgeSummary {
+  /**
+   * The judge's version (`judge-<sha256[:16]>`); its verdicts are cached
+   * under it, by the content hash of each (prompt, first, second) triple.
+   */
+  judgeVersion: string;
+  /** The caller's label (`JudgeConfig.judge_version`), as given. */
+  judgeVersionLabel: string;
+  /**
+   * The judge model: empty for the server default, else the policy
+   * (`skill@vN`).
+   */
+  judgeModel: string;
+  /** Single verdicts used: pairs x prompts (votes) x orders. */
+  verdictCount: number;
+  /** Verdicts read from the judge cache instead of asking the model. */
+  cacheHits: number;
+  /** Verdicts from which no decision could be parsed (counted as neither). */
+  invalidVerdictCount: number;
+}
+
 /** Outcome of an evaluation. */
 export interface EvaluationResult {
   /** Prompts evaluated. */
@@ -1087,6 +1142,15 @@ export interface EvaluationResult {
   samples: EvaluationSample[];
   /** Object-store URI of the full report (all examples and verdicts). */
   reportUri: string;
+  /**
+   * The win-rate by each scorer, the gate's first: by the judge when the
+   * config has one, and always by the reward heuristic (similarity to the
+   * reference replies). The fields `wins` ... `p_value` above are the first
+   * entry's.
+   */
+  winRates: WinRateEstimate[];
+  /** What the judge did (unset without a judge). */
+  judge: JudgeSummary | undefined;
 }
 
 /** An offline evaluation of a candidate policy against a baseline. */
@@ -7745,6 +7809,413 @@ export const EvaluationSample: MessageFns<EvaluationSample> = {
   },
 };
 
+function createBaseWinRateEstimate(): WinRateEstimate {
+  return {
+    scorer: "",
+    scorerVersion: "",
+    wins: 0,
+    losses: 0,
+    ties: 0,
+    winRate: 0,
+    winRateCiLower: 0,
+    winRateCiUpper: 0,
+    pValue: 0,
+  };
+}
+
+export const WinRateEstimate: MessageFns<WinRateEstimate> = {
+  encode(message: WinRateEstimate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scorer !== "") {
+      writer.uint32(10).string(message.scorer);
+    }
+    if (message.scorerVersion !== "") {
+      writer.uint32(18).string(message.scorerVersion);
+    }
+    if (message.wins !== 0) {
+      writer.uint32(24).int32(message.wins);
+    }
+    if (message.losses !== 0) {
+      writer.uint32(32).int32(message.losses);
+    }
+    if (message.ties !== 0) {
+      writer.uint32(40).int32(message.ties);
+    }
+    if (message.winRate !== 0) {
+      writer.uint32(49).double(message.winRate);
+    }
+    if (message.winRateCiLower !== 0) {
+      writer.uint32(57).double(message.winRateCiLower);
+    }
+    if (message.winRateCiUpper !== 0) {
+      writer.uint32(65).double(message.winRateCiUpper);
+    }
+    if (message.pValue !== 0) {
+      writer.uint32(73).double(message.pValue);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WinRateEstimate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWinRateEstimate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scorer = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scorerVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.wins = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.losses = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ties = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.winRate = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.winRateCiLower = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.winRateCiUpper = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.pValue = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WinRateEstimate {
+    return {
+      scorer: isSet(object.scorer) ? globalThis.String(object.scorer) : "",
+      scorerVersion: isSet(object.scorerVersion)
+        ? globalThis.String(object.scorerVersion)
+        : isSet(object.scorer_version)
+        ? globalThis.String(object.scorer_version)
+        : "",
+      wins: isSet(object.wins) ? globalThis.Number(object.wins) : 0,
+      losses: isSet(object.losses) ? globalThis.Number(object.losses) : 0,
+      ties: isSet(object.ties) ? globalThis.Number(object.ties) : 0,
+      winRate: isSet(object.winRate)
+        ? globalThis.Number(object.winRate)
+        : isSet(object.win_rate)
+        ? globalThis.Number(object.win_rate)
+        : 0,
+      winRateCiLower: isSet(object.winRateCiLower)
+        ? globalThis.Number(object.winRateCiLower)
+        : isSet(object.win_rate_ci_lower)
+        ? globalThis.Number(object.win_rate_ci_lower)
+        : 0,
+      winRateCiUpper: isSet(object.winRateCiUpper)
+        ? globalThis.Number(object.winRateCiUpper)
+        : isSet(object.win_rate_ci_upper)
+        ? globalThis.Number(object.win_rate_ci_upper)
+        : 0,
+      pValue: isSet(object.pValue)
+        ? globalThis.Number(object.pValue)
+        : isSet(object.p_value)
+        ? globalThis.Number(object.p_value)
+        : 0,
+    };
+  },
+
+  toJSON(message: WinRateEstimate): unknown {
+    const obj: any = {};
+    if (message.scorer !== "") {
+      obj.scorer = message.scorer;
+    }
+    if (message.scorerVersion !== "") {
+      obj.scorerVersion = message.scorerVersion;
+    }
+    if (message.wins !== 0) {
+      obj.wins = Math.round(message.wins);
+    }
+    if (message.losses !== 0) {
+      obj.losses = Math.round(message.losses);
+    }
+    if (message.ties !== 0) {
+      obj.ties = Math.round(message.ties);
+    }
+    if (message.winRate !== 0) {
+      obj.winRate = floatToJson(message.winRate);
+    }
+    if (message.winRateCiLower !== 0) {
+      obj.winRateCiLower = floatToJson(message.winRateCiLower);
+    }
+    if (message.winRateCiUpper !== 0) {
+      obj.winRateCiUpper = floatToJson(message.winRateCiUpper);
+    }
+    if (message.pValue !== 0) {
+      obj.pValue = floatToJson(message.pValue);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WinRateEstimate>, I>>(base?: I): WinRateEstimate {
+    return WinRateEstimate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WinRateEstimate>, I>>(object: I): WinRateEstimate {
+    const message = createBaseWinRateEstimate();
+    message.scorer = object.scorer ?? "";
+    message.scorerVersion = object.scorerVersion ?? "";
+    message.wins = object.wins ?? 0;
+    message.losses = object.losses ?? 0;
+    message.ties = object.ties ?? 0;
+    message.winRate = object.winRate ?? 0;
+    message.winRateCiLower = object.winRateCiLower ?? 0;
+    message.winRateCiUpper = object.winRateCiUpper ?? 0;
+    message.pValue = object.pValue ?? 0;
+    return message;
+  },
+};
+
+function createBaseJudgeSummary(): JudgeSummary {
+  return {
+    judgeVersion: "",
+    judgeVersionLabel: "",
+    judgeModel: "",
+    verdictCount: 0,
+    cacheHits: 0,
+    invalidVerdictCount: 0,
+  };
+}
+
+export const JudgeSummary: MessageFns<JudgeSummary> = {
+  encode(message: JudgeSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.judgeVersion !== "") {
+      writer.uint32(10).string(message.judgeVersion);
+    }
+    if (message.judgeVersionLabel !== "") {
+      writer.uint32(18).string(message.judgeVersionLabel);
+    }
+    if (message.judgeModel !== "") {
+      writer.uint32(26).string(message.judgeModel);
+    }
+    if (message.verdictCount !== 0) {
+      writer.uint32(32).int32(message.verdictCount);
+    }
+    if (message.cacheHits !== 0) {
+      writer.uint32(40).int32(message.cacheHits);
+    }
+    if (message.invalidVerdictCount !== 0) {
+      writer.uint32(48).int32(message.invalidVerdictCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JudgeSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJudgeSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.judgeVersion = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.judgeVersionLabel = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.judgeModel = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.verdictCount = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.cacheHits = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.invalidVerdictCount = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JudgeSummary {
+    return {
+      judgeVersion: isSet(object.judgeVersion)
+        ? globalThis.String(object.judgeVersion)
+        : isSet(object.judge_version)
+        ? globalThis.String(object.judge_version)
+        : "",
+      judgeVersionLabel: isSet(object.judgeVersionLabel)
+        ? globalThis.String(object.judgeVersionLabel)
+        : isSet(object.judge_version_label)
+        ? globalThis.String(object.judge_version_label)
+        : "",
+      judgeModel: isSet(object.judgeModel)
+        ? globalThis.String(object.judgeModel)
+        : isSet(object.judge_model)
+        ? globalThis.String(object.judge_model)
+        : "",
+      verdictCount: isSet(object.verdictCount)
+        ? globalThis.Number(object.verdictCount)
+        : isSet(object.verdict_count)
+        ? globalThis.Number(object.verdict_count)
+        : 0,
+      cacheHits: isSet(object.cacheHits)
+        ? globalThis.Number(object.cacheHits)
+        : isSet(object.cache_hits)
+        ? globalThis.Number(object.cache_hits)
+        : 0,
+      invalidVerdictCount: isSet(object.invalidVerdictCount)
+        ? globalThis.Number(object.invalidVerdictCount)
+        : isSet(object.invalid_verdict_count)
+        ? globalThis.Number(object.invalid_verdict_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: JudgeSummary): unknown {
+    const obj: any = {};
+    if (message.judgeVersion !== "") {
+      obj.judgeVersion = message.judgeVersion;
+    }
+    if (message.judgeVersionLabel !== "") {
+      obj.judgeVersionLabel = message.judgeVersionLabel;
+    }
+    if (message.judgeModel !== "") {
+      obj.judgeModel = message.judgeModel;
+    }
+    if (message.verdictCount !== 0) {
+      obj.verdictCount = Math.round(message.verdictCount);
+    }
+    if (message.cacheHits !== 0) {
+      obj.cacheHits = Math.round(message.cacheHits);
+    }
+    if (message.invalidVerdictCount !== 0) {
+      obj.invalidVerdictCount = Math.round(message.invalidVerdictCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JudgeSummary>, I>>(base?: I): JudgeSummary {
+    return JudgeSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JudgeSummary>, I>>(object: I): JudgeSummary {
+    const message = createBaseJudgeSummary();
+    message.judgeVersion = object.judgeVersion ?? "";
+    message.judgeVersionLabel = object.judgeVersionLabel ?? "";
+    message.judgeModel = object.judgeModel ?? "";
+    message.verdictCount = object.verdictCount ?? 0;
+    message.cacheHits = object.cacheHits ?? 0;
+    message.invalidVerdictCount = object.invalidVerdictCount ?? 0;
+    return message;
+  },
+};
+
 function createBaseEvaluationResult(): EvaluationResult {
   return {
     exampleCount: 0,
@@ -7763,6 +8234,8 @@ function createBaseEvaluationResult(): EvaluationResult {
     failureReasons: [],
     samples: [],
     reportUri: "",
+    winRates: [],
+    judge: undefined,
   };
 }
 
@@ -7815,6 +8288,12 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
     }
     if (message.reportUri !== "") {
       writer.uint32(130).string(message.reportUri);
+    }
+    for (const v of message.winRates) {
+      WinRateEstimate.encode(v!, writer.uint32(138).fork()).join();
+    }
+    if (message.judge !== undefined) {
+      JudgeSummary.encode(message.judge, writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -7960,6 +8439,22 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
             message.reportUri = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.winRates.push(WinRateEstimate.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.judge = JudgeSummary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8034,6 +8529,12 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
         : isSet(object.report_uri)
         ? globalThis.String(object.report_uri)
         : "",
+      winRates: globalThis.Array.isArray(object?.winRates)
+        ? object.winRates.map((e: any) => WinRateEstimate.fromJSON(e))
+        : globalThis.Array.isArray(object?.win_rates)
+        ? object.win_rates.map((e: any) => WinRateEstimate.fromJSON(e))
+        : [],
+      judge: isSet(object.judge) ? JudgeSummary.fromJSON(object.judge) : undefined,
     };
   },
 
@@ -8087,6 +8588,12 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
     if (message.reportUri !== "") {
       obj.reportUri = message.reportUri;
     }
+    if (message.winRates?.length) {
+      obj.winRates = message.winRates.map((e) => WinRateEstimate.toJSON(e));
+    }
+    if (message.judge !== undefined) {
+      obj.judge = JudgeSummary.toJSON(message.judge);
+    }
     return obj;
   },
 
@@ -8111,6 +8618,10 @@ export const EvaluationResult: MessageFns<EvaluationResult> = {
     message.failureReasons = object.failureReasons?.map((e) => e) || [];
     message.samples = object.samples?.map((e) => EvaluationSample.fromPartial(e)) || [];
     message.reportUri = object.reportUri ?? "";
+    message.winRates = object.winRates?.map((e) => WinRateEstimate.fromPartial(e)) || [];
+    message.judge = (object.judge !== undefined && object.judge !== null)
+      ? JudgeSummary.fromPartial(object.judge)
+      : undefined;
     return message;
   },
 };
@@ -12951,15 +13462,18 @@ export const TrainingServiceService = {
   },
   /**
    * Queues an offline evaluation of a candidate policy against a baseline on
-   * held-out prompts: pairwise LLM-judge win-rate with a confidence interval
-   * and p-value, rubric scores, task metrics and safety suites, and a
-   * pass/fail verdict against the gate thresholds.
+   * held-out prompts: win-rate by the pairwise LLM judge (when configured)
+   * and by reward heuristics, each with a confidence interval and p-value,
+   * task metrics and safety suites, and a pass/fail verdict against the gate
+   * thresholds.
    * Returns INVALID_ARGUMENT if `evaluation.candidate_policy_id` or
-   * `request_id` is missing or a threshold is out of range (rates outside
-   * [0, 1], confidence level outside (0, 1)), NOT_FOUND if a policy, the
-   * dataset or a safety suite does not exist, FAILED_PRECONDITION if the two
-   * policies belong to different skills or are the same, the skill has no
-   * baseline and none is given, or the dataset is not READY, ALREADY_EXISTS
+   * `request_id` is missing, a threshold is out of range (rates outside
+   * [0, 1], confidence level outside (0, 1)) or the judge config is invalid,
+   * NOT_FOUND if a policy (candidate, baseline or judge), the dataset or a
+   * safety suite does not exist, FAILED_PRECONDITION if the two policies
+   * belong to different skills or are the same, the skill has no baseline and
+   * none is given, or the dataset is not READY, belongs to another skill or
+   * has an empty eval split, ALREADY_EXISTS
    * if `request_id` was used for a different evaluation, PERMISSION_DENIED if
    * the key lacks SCOPE_TRAIN.
    */
@@ -13313,15 +13827,18 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
   cancelTrainingRun: handleUnaryCall<CancelTrainingRunRequest, CancelTrainingRunResponse>;
   /**
    * Queues an offline evaluation of a candidate policy against a baseline on
-   * held-out prompts: pairwise LLM-judge win-rate with a confidence interval
-   * and p-value, rubric scores, task metrics and safety suites, and a
-   * pass/fail verdict against the gate thresholds.
+   * held-out prompts: win-rate by the pairwise LLM judge (when configured)
+   * and by reward heuristics, each with a confidence interval and p-value,
+   * task metrics and safety suites, and a pass/fail verdict against the gate
+   * thresholds.
    * Returns INVALID_ARGUMENT if `evaluation.candidate_policy_id` or
-   * `request_id` is missing or a threshold is out of range (rates outside
-   * [0, 1], confidence level outside (0, 1)), NOT_FOUND if a policy, the
-   * dataset or a safety suite does not exist, FAILED_PRECONDITION if the two
-   * policies belong to different skills or are the same, the skill has no
-   * baseline and none is given, or the dataset is not READY, ALREADY_EXISTS
+   * `request_id` is missing, a threshold is out of range (rates outside
+   * [0, 1], confidence level outside (0, 1)) or the judge config is invalid,
+   * NOT_FOUND if a policy (candidate, baseline or judge), the dataset or a
+   * safety suite does not exist, FAILED_PRECONDITION if the two policies
+   * belong to different skills or are the same, the skill has no baseline and
+   * none is given, or the dataset is not READY, belongs to another skill or
+   * has an empty eval split, ALREADY_EXISTS
    * if `request_id` was used for a different evaluation, PERMISSION_DENIED if
    * the key lacks SCOPE_TRAIN.
    */
@@ -13644,15 +14161,18 @@ export interface TrainingServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Queues an offline evaluation of a candidate policy against a baseline on
-   * held-out prompts: pairwise LLM-judge win-rate with a confidence interval
-   * and p-value, rubric scores, task metrics and safety suites, and a
-   * pass/fail verdict against the gate thresholds.
+   * held-out prompts: win-rate by the pairwise LLM judge (when configured)
+   * and by reward heuristics, each with a confidence interval and p-value,
+   * task metrics and safety suites, and a pass/fail verdict against the gate
+   * thresholds.
    * Returns INVALID_ARGUMENT if `evaluation.candidate_policy_id` or
-   * `request_id` is missing or a threshold is out of range (rates outside
-   * [0, 1], confidence level outside (0, 1)), NOT_FOUND if a policy, the
-   * dataset or a safety suite does not exist, FAILED_PRECONDITION if the two
-   * policies belong to different skills or are the same, the skill has no
-   * baseline and none is given, or the dataset is not READY, ALREADY_EXISTS
+   * `request_id` is missing, a threshold is out of range (rates outside
+   * [0, 1], confidence level outside (0, 1)) or the judge config is invalid,
+   * NOT_FOUND if a policy (candidate, baseline or judge), the dataset or a
+   * safety suite does not exist, FAILED_PRECONDITION if the two policies
+   * belong to different skills or are the same, the skill has no baseline and
+   * none is given, or the dataset is not READY, belongs to another skill or
+   * has an empty eval split, ALREADY_EXISTS
    * if `request_id` was used for a different evaluation, PERMISSION_DENIED if
    * the key lacks SCOPE_TRAIN.
    */
