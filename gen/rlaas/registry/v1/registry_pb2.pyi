@@ -2,9 +2,11 @@ import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from rlaas.options.v1 import options_pb2 as _options_pb2
+from rlaas.retrieval.v1 import retrieval_pb2 as _retrieval_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -288,23 +290,39 @@ class GuardrailConfig(_message.Message):
     def __init__(self, redact_input_pii: _Optional[bool] = ..., redact_output_pii: _Optional[bool] = ..., blocked_terms: _Optional[_Iterable[str]] = ..., block_prompt_injection: _Optional[bool] = ..., require_citations: _Optional[bool] = ..., max_input_tokens: _Optional[int] = ..., refusal_message: _Optional[str] = ...) -> None: ...
 
 class RetrievalConfig(_message.Message):
-    __slots__ = ("enabled", "collection", "top_k", "min_score", "embedding_model", "rerank")
+    __slots__ = ("enabled", "collection", "top_k", "min_score", "embedding_model", "rerank", "mode", "filter", "min_groundedness")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    MIN_GROUNDEDNESS_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     collection: str
     top_k: int
     min_score: float
     embedding_model: str
     rerank: bool
-    def __init__(self, enabled: _Optional[bool] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., embedding_model: _Optional[str] = ..., rerank: _Optional[bool] = ...) -> None: ...
+    mode: _retrieval_pb2.SearchMode
+    filter: _retrieval_pb2.SearchFilter
+    min_groundedness: float
+    def __init__(self, enabled: _Optional[bool] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., embedding_model: _Optional[str] = ..., rerank: _Optional[bool] = ..., mode: _Optional[_Union[_retrieval_pb2.SearchMode, str]] = ..., filter: _Optional[_Union[_retrieval_pb2.SearchFilter, _Mapping]] = ..., min_groundedness: _Optional[float] = ...) -> None: ...
+
+class CacheConfig(_message.Message):
+    __slots__ = ("enabled", "similarity_threshold", "ttl")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    similarity_threshold: float
+    ttl: _duration_pb2.Duration
+    def __init__(self, enabled: _Optional[bool] = ..., similarity_threshold: _Optional[float] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("policy_id", "skill_id", "version", "tenant_id", "description", "base_model", "prompt_template", "adapter", "generation_defaults", "guardrails", "retrieval", "parent_policy_id", "labels", "state", "content_sha256", "creator_api_key_id", "create_time", "state_change_time")
+    __slots__ = ("policy_id", "skill_id", "version", "tenant_id", "description", "base_model", "prompt_template", "adapter", "generation_defaults", "guardrails", "retrieval", "parent_policy_id", "labels", "state", "content_sha256", "creator_api_key_id", "create_time", "state_change_time", "cache")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Policy.State]
@@ -340,6 +358,7 @@ class Policy(_message.Message):
     CREATOR_API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     STATE_CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     policy_id: str
     skill_id: str
     version: int
@@ -358,7 +377,8 @@ class Policy(_message.Message):
     creator_api_key_id: str
     create_time: _timestamp_pb2.Timestamp
     state_change_time: _timestamp_pb2.Timestamp
-    def __init__(self, policy_id: _Optional[str] = ..., skill_id: _Optional[str] = ..., version: _Optional[int] = ..., tenant_id: _Optional[str] = ..., description: _Optional[str] = ..., base_model: _Optional[str] = ..., prompt_template: _Optional[_Union[PromptTemplate, _Mapping]] = ..., adapter: _Optional[_Union[Adapter, _Mapping]] = ..., generation_defaults: _Optional[_Union[GenerationConfig, _Mapping]] = ..., guardrails: _Optional[_Union[GuardrailConfig, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalConfig, _Mapping]] = ..., parent_policy_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., state: _Optional[_Union[Policy.State, str]] = ..., content_sha256: _Optional[str] = ..., creator_api_key_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cache: CacheConfig
+    def __init__(self, policy_id: _Optional[str] = ..., skill_id: _Optional[str] = ..., version: _Optional[int] = ..., tenant_id: _Optional[str] = ..., description: _Optional[str] = ..., base_model: _Optional[str] = ..., prompt_template: _Optional[_Union[PromptTemplate, _Mapping]] = ..., adapter: _Optional[_Union[Adapter, _Mapping]] = ..., generation_defaults: _Optional[_Union[GenerationConfig, _Mapping]] = ..., guardrails: _Optional[_Union[GuardrailConfig, _Mapping]] = ..., retrieval: _Optional[_Union[RetrievalConfig, _Mapping]] = ..., parent_policy_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., state: _Optional[_Union[Policy.State, str]] = ..., content_sha256: _Optional[str] = ..., creator_api_key_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cache: _Optional[_Union[CacheConfig, _Mapping]] = ...) -> None: ...
 
 class CreateSkillRequest(_message.Message):
     __slots__ = ("skill", "request_id")

@@ -338,7 +338,7 @@ class Interaction(_message.Message):
     def __init__(self, interaction_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., skill: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., input: _Optional[_Union[InteractionInput, _Mapping]] = ..., retrieved_chunks: _Optional[_Iterable[_Union[RetrievedChunk, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., policy_id: _Optional[str] = ..., base_model: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., training_opt_out: _Optional[bool] = ..., source: _Optional[_Union[InteractionSource, str]] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., primary_interaction_id: _Optional[str] = ..., request_id: _Optional[str] = ..., output_count: _Optional[int] = ..., feedback_count: _Optional[int] = ..., task_result_count: _Optional[int] = ...) -> None: ...
 
 class Output(_message.Message):
-    __slots__ = ("output_id", "interaction_id", "tenant_id", "text", "tool_calls", "citations", "finish_reason", "usage", "timings", "cost_usd", "policy_id", "candidate_index", "guardrail_flags", "metadata", "event_time", "create_time", "request_id")
+    __slots__ = ("output_id", "interaction_id", "tenant_id", "text", "tool_calls", "citations", "finish_reason", "usage", "timings", "cost_usd", "policy_id", "candidate_index", "guardrail_flags", "metadata", "event_time", "create_time", "request_id", "groundedness")
     OUTPUT_ID_FIELD_NUMBER: _ClassVar[int]
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -356,6 +356,7 @@ class Output(_message.Message):
     EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUNDEDNESS_FIELD_NUMBER: _ClassVar[int]
     output_id: str
     interaction_id: str
     tenant_id: str
@@ -373,7 +374,20 @@ class Output(_message.Message):
     event_time: _timestamp_pb2.Timestamp
     create_time: _timestamp_pb2.Timestamp
     request_id: str
-    def __init__(self, output_id: _Optional[str] = ..., interaction_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., cost_usd: _Optional[float] = ..., policy_id: _Optional[str] = ..., candidate_index: _Optional[int] = ..., guardrail_flags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
+    groundedness: Groundedness
+    def __init__(self, output_id: _Optional[str] = ..., interaction_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., text: _Optional[str] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., cost_usd: _Optional[float] = ..., policy_id: _Optional[str] = ..., candidate_index: _Optional[int] = ..., guardrail_flags: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., groundedness: _Optional[_Union[Groundedness, _Mapping]] = ...) -> None: ...
+
+class Groundedness(_message.Message):
+    __slots__ = ("score", "grounded", "unsupported_sentences", "method")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    GROUNDED_FIELD_NUMBER: _ClassVar[int]
+    UNSUPPORTED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    grounded: bool
+    unsupported_sentences: _containers.RepeatedScalarFieldContainer[str]
+    method: str
+    def __init__(self, score: _Optional[float] = ..., grounded: _Optional[bool] = ..., unsupported_sentences: _Optional[_Iterable[str]] = ..., method: _Optional[str] = ...) -> None: ...
 
 class ExplicitFeedback(_message.Message):
     __slots__ = ("thumb", "rating", "comment", "preferred_text", "tags")

@@ -26,6 +26,7 @@ import {
   FinishReason,
   finishReasonFromJSON,
   finishReasonToJSON,
+  Groundedness,
   RetrievedChunk,
   RoutingDecision,
   Timings,
@@ -77,6 +78,8 @@ export interface InferRequest {
    * returns the original answer.
    */
   requestId: string;
+  /** Skip the policy's answer cache for this request (always generate). */
+  bypassCache: boolean;
 }
 
 export interface InferRequest_LabelsEntry {
@@ -120,6 +123,67 @@ export interface InferResponse {
     | undefined;
   /** Tool calls the model requested (not executed by the gateway). */
   toolCalls: ToolCall[];
+  /** The chunks retrieved for the answer (policies with retrieval). */
+  retrievedChunks: RetrievedChunk[];
+  /** How well the retrieved context supports the answer. */
+  groundedness:
+    | Groundedness
+    | undefined;
+  /** Whether the answer came from the policy's answer cache. */
+  cache: CacheHit | undefined;
+}
+
+/** An answer served from the gateway's cache. */
+export interface CacheHit {
+  /** How the request matched. */
+  kind: CacheHit_Kind;
+  /** Cosine similarity of the two requests (1 for exact hits). */
+  similarity: number;
+  /** The interaction whose answer was replayed. */
+  sourceInteractionId: string;
+}
+
+/** How the request matched. */
+export enum CacheHit_Kind {
+  /** KIND_UNSPECIFIED - Not from the cache. */
+  KIND_UNSPECIFIED = 0,
+  /** KIND_EXACT - An identical request. */
+  KIND_EXACT = 1,
+  /** KIND_SEMANTIC - A request at least the policy's threshold similar. */
+  KIND_SEMANTIC = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function cacheHit_KindFromJSON(object: any): CacheHit_Kind {
+  switch (object) {
+    case 0:
+    case "KIND_UNSPECIFIED":
+      return CacheHit_Kind.KIND_UNSPECIFIED;
+    case 1:
+    case "KIND_EXACT":
+      return CacheHit_Kind.KIND_EXACT;
+    case 2:
+    case "KIND_SEMANTIC":
+      return CacheHit_Kind.KIND_SEMANTIC;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CacheHit_Kind.UNRECOGNIZED;
+  }
+}
+
+export function cacheHit_KindToJSON(object: CacheHit_Kind): string {
+  switch (object) {
+    case CacheHit_Kind.KIND_UNSPECIFIED:
+      return "KIND_UNSPECIFIED";
+    case CacheHit_Kind.KIND_EXACT:
+      return "KIND_EXACT";
+    case CacheHit_Kind.KIND_SEMANTIC:
+      return "KIND_SEMANTIC";
+    case CacheHit_Kind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
 }
 
 /** Request of InferStream (same fields as InferRequest). */
@@ -219,6 +283,7 @@ function createBaseInferRequest(): InferRequest {
     labels: {},
     trainingOptOut: false,
     requestId: "",
+    bypassCache: false,
   };
 }
 
@@ -256,6 +321,9 @@ export const InferRequest: MessageFns<InferRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(90).string(message.requestId);
+    }
+    if (message.bypassCache !== false) {
+      writer.uint32(96).bool(message.bypassCache);
     }
     return writer;
   },
@@ -364,6 +432,14 @@ export const InferRequest: MessageFns<InferRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.bypassCache = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -428,6 +504,11 @@ export const InferRequest: MessageFns<InferRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      bypassCache: isSet(object.bypassCache)
+        ? globalThis.Boolean(object.bypassCache)
+        : isSet(object.bypass_cache)
+        ? globalThis.Boolean(object.bypass_cache)
+        : false,
     };
   },
 
@@ -472,6 +553,9 @@ export const InferRequest: MessageFns<InferRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.bypassCache !== false) {
+      obj.bypassCache = message.bypassCache;
+    }
     return obj;
   },
 
@@ -501,6 +585,7 @@ export const InferRequest: MessageFns<InferRequest> = {
     );
     message.trainingOptOut = object.trainingOptOut ?? false;
     message.requestId = object.requestId ?? "";
+    message.bypassCache = object.bypassCache ?? false;
     return message;
   },
 };
@@ -605,6 +690,9 @@ function createBaseInferResponse(): InferResponse {
     guardrailFlags: [],
     timings: undefined,
     toolCalls: [],
+    retrievedChunks: [],
+    groundedness: undefined,
+    cache: undefined,
   };
 }
 
@@ -648,6 +736,15 @@ export const InferResponse: MessageFns<InferResponse> = {
     }
     for (const v of message.toolCalls) {
       ToolCall.encode(v!, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.retrievedChunks) {
+      RetrievedChunk.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.groundedness !== undefined) {
+      Groundedness.encode(message.groundedness, writer.uint32(122).fork()).join();
+    }
+    if (message.cache !== undefined) {
+      CacheHit.encode(message.cache, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -769,6 +866,30 @@ export const InferResponse: MessageFns<InferResponse> = {
             message.toolCalls.push(ToolCall.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.retrievedChunks.push(RetrievedChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.groundedness = Groundedness.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.cache = CacheHit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -826,6 +947,13 @@ export const InferResponse: MessageFns<InferResponse> = {
         : globalThis.Array.isArray(object?.tool_calls)
         ? object.tool_calls.map((e: any) => ToolCall.fromJSON(e))
         : [],
+      retrievedChunks: globalThis.Array.isArray(object?.retrievedChunks)
+        ? object.retrievedChunks.map((e: any) => RetrievedChunk.fromJSON(e))
+        : globalThis.Array.isArray(object?.retrieved_chunks)
+        ? object.retrieved_chunks.map((e: any) => RetrievedChunk.fromJSON(e))
+        : [],
+      groundedness: isSet(object.groundedness) ? Groundedness.fromJSON(object.groundedness) : undefined,
+      cache: isSet(object.cache) ? CacheHit.fromJSON(object.cache) : undefined,
     };
   },
 
@@ -870,6 +998,15 @@ export const InferResponse: MessageFns<InferResponse> = {
     if (message.toolCalls?.length) {
       obj.toolCalls = message.toolCalls.map((e) => ToolCall.toJSON(e));
     }
+    if (message.retrievedChunks?.length) {
+      obj.retrievedChunks = message.retrievedChunks.map((e) => RetrievedChunk.toJSON(e));
+    }
+    if (message.groundedness !== undefined) {
+      obj.groundedness = Groundedness.toJSON(message.groundedness);
+    }
+    if (message.cache !== undefined) {
+      obj.cache = CacheHit.toJSON(message.cache);
+    }
     return obj;
   },
 
@@ -899,6 +1036,118 @@ export const InferResponse: MessageFns<InferResponse> = {
       ? Timings.fromPartial(object.timings)
       : undefined;
     message.toolCalls = object.toolCalls?.map((e) => ToolCall.fromPartial(e)) || [];
+    message.retrievedChunks = object.retrievedChunks?.map((e) => RetrievedChunk.fromPartial(e)) || [];
+    message.groundedness = (object.groundedness !== undefined && object.groundedness !== null)
+      ? Groundedness.fromPartial(object.groundedness)
+      : undefined;
+    message.cache = (object.cache !== undefined && object.cache !== null)
+      ? CacheHit.fromPartial(object.cache)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCacheHit(): CacheHit {
+  return { kind: 0, similarity: 0, sourceInteractionId: "" };
+}
+
+export const CacheHit: MessageFns<CacheHit> = {
+  encode(message: CacheHit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.similarity !== 0) {
+      writer.uint32(17).double(message.similarity);
+    }
+    if (message.sourceInteractionId !== "") {
+      writer.uint32(26).string(message.sourceInteractionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CacheHit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCacheHit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.similarity = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourceInteractionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CacheHit {
+    return {
+      kind: isSet(object.kind) ? cacheHit_KindFromJSON(object.kind) : 0,
+      similarity: isSet(object.similarity) ? globalThis.Number(object.similarity) : 0,
+      sourceInteractionId: isSet(object.sourceInteractionId)
+        ? globalThis.String(object.sourceInteractionId)
+        : isSet(object.source_interaction_id)
+        ? globalThis.String(object.source_interaction_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CacheHit): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = cacheHit_KindToJSON(message.kind);
+    }
+    if (message.similarity !== 0) {
+      obj.similarity = floatToJson(message.similarity);
+    }
+    if (message.sourceInteractionId !== "") {
+      obj.sourceInteractionId = message.sourceInteractionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CacheHit>, I>>(base?: I): CacheHit {
+    return CacheHit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CacheHit>, I>>(object: I): CacheHit {
+    const message = createBaseCacheHit();
+    message.kind = object.kind ?? 0;
+    message.similarity = object.similarity ?? 0;
+    message.sourceInteractionId = object.sourceInteractionId ?? "";
     return message;
   },
 };
@@ -1771,6 +2020,10 @@ export const InferenceServiceClient = makeGenericClientConstructor(
   service: typeof InferenceServiceService;
   serviceName: string;
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

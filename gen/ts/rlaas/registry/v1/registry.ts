@@ -15,9 +15,11 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../../google/protobuf/duration";
 import { Struct, Value } from "../../../google/protobuf/struct";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { Scope, scopeFromJSON, scopeToJSON } from "../../options/v1/options";
+import { SearchFilter, SearchMode, searchModeFromJSON, searchModeToJSON } from "../../retrieval/v1/retrieval";
 
 export const protobufPackage = "rlaas.registry.v1";
 
@@ -433,7 +435,7 @@ export interface GuardrailConfig {
 export interface RetrievalConfig {
   /** Whether the gateway retrieves context for each request. */
   enabled: boolean;
-  /** Vector-store collection to search. */
+  /** The index to search (`RetrievalService` index id of the policy's tenant). */
   collection: string;
   /** Number of chunks to put into the prompt. */
   topK: number;
@@ -443,6 +445,37 @@ export interface RetrievalConfig {
   embeddingModel: string;
   /** Re-rank retrieved chunks before truncating to `top_k`. */
   rerank: boolean;
+  /** How to rank (default HYBRID). */
+  mode: SearchMode;
+  /** Which chunks qualify (e.g. the caller's access tags). */
+  filter:
+    | SearchFilter
+    | undefined;
+  /**
+   * Flag answers whose sentences the retrieved context does not support
+   * (`ungrounded` guardrail flag) at or below this support score, [0, 1]
+   * (0: the server default 0.5).
+   */
+  minGroundedness: number;
+}
+
+/**
+ * The gateway's answer cache for a policy: an exact hit replays the answer to
+ * an identical request; a semantic hit replays the answer to a request whose
+ * embedding is at least `similarity_threshold` similar. Entries belong to one
+ * tenant, skill and policy, and are invalidated when the policy's retrieval
+ * index changes.
+ */
+export interface CacheConfig {
+  /** Whether answers are cached. */
+  enabled: boolean;
+  /**
+   * Cosine similarity a semantic hit needs, (0, 1] (0: the server default
+   * 0.95; 1: exact hits only).
+   */
+  similarityThreshold: number;
+  /** How long an entry lives (default 1 hour). */
+  ttl: Duration | undefined;
 }
 
 /**
@@ -497,7 +530,11 @@ export interface Policy {
     | Date
     | undefined;
   /** When `state` last changed. */
-  stateChangeTime: Date | undefined;
+  stateChangeTime:
+    | Date
+    | undefined;
+  /** The gateway's answer cache (off unless enabled). */
+  cache: CacheConfig | undefined;
 }
 
 /**
@@ -4023,7 +4060,17 @@ export const GuardrailConfig: MessageFns<GuardrailConfig> = {
 };
 
 function createBaseRetrievalConfig(): RetrievalConfig {
-  return { enabled: false, collection: "", topK: 0, minScore: 0, embeddingModel: "", rerank: false };
+  return {
+    enabled: false,
+    collection: "",
+    topK: 0,
+    minScore: 0,
+    embeddingModel: "",
+    rerank: false,
+    mode: 0,
+    filter: undefined,
+    minGroundedness: 0,
+  };
 }
 
 export const RetrievalConfig: MessageFns<RetrievalConfig> = {
@@ -4045,6 +4092,15 @@ export const RetrievalConfig: MessageFns<RetrievalConfig> = {
     }
     if (message.rerank !== false) {
       writer.uint32(48).bool(message.rerank);
+    }
+    if (message.mode !== 0) {
+      writer.uint32(56).int32(message.mode);
+    }
+    if (message.filter !== undefined) {
+      SearchFilter.encode(message.filter, writer.uint32(66).fork()).join();
+    }
+    if (message.minGroundedness !== 0) {
+      writer.uint32(73).double(message.minGroundedness);
     }
     return writer;
   },
@@ -4110,6 +4166,30 @@ export const RetrievalConfig: MessageFns<RetrievalConfig> = {
             message.rerank = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.filter = SearchFilter.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.minGroundedness = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4142,6 +4222,13 @@ export const RetrievalConfig: MessageFns<RetrievalConfig> = {
         ? globalThis.String(object.embedding_model)
         : "",
       rerank: isSet(object.rerank) ? globalThis.Boolean(object.rerank) : false,
+      mode: isSet(object.mode) ? searchModeFromJSON(object.mode) : 0,
+      filter: isSet(object.filter) ? SearchFilter.fromJSON(object.filter) : undefined,
+      minGroundedness: isSet(object.minGroundedness)
+        ? globalThis.Number(object.minGroundedness)
+        : isSet(object.min_groundedness)
+        ? globalThis.Number(object.min_groundedness)
+        : 0,
     };
   },
 
@@ -4165,6 +4252,15 @@ export const RetrievalConfig: MessageFns<RetrievalConfig> = {
     if (message.rerank !== false) {
       obj.rerank = message.rerank;
     }
+    if (message.mode !== 0) {
+      obj.mode = searchModeToJSON(message.mode);
+    }
+    if (message.filter !== undefined) {
+      obj.filter = SearchFilter.toJSON(message.filter);
+    }
+    if (message.minGroundedness !== 0) {
+      obj.minGroundedness = floatToJson(message.minGroundedness);
+    }
     return obj;
   },
 
@@ -4179,6 +4275,116 @@ export const RetrievalConfig: MessageFns<RetrievalConfig> = {
     message.minScore = object.minScore ?? 0;
     message.embeddingModel = object.embeddingModel ?? "";
     message.rerank = object.rerank ?? false;
+    message.mode = object.mode ?? 0;
+    message.filter = (object.filter !== undefined && object.filter !== null)
+      ? SearchFilter.fromPartial(object.filter)
+      : undefined;
+    message.minGroundedness = object.minGroundedness ?? 0;
+    return message;
+  },
+};
+
+function createBaseCacheConfig(): CacheConfig {
+  return { enabled: false, similarityThreshold: 0, ttl: undefined };
+}
+
+export const CacheConfig: MessageFns<CacheConfig> = {
+  encode(message: CacheConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.enabled !== false) {
+      writer.uint32(8).bool(message.enabled);
+    }
+    if (message.similarityThreshold !== 0) {
+      writer.uint32(17).double(message.similarityThreshold);
+    }
+    if (message.ttl !== undefined) {
+      Duration.encode(message.ttl, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CacheConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCacheConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.similarityThreshold = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ttl = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CacheConfig {
+    return {
+      enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : false,
+      similarityThreshold: isSet(object.similarityThreshold)
+        ? globalThis.Number(object.similarityThreshold)
+        : isSet(object.similarity_threshold)
+        ? globalThis.Number(object.similarity_threshold)
+        : 0,
+      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
+    };
+  },
+
+  toJSON(message: CacheConfig): unknown {
+    const obj: any = {};
+    if (message.enabled !== false) {
+      obj.enabled = message.enabled;
+    }
+    if (message.similarityThreshold !== 0) {
+      obj.similarityThreshold = floatToJson(message.similarityThreshold);
+    }
+    if (message.ttl !== undefined) {
+      obj.ttl = Duration.toJSON(message.ttl);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CacheConfig>, I>>(base?: I): CacheConfig {
+    return CacheConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CacheConfig>, I>>(object: I): CacheConfig {
+    const message = createBaseCacheConfig();
+    message.enabled = object.enabled ?? false;
+    message.similarityThreshold = object.similarityThreshold ?? 0;
+    message.ttl = (object.ttl !== undefined && object.ttl !== null) ? Duration.fromPartial(object.ttl) : undefined;
     return message;
   },
 };
@@ -4203,6 +4409,7 @@ function createBasePolicy(): Policy {
     creatorApiKeyId: "",
     createTime: undefined,
     stateChangeTime: undefined,
+    cache: undefined,
   };
 }
 
@@ -4261,6 +4468,9 @@ export const Policy: MessageFns<Policy> = {
     }
     if (message.stateChangeTime !== undefined) {
       Timestamp.encode(toTimestamp(message.stateChangeTime), writer.uint32(146).fork()).join();
+    }
+    if (message.cache !== undefined) {
+      CacheConfig.encode(message.cache, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -4425,6 +4635,14 @@ export const Policy: MessageFns<Policy> = {
             message.stateChangeTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.cache = CacheConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4514,6 +4732,7 @@ export const Policy: MessageFns<Policy> = {
         : isSet(object.state_change_time)
         ? fromJsonTimestamp(object.state_change_time)
         : undefined,
+      cache: isSet(object.cache) ? CacheConfig.fromJSON(object.cache) : undefined,
     };
   },
 
@@ -4579,6 +4798,9 @@ export const Policy: MessageFns<Policy> = {
     if (message.stateChangeTime !== undefined) {
       obj.stateChangeTime = message.stateChangeTime.toISOString();
     }
+    if (message.cache !== undefined) {
+      obj.cache = CacheConfig.toJSON(message.cache);
+    }
     return obj;
   },
 
@@ -4623,6 +4845,9 @@ export const Policy: MessageFns<Policy> = {
     message.creatorApiKeyId = object.creatorApiKeyId ?? "";
     message.createTime = object.createTime ?? undefined;
     message.stateChangeTime = object.stateChangeTime ?? undefined;
+    message.cache = (object.cache !== undefined && object.cache !== null)
+      ? CacheConfig.fromPartial(object.cache)
+      : undefined;
     return message;
   },
 };

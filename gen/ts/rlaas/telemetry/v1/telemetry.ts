@@ -758,6 +758,23 @@ export interface Output {
     | undefined;
   /** The idempotency key it was recorded with. */
   requestId: string;
+  /**
+   * How well the retrieved context supports the text (set by the gateway for
+   * grounded answers).
+   */
+  groundedness: Groundedness | undefined;
+}
+
+/** Whether an answer is supported by the context it was given. */
+export interface Groundedness {
+  /** Mean support of the answer's sentences by the context, [0, 1]. */
+  score: number;
+  /** False when the score is at or below the policy's threshold. */
+  grounded: boolean;
+  /** The sentences with the weakest support, at most 5. */
+  unsupportedSentences: string[];
+  /** How it was measured (e.g. `embedding-support-v1`). */
+  method: string;
 }
 
 /** Explicit feedback: what the user said about an answer. */
@@ -3821,6 +3838,7 @@ function createBaseOutput(): Output {
     eventTime: undefined,
     createTime: undefined,
     requestId: "",
+    groundedness: undefined,
   };
 }
 
@@ -3876,6 +3894,9 @@ export const Output: MessageFns<Output> = {
     }
     if (message.requestId !== "") {
       writer.uint32(138).string(message.requestId);
+    }
+    if (message.groundedness !== undefined) {
+      Groundedness.encode(message.groundedness, writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -4029,6 +4050,14 @@ export const Output: MessageFns<Output> = {
             message.requestId = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.groundedness = Groundedness.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4110,6 +4139,7 @@ export const Output: MessageFns<Output> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      groundedness: isSet(object.groundedness) ? Groundedness.fromJSON(object.groundedness) : undefined,
     };
   },
 
@@ -4166,6 +4196,9 @@ export const Output: MessageFns<Output> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.groundedness !== undefined) {
+      obj.groundedness = Groundedness.toJSON(message.groundedness);
+    }
     return obj;
   },
 
@@ -4195,6 +4228,130 @@ export const Output: MessageFns<Output> = {
     message.eventTime = object.eventTime ?? undefined;
     message.createTime = object.createTime ?? undefined;
     message.requestId = object.requestId ?? "";
+    message.groundedness = (object.groundedness !== undefined && object.groundedness !== null)
+      ? Groundedness.fromPartial(object.groundedness)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGroundedness(): Groundedness {
+  return { score: 0, grounded: false, unsupportedSentences: [], method: "" };
+}
+
+export const Groundedness: MessageFns<Groundedness> = {
+  encode(message: Groundedness, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.score !== 0) {
+      writer.uint32(9).double(message.score);
+    }
+    if (message.grounded !== false) {
+      writer.uint32(16).bool(message.grounded);
+    }
+    for (const v of message.unsupportedSentences) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.method !== "") {
+      writer.uint32(34).string(message.method);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Groundedness {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroundedness();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.score = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.grounded = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.unsupportedSentences.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Groundedness {
+    return {
+      score: isSet(object.score) ? globalThis.Number(object.score) : 0,
+      grounded: isSet(object.grounded) ? globalThis.Boolean(object.grounded) : false,
+      unsupportedSentences: globalThis.Array.isArray(object?.unsupportedSentences)
+        ? object.unsupportedSentences.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unsupported_sentences)
+        ? object.unsupported_sentences.map((e: any) => globalThis.String(e))
+        : [],
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+    };
+  },
+
+  toJSON(message: Groundedness): unknown {
+    const obj: any = {};
+    if (message.score !== 0) {
+      obj.score = floatToJson(message.score);
+    }
+    if (message.grounded !== false) {
+      obj.grounded = message.grounded;
+    }
+    if (message.unsupportedSentences?.length) {
+      obj.unsupportedSentences = message.unsupportedSentences;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Groundedness>, I>>(base?: I): Groundedness {
+    return Groundedness.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Groundedness>, I>>(object: I): Groundedness {
+    const message = createBaseGroundedness();
+    message.score = object.score ?? 0;
+    message.grounded = object.grounded ?? false;
+    message.unsupportedSentences = object.unsupportedSentences?.map((e) => e) || [];
+    message.method = object.method ?? "";
     return message;
   },
 };
