@@ -93,6 +93,9 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.backends
 	$(PY) -m bench.trainer
 	$(PY) -m bench.loop
+	$(PY) -m bench.retrieval
+	$(PY) -m bench.retrieval_eval
+	$(PY) -m bench.cache
 
 clean: down ## stop the stack and delete all local state (.rlaas, .build)
 	rm -rf .rlaas .build

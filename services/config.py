@@ -27,7 +27,7 @@ class OtelExporter(StrEnum):
     OTLP = "otlp"
 
 
-SERVICE_NAMES = ("telemetry", "inference", "registry", "training")
+SERVICE_NAMES = ("telemetry", "inference", "registry", "training", "retrieval")
 
 
 class Settings(BaseSettings):
@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     """Port of the embedded milvus-lite server."""
     milvus_token: SecretStr | None = None
     """Token for an external Milvus (never logged)."""
+    milvus_collection: str = Field(
+        default="rlaas_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
+    )
+    """Milvus collection holding every tenant's chunk vectors (each row carries its
+    tenant and index, and every query filters on both)."""
+    retrieval_bm25_cache_indexes: int = Field(default=16, ge=1)
+    """Indexes whose BM25 model a server process keeps in memory (built from the
+    index's chunk texts, rebuilt when its content version changes)."""
 
     # --- Object store -------------------------------------------------------------
     s3_endpoint: str | None = None
@@ -161,6 +169,9 @@ class Settings(BaseSettings):
     """Generated tokens when neither the request nor the policy says."""
     shadow_timeout_s: float = Field(default=120.0, gt=0)
     """Deadline of a shadow run (never affects the caller's answer)."""
+    answer_cache_max_entries: int = Field(default=10_000, ge=1)
+    """Answers the gateway's in-process answer cache keeps (all tenants and policies
+    together; least recently used go first). Each server process has its own."""
     cost_per_1k_prompt_tokens_usd: float = Field(default=0.0, ge=0)
     """Price used to record the cost of each interaction (prompt side)."""
     cost_per_1k_completion_tokens_usd: float = Field(default=0.0, ge=0)

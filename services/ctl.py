@@ -1,8 +1,9 @@
 """``rlaasctl``: the operator's CLI over the public gRPC API.
 
-Every command is one RPC of the four services (tenants, API keys, skills, policies,
+Every command is one RPC of the five services (tenants, API keys, skills, policies,
 deployments, promotions, rollbacks, traffic, the audit log, inference, telemetry,
-preference datasets, training runs, evaluations, learning loops, rollouts); the CLI
+preference datasets, training runs, evaluations, learning loops, rollouts, retrieval
+indexes, documents and search); the CLI
 builds the request, makes the call and prints the response. It holds no domain logic:
 what the server refuses, the CLI reports.
 
@@ -45,6 +46,8 @@ from rlaas.inference.v1 import inference_pb2_grpc
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.registry.v1 import registry_pb2_grpc
+from rlaas.retrieval.v1 import retrieval_pb2 as ret
+from rlaas.retrieval.v1 import retrieval_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as trn
@@ -125,6 +128,7 @@ class Ctl:
         self.training = training_pb2_grpc.TrainingServiceStub(self.channel)
         self.telemetry = telemetry_pb2_grpc.TelemetryServiceStub(self.channel)
         self.inference = inference_pb2_grpc.InferenceServiceStub(self.channel)
+        self.retrieval = retrieval_pb2_grpc.RetrievalServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {args.api_key}"),)
 
     def call(self, rpc: Callable[..., Any], request: Message) -> Any:
@@ -957,6 +961,194 @@ def _evals_get(c: Ctl, a: argparse.Namespace) -> Shown:
     return c.call(c.training.GetEvaluation, req), _one_eval
 
 
+# ---- retrieval: indexes, documents, search --------------------------------------------
+
+
+def _scalar(value: str) -> Any:
+    """A metadata value: JSON numbers and booleans as such, anything else a string."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return parsed if isinstance(parsed, bool | int | float) else value
+
+
+def _index_text(x: ret.Index) -> str:
+    c = x.chunking
+    parents = f" parents {c.parent_chunk_size}" if c.parent_chunk_size else ""
+    return (
+        f"{x.index_id}  docs={x.document_count} chunks={x.chunk_count} "
+        f"version={x.content_version}  chunking {c.chunk_size}/{c.chunk_overlap}{parents}  "
+        f"{x.embedding_model}"
+    )
+
+
+def _indexes_create(c: Ctl, a: argparse.Namespace) -> Shown:
+    chunking = ret.ChunkingConfig(
+        chunk_size=a.chunk_size,
+        chunk_overlap=a.chunk_overlap,
+        parent_chunk_size=a.parent_chunk_size,
+    )
+    index = ret.Index(index_id=a.index_id, description=a.description, chunking=chunking)
+    req = ret.CreateIndexRequest(index=index, request_id=_rid(a))
+    return c.call(c.retrieval.CreateIndex, req), lambda r: _index_text(r.index)
+
+
+def _indexes_get(c: Ctl, a: argparse.Namespace) -> Shown:
+    return c.call(c.retrieval.GetIndex, ret.GetIndexRequest(index_id=a.index_id)), _fields
+
+
+def _indexes_list(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = ret.ListIndexesRequest(page_size=a.page_size, page_token=a.page_token)
+    return c.call(c.retrieval.ListIndexes, req), lambda r: _lines(
+        [_index_text(x) for x in r.indexes], r.next_page_token
+    )
+
+
+def _indexes_delete(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = ret.DeleteIndexRequest(index_id=a.index_id, request_id=_rid(a))
+    return (
+        c.call(c.retrieval.DeleteIndex, req),
+        lambda r: (
+            f"deleted {a.index_id}: {r.deleted_document_count} documents, "
+            f"{r.deleted_chunk_count} chunks"
+        ),
+    )
+
+
+def _documents_from(a: argparse.Namespace) -> list[ret.Document]:
+    if a.jsonl:
+        with open(a.jsonl, encoding="utf-8") as f:
+            return [json_format.Parse(line, ret.Document()) for line in f if line.strip()]
+    if not a.document_id:
+        raise SystemExit("rlaasctl: docs upsert needs DOCUMENT_ID with --text/--file, or --jsonl")
+    if a.file:
+        with open(a.file, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = a.text
+    doc = ret.Document(document_id=a.document_id, text=text, title=a.title,
+                       source_uri=a.source_uri, access_tag=a.access_tag)  # fmt: skip
+    doc.metadata.update({k: _scalar(v) for k, v in a.metadata})
+    return [doc]
+
+
+def _docs_upsert(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = ret.UpsertDocumentsRequest(index_id=a.index_id, documents=_documents_from(a),
+                                     request_id=_rid(a))  # fmt: skip
+    outcome = ret.DocumentResult.Outcome.Name
+    return c.call(c.retrieval.UpsertDocuments, req), lambda r: "\n".join(
+        [f"{x.document_id}  {_enum(outcome(x.outcome), 'OUTCOME_')}  chunks={x.chunk_count}"
+         for x in r.results] + [_index_text(r.index)]
+    )  # fmt: skip
+
+
+def _docs_get(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = ret.GetDocumentRequest(index_id=a.index_id, document_id=a.document_id)
+    return c.call(c.retrieval.GetDocument, req), _fields
+
+
+def _docs_list(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = ret.ListDocumentsRequest(index_id=a.index_id, page_size=a.page_size,
+                                   page_token=a.page_token)  # fmt: skip
+    return c.call(c.retrieval.ListDocuments, req), lambda r: _table(
+        ["document", "chunks", "title", "sha256", "updated"],
+        [[d.document_id, d.chunk_count, d.title, d.content_sha256[:12], _time(d.update_time)]
+         for d in r.documents],
+        r.next_page_token,
+    )  # fmt: skip
+
+
+def _docs_delete(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = ret.DeleteDocumentRequest(index_id=a.index_id, document_id=a.document_id,
+                                    request_id=_rid(a))  # fmt: skip
+    return c.call(
+        c.retrieval.DeleteDocument, req
+    ), lambda r: f"deleted {a.document_id}: {r.deleted_chunk_count} chunks"
+
+
+_SEARCH_MODES = {"dense": ret.SEARCH_MODE_DENSE, "sparse": ret.SEARCH_MODE_SPARSE,
+                 "hybrid": ret.SEARCH_MODE_HYBRID}  # fmt: skip
+
+
+def _search(c: Ctl, a: argparse.Namespace) -> Shown:
+    flt = ret.SearchFilter(access_tags=a.access_tag, document_ids=a.document)
+    flt.metadata_equals.update({k: _scalar(v) for k, v in a.metadata})
+    req = ret.SearchRequest(index_id=a.index_id, query=a.query, top_k=a.top_k,
+                            mode=_SEARCH_MODES[a.mode], filter=flt, rerank=a.rerank,
+                            min_score=a.min_score)  # fmt: skip
+
+    def show(r: ret.SearchResponse) -> str:
+        rows = [[h.rank, f"{h.score:.4f}", h.chunk.document_id,
+                 f"{h.chunk.start_offset}-{h.chunk.end_offset}",
+                 " ".join(h.chunk.text.split())[:80]] for h in r.hits]  # fmt: skip
+        head = f"mode {_enum(ret.SearchMode.Name(r.mode), 'SEARCH_MODE_')}"
+        head += f"  reranker {r.reranker}" if r.reranker else ""
+        return (
+            head
+            + f"  version {r.content_version}\n"
+            + _table(["rank", "score", "document", "span", "text"], rows)
+        )
+
+    return c.call(c.retrieval.Search, req), show
+
+
+def _retrieval_parsers(sub: Any) -> None:
+    idx = _group(sub, "indexes", "retrieval indexes of the tenant")
+    x = _command(idx, "create", "create an index (admin scope)", _indexes_create)
+    x.add_argument("index_id", help="lower-case id, 1-63 characters")
+    x.add_argument("--description", default="", help="what it holds")
+    x.add_argument("--chunk-size", type=int, default=0, help="characters (default 800)")
+    x.add_argument("--chunk-overlap", type=int, default=0, help="characters (default 100)")
+    x.add_argument("--parent-chunk-size", type=int, default=0,
+                   help="characters of the parent chunks (default 0: none)")  # fmt: skip
+    x = _command(idx, "get", "one index with its counts", _indexes_get)
+    x.add_argument("index_id", help="the index")
+    _paging(_command(idx, "list", "the tenant's indexes", _indexes_list))
+    x = _command(idx, "delete", "delete an index with its documents", _indexes_delete)
+    x.add_argument("index_id", help="the index")
+
+    docs = _group(sub, "docs", "documents of a retrieval index")
+    x = _command(docs, "upsert", "insert or replace documents (unchanged ones stay)",
+                 _docs_upsert)  # fmt: skip
+    x.add_argument("index_id", help="the index")
+    x.add_argument("document_id", nargs="?", default="", help="the document's id")
+    src = x.add_mutually_exclusive_group()
+    src.add_argument("--text", default="", help="the document's text")
+    src.add_argument("--file", help="read the text from this file")
+    src.add_argument("--jsonl", help="documents as proto3 JSON, one per line (up to 256)")
+    x.add_argument("--title", default="", help="title, cited in answers")
+    x.add_argument("--source-uri", default="", help="where it lives, cited in answers")
+    x.add_argument("--access-tag", default="", help="searches must name this tag to see it")
+    x.add_argument("--metadata", type=_key_value, action="append", default=[],
+                   help="KEY=VALUE filterable metadata; repeatable")  # fmt: skip
+    for name, handler, help in (
+        ("get", _docs_get, "one document with its chunks"),
+        ("delete", _docs_delete, "delete a document and its chunks"),
+    ):
+        x = _command(docs, name, help, handler)
+        x.add_argument("index_id", help="the index")
+        x.add_argument("document_id", help="the document")
+    x = _command(docs, "list", "an index's documents, by id", _docs_list)
+    x.add_argument("index_id", help="the index")
+    _paging(x)
+
+    x = _command(sub, "search", "search an index", _search)
+    x.add_argument("index_id", help="the index")
+    x.add_argument("query", help="the query text")
+    x.add_argument("--top-k", type=int, default=5, help="hits, 1-100 (default 5)")
+    x.add_argument("--mode", choices=list(_SEARCH_MODES), default="hybrid",
+                   help="dense, sparse (BM25) or hybrid (default)")  # fmt: skip
+    x.add_argument("--rerank", action="store_true", help="re-rank the candidates")
+    x.add_argument("--min-score", type=float, default=0.0, help="drop hits below this")
+    x.add_argument("--metadata", type=_key_value, action="append", default=[],
+                   help="filter: KEY=VALUE the metadata must hold; repeatable")  # fmt: skip
+    x.add_argument("--access-tag", action="append", default=[],
+                   help="filter: an access tag the caller holds; repeatable")  # fmt: skip
+    x.add_argument("--document", action="append", default=[],
+                   help="filter: only this document; repeatable")  # fmt: skip
+
+
 # ---- the parser -----------------------------------------------------------------------
 
 _OUTPUT_HELP = "text (tables; the default) or json (the API's proto3 JSON)"
@@ -1006,6 +1198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dataset_parsers(sub)
     _run_parsers(sub)
     _eval_parsers(sub)
+    _retrieval_parsers(sub)
     return p
 
 

@@ -368,3 +368,97 @@ class PreferenceDatasetRow(Base):
     learning_loop_id: Mapped[str | None] = mapped_column(String(200))
     create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     complete_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# ---- retrieval: indexes, documents, chunks (vectors live in Milvus) ----------------
+
+
+class RetrievalIndexRow(Base):
+    """A tenant's retrieval index. ``content_version`` goes up by one in the transaction
+    of every change to its documents, so caches key on (index, content_version); the
+    counts are kept here (updated in the same transactions) so GetIndex is one row."""
+
+    __tablename__ = "retrieval_indexes"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    index_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    description: Mapped[str] = mapped_column(String(2000))
+    chunk_size: Mapped[int] = mapped_column()
+    chunk_overlap: Mapped[int] = mapped_column()
+    parent_chunk_size: Mapped[int] = mapped_column()
+    embedding_model: Mapped[str] = mapped_column(String(200))
+    dimension: Mapped[int] = mapped_column()
+    document_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunk_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_version: Mapped[int] = mapped_column(BigInteger, default=0)
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetrievalDocumentRow(Base):
+    """A source document of an index, content-addressed by ``content_sha256`` (text,
+    source, title, metadata, access tag): an upsert with the same hash is a no-op."""
+
+    __tablename__ = "retrieval_documents"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "index_id"],
+            ["retrieval_indexes.tenant_id", "retrieval_indexes.index_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    document_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    source_uri: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    doc_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
+    access_tag: Mapped[str] = mapped_column(String(256))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    chunk_count: Mapped[int] = mapped_column()
+    create_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    update_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RetrievalChunkRow(Base):
+    """A chunk of a document (``kind`` ``chunk``: searched, its vector in Milvus under
+    the same ``chunk_id``) or a parent chunk grouping consecutive chunks (``parent``:
+    not embedded). Offsets index the document's text: ``text == doc.text[start:end]``.
+    Ids are derived from (tenant, index, document, content hash, kind, position), so a
+    retried upsert writes the same ids to Postgres and Milvus."""
+
+    __tablename__ = "retrieval_chunks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "index_id", "document_id"],
+            [
+                "retrieval_documents.tenant_id",
+                "retrieval_documents.index_id",
+                "retrieval_documents.document_id",
+            ],
+            ondelete="CASCADE",
+        ),
+        Index(
+            "ix_retrieval_chunks_document",
+            "tenant_id",
+            "index_id",
+            "document_id",
+            "kind",
+            "position",
+        ),
+    )
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chunk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index_id: Mapped[str] = mapped_column(String(63))
+    document_id: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(8))
+    parent_chunk_id: Mapped[str | None] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column()
+    start_offset: Mapped[int] = mapped_column()
+    end_offset: Mapped[int] = mapped_column()
+    text: Mapped[str] = mapped_column(Text)

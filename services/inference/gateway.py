@@ -1,15 +1,18 @@
 """The inference gateway: route, guard, prompt, generate, log. No gRPC here.
 
 One Infer: validate -> replay check (request_id) -> deployment (cached) -> router picks a
-policy -> input guardrails -> the policy's template -> the backend (with the policy's
-adapter, under a deadline) -> output guardrails -> the interaction and its output logged
-through the telemetry core in this process (so feedback can name it) -> shadow runs
-scheduled off the hot path.
+policy -> input guardrails -> the answer cache (``answer_cache``; a hit skips the rest up
+to logging) -> retrieval from the policy's index (``grounding``) -> the policy's template
+-> the backend (with the policy's adapter, under a deadline) -> output guardrails ->
+groundedness and citations -> the interaction and its output logged through the
+telemetry core in this process (so feedback can name it) -> the answer cached -> shadow
+runs scheduled off the hot path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 import uuid
@@ -17,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
+import numpy as np
 import structlog
 from google.protobuf import duration_pb2
 
@@ -33,10 +37,11 @@ from services.errors import (
     InvalidArgument,
     NotFound,
 )
-from services.inference import metrics
+from services.inference import answer_cache, grounding, metrics
+from services.inference.answer_cache import AnswerCache, Hit
 from services.inference.backends.base import AdapterRef, Backend, GenerationRequest
 from services.inference.deployments import DeploymentCache
-from services.inference.guardrails import screen_input, screen_output
+from services.inference.guardrails import DEFAULT_REFUSAL, screen_input, screen_output
 from services.inference.prompting import build_messages
 from services.inference.router import Route, Router
 from services.telemetry.core import TelemetryCore
@@ -79,6 +84,17 @@ class Call:
     interaction_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     output_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
+    # The last user message (after input guardrails): the retrieval query.
+    query: str = ""
+    # The prompt's context: the policy's retrieved chunks, then the caller's own.
+    context: list[tel.RetrievedChunk] = field(default_factory=list)
+    retrieval_s: float = 0.0
+    cache_key: answer_cache.Key | None = None
+    cache_vector: np.ndarray | None = None
+    hit: Hit | None = None
+    # Set once the answer is known (grounded policies, cache hits).
+    citations: list[tel.Citation] = field(default_factory=list)
+    groundedness: tel.Groundedness | None = None
 
 
 def _fingerprint(request: AnyInferRequest) -> bytes:
@@ -99,6 +115,15 @@ def _derived_request_id(request_id: str, *suffixes: str) -> str:
     if suffix and len(request_id) + len(suffix) > MAX_REQUEST_ID_LENGTH:
         request_id = hashlib.sha256(request_id.encode()).hexdigest()
     return request_id + suffix
+
+
+def _cache_hit(hit: Hit | None) -> inf.CacheHit | None:
+    if hit is None:
+        return None
+    kind = inf.CacheHit.KIND_EXACT if hit.kind == "exact" else inf.CacheHit.KIND_SEMANTIC
+    return inf.CacheHit(
+        kind=kind, similarity=hit.similarity, source_interaction_id=hit.entry.source_interaction_id
+    )
 
 
 def _routing(route: Route, shadow: bool = False) -> tel.RoutingDecision:
@@ -122,6 +147,9 @@ class InferenceGateway:
         router: Router,
         backend: Backend,
         telemetry: TelemetryCore,
+        *,
+        retriever: grounding.Retriever | None = None,
+        embedder: grounding.Embeds | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
@@ -129,6 +157,9 @@ class InferenceGateway:
         self._router = router
         self._backend = backend
         self._telemetry = telemetry
+        self._retriever = retriever
+        self._embedder = embedder or grounding.LazyEmbedder()
+        self.cache = AnswerCache(settings.answer_cache_max_entries)
         self._scrubber = Scrubber()
         self._shadow_tasks: set[asyncio.Task[None]] = set()
 
@@ -170,9 +201,7 @@ class InferenceGateway:
             raise InvalidArgument(violations)
         return messages
 
-    def _generation(
-        self, policy: reg.Policy, request: AnyInferRequest, prompt: list[dict[str, str]]
-    ) -> GenerationRequest:
+    def _generation(self, policy: reg.Policy, request: AnyInferRequest) -> GenerationRequest:
         merged = reg.GenerationConfig()
         merged.MergeFrom(policy.generation_defaults)
         merged.MergeFrom(request.generation)  # the caller's settings win
@@ -182,7 +211,7 @@ class InferenceGateway:
                 name=policy.policy_id, uri=policy.adapter.artifact_uri, sha256=policy.adapter.sha256
             )
         return GenerationRequest(
-            messages=prompt,
+            messages=[],
             adapter=adapter,
             max_new_tokens=merged.max_tokens
             if merged.HasField("max_tokens")
@@ -194,7 +223,13 @@ class InferenceGateway:
         )
 
     async def _prepare(
-        self, tenant_id: str, request: AnyInferRequest, route: Route, messages: list[dict[str, str]]
+        self,
+        tenant_id: str,
+        request: AnyInferRequest,
+        route: Route,
+        messages: list[dict[str, str]],
+        *,
+        use_cache: bool = True,
     ) -> Call:
         policy = await self._deployments.policy(tenant_id, route.policy_id)
         if route.reason == tel.RoutingDecision.REASON_PINNED and (
@@ -209,24 +244,134 @@ class InferenceGateway:
                 reason="POLICY_SKILL_MISMATCH",
             )
         screened = screen_input(messages, policy.guardrails, self._scrubber)
-        prompt = build_messages(
-            policy,
-            screened.messages,
-            context=list(request.context_chunks),
-            user_id=request.user_id,
-            skill=request.skill,
-        )
-        return Call(
+        call = Call(
             tenant_id=tenant_id,
             request=request,
             fingerprint=_fingerprint(request),
             route=route,
             policy=policy,
-            prompt=prompt,
-            generation=self._generation(policy, request, prompt),
+            prompt=[],
+            generation=self._generation(policy, request),
             refusal=screened.refusal,
             flags=screened.flags,
+            context=list(request.context_chunks),
+            query=next(m["content"] for m in reversed(screened.messages) if m["role"] == "user"),
         )
+        if call.refusal is None:
+            if use_cache and policy.cache.enabled and not request.bypass_cache:
+                await self._cache_lookup(call, screened.messages)
+                if call.hit is not None:
+                    return call  # replayed: no retrieval, no prompt
+            if policy.retrieval.enabled:
+                await self._retrieve(call)
+        call.prompt = call.generation.messages = build_messages(
+            policy, screened.messages, context=call.context, user_id=request.user_id,
+            skill=request.skill,
+        )  # fmt: skip
+        return call
+
+    # ---- retrieval, grounding, cache -------------------------------------------------
+
+    def _require_retriever(self) -> grounding.Retriever:
+        if self._retriever is None:
+            raise FailedPrecondition(
+                "this server has no retrieval service; the policy's retrieval cannot run",
+                reason="RETRIEVAL_UNAVAILABLE",
+            )
+        return self._retriever
+
+    async def _content_version(self, call: Call) -> int:
+        if not call.policy.retrieval.enabled:
+            return 0
+        retriever = self._require_retriever()
+        try:
+            return await retriever.content_version(call.tenant_id, call.policy.retrieval.collection)
+        except NotFound as err:
+            raise grounding.index_missing(call.policy) from err
+
+    async def _cache_lookup(self, call: Call, messages: list[dict[str, str]]) -> None:
+        call.cache_key = answer_cache.key_for(
+            call.tenant_id, call.request.skill, call.policy, await self._content_version(call),
+            messages, call.generation, caller_context=call.request.context_chunks,
+            user_id=call.request.user_id,
+        )  # fmt: skip
+        call.hit, call.cache_vector = await answer_cache.lookup(
+            self.cache, call.cache_key, call.policy.cache, self._embedder
+        )
+
+    async def _retrieve(self, call: Call) -> None:
+        found = await grounding.retrieve(
+            self._require_retriever(), call.tenant_id, call.policy, call.query
+        )
+        call.context = found.chunks + call.context
+        call.retrieval_s = found.seconds
+        metrics.RETRIEVAL_LATENCY.labels(
+            call.tenant_id, call.request.skill, call.policy.policy_id
+        ).observe(found.seconds)
+        key = call.cache_key
+        if key is not None and key.scope.content_version != found.content_version:
+            # The index changed between the lookup and the search: store the answer
+            # under the version it was grounded in.
+            scope = dataclasses.replace(key.scope, content_version=found.content_version)
+            call.cache_key = dataclasses.replace(key, scope=scope)
+
+    async def _ground(
+        self, call: Call, text: str, flags: list[str], finish: int
+    ) -> tuple[str, list[str], int]:
+        """Citations and groundedness of a grounded policy's answer; the
+        ``require_citations`` guardrail refuses an answer that cites nothing although
+        context was retrieved."""
+        if not call.policy.retrieval.enabled:
+            return text, flags, finish
+        checked = await grounding.check(
+            self._embedder, text, call.context,
+            min_groundedness=call.policy.retrieval.min_groundedness, question=call.query,
+        )  # fmt: skip
+        call.citations, call.groundedness = checked.citations, checked.groundedness
+        flags = flags + checked.flags
+        if grounding.UNGROUNDED in checked.flags:
+            metrics.UNGROUNDED.labels(
+                call.tenant_id, call.request.skill, call.policy.policy_id
+            ).inc()
+        guard = call.policy.guardrails
+        if guard.require_citations and call.context and not call.citations:
+            refusal = guard.refusal_message or DEFAULT_REFUSAL
+            return refusal, [*flags, grounding.MISSING_CITATIONS], tel.FINISH_REASON_GUARDRAIL
+        return text, flags, finish
+
+    def _remember(self, call: Call, response: inf.InferResponse) -> None:
+        """Cache a fresh answer: only whole, unrefused, grounded ones (replaying an
+        answer flagged ungrounded would spread it)."""
+        if call.cache_key is None or call.hit is not None:
+            return
+        if response.finish_reason not in (tel.FINISH_REASON_STOP, tel.FINISH_REASON_LENGTH):
+            return
+        if grounding.UNGROUNDED in response.guardrail_flags:
+            return
+        entry = answer_cache.Entry(
+            text=response.text,
+            finish_reason=response.finish_reason,
+            flags=list(response.guardrail_flags),
+            citations=list(response.citations),
+            retrieved_chunks=list(response.retrieved_chunks),
+            groundedness=response.groundedness if response.HasField("groundedness") else None,
+            source_interaction_id=response.interaction_id,
+        )
+        self.cache.put(
+            call.cache_key, call.cache_vector, entry, answer_cache.ttl_of(call.policy.cache)
+        )
+
+    async def _log_hit(self, call: Call) -> inf.InferResponse:
+        """A cache hit, logged as an interaction of its own (feedback can name it)."""
+        assert call.hit is not None
+        entry = call.hit.entry
+        call.context = list(entry.retrieved_chunks)
+        call.citations = list(entry.citations)
+        call.groundedness = entry.groundedness
+        return await self._log(
+            call, text=entry.text, prompt_tokens=0, completion_tokens=0,
+            finish_reason=entry.finish_reason, flags=sorted(set(call.flags + entry.flags)),
+        )  # fmt: skip
 
     async def _begin(
         self, caller: Principal, request: AnyInferRequest, *, check_replay: bool
@@ -282,7 +427,7 @@ class InferenceGateway:
     def _stored_response(stored: list) -> inf.InferResponse:
         interaction: tel.Interaction = stored[0]
         output = stored[1] if len(stored) > 1 else tel.Output()
-        return inf.InferResponse(
+        response = inf.InferResponse(
             interaction_id=interaction.interaction_id,
             output_id=output.output_id,
             policy_id=output.policy_id or interaction.policy_id,
@@ -294,7 +439,22 @@ class InferenceGateway:
             routing=interaction.routing,
             guardrail_flags=list(output.guardrail_flags),
             timings=interaction.timings,
+            citations=output.citations,
+            retrieved_chunks=interaction.retrieved_chunks,
         )
+        if output.HasField("groundedness"):
+            response.groundedness.CopyFrom(output.groundedness)
+        cache = output.metadata.fields.get("cache") if output.HasField("metadata") else None
+        if cache is not None:
+            c = cache.struct_value.fields
+            response.cache.CopyFrom(
+                inf.CacheHit(
+                    kind=inf.CacheHit.Kind.Value(c["kind"].string_value),
+                    similarity=c["similarity"].number_value,
+                    source_interaction_id=c["source_interaction_id"].string_value,
+                )
+            )
+        return response
 
     # ---- logging -------------------------------------------------------------------
 
@@ -326,6 +486,8 @@ class InferenceGateway:
         )
         cost = self._cost(prompt_tokens, completion_tokens)
         timings = tel.Timings(total=_duration(elapsed))
+        if call.retrieval_s:
+            timings.retrieval.CopyFrom(_duration(call.retrieval_s))
         routing = _routing(call.route, shadow=bool(shadow_of))
         if shadow_of:
             routing.arm = call.policy.policy_id
@@ -335,7 +497,7 @@ class InferenceGateway:
             user_id=request.user_id,
             thread_id=request.thread_id,
             input=tel.InteractionInput(messages=request.messages),
-            retrieved_chunks=request.context_chunks,
+            retrieved_chunks=call.context,
             policy_id=call.policy.policy_id,
             base_model=call.policy.base_model,
             timings=timings,
@@ -355,7 +517,18 @@ class InferenceGateway:
             cost_usd=cost,
             policy_id=call.policy.policy_id,
             guardrail_flags=flags,
+            citations=call.citations,
         )
+        if call.groundedness is not None:
+            output.groundedness.CopyFrom(call.groundedness)
+        hit = _cache_hit(call.hit)
+        if hit is not None:
+            # The stored record says the answer was replayed, and from which interaction
+            # (Output has no field for it; a replay of this request reads it back).
+            output.metadata.update({"cache": {
+                "kind": inf.CacheHit.Kind.Name(hit.kind), "similarity": hit.similarity,
+                "source_interaction_id": hit.source_interaction_id,
+            }})  # fmt: skip
         request_id = _derived_request_id(
             request.request_id,
             f"#shadow:{call.policy.policy_id}" if shadow_of else "",
@@ -377,9 +550,10 @@ class InferenceGateway:
                 primary_interaction_id=shadow_of,
             ),
         )
+        outcome = "error" if failed else "shadow" if shadow_of else "cache_hit" if hit else "ok"
         metrics.record(
-            call.tenant_id, request.skill, call.policy.policy_id,
-            outcome="error" if failed else "shadow" if shadow_of else "ok", prompt=prompt_tokens,
+            call.tenant_id, request.skill, call.policy.policy_id, outcome=outcome,
+            prompt=prompt_tokens,
             completion=completion_tokens, cost=cost, latency_s=elapsed,
         )  # fmt: skip
         if written.outcome is Outcome.REJECTED:
@@ -400,6 +574,10 @@ class InferenceGateway:
             routing=routing,
             guardrail_flags=flags,
             timings=timings,
+            citations=call.citations,
+            retrieved_chunks=call.context,
+            groundedness=call.groundedness,
+            cache=hit,
         )
 
     async def _log_failure(
@@ -428,7 +606,9 @@ class InferenceGateway:
         if isinstance(begun, inf.InferResponse):
             return begun
         call = begun
-        if call.refusal is not None:
+        if call.hit is not None:
+            response = await self._log_hit(call)
+        elif call.refusal is not None:
             response = await self._log(
                 call, text=call.refusal, prompt_tokens=0, completion_tokens=0,
                 finish_reason=tel.FINISH_REASON_GUARDRAIL, flags=call.flags,
@@ -442,12 +622,15 @@ class InferenceGateway:
                 await self._log_failure(call, err)
                 raise
             text, out_flags = screen_output(result.text, call.policy.guardrails, self._scrubber)
+            text, flags, finish = await self._ground(
+                call, text, call.flags + out_flags,
+                _FINISH.get(result.finish_reason, tel.FINISH_REASON_STOP),
+            )  # fmt: skip
             response = await self._log(
                 call, text=text, prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                finish_reason=_FINISH.get(result.finish_reason, tel.FINISH_REASON_STOP),
-                flags=call.flags + out_flags,
+                completion_tokens=result.completion_tokens, finish_reason=finish, flags=flags,
             )  # fmt: skip
+            self._remember(call, response)
         self._start_shadows(call, response.interaction_id)
         return response
 
@@ -462,6 +645,8 @@ class InferenceGateway:
                 text_delta=begun.text, policy_id=begun.policy_id, base_model=begun.base_model,
                 routing=begun.routing, finish_reason=begun.finish_reason, usage=begun.usage,
                 latency=begun.latency, guardrail_flags=list(begun.guardrail_flags),
+                citations=begun.citations, retrieved_chunks=begun.retrieved_chunks,
+                groundedness=begun.groundedness, cache=begun.cache, timings=begun.timings,
             )  # fmt: skip
             return
         call = begun
@@ -473,6 +658,13 @@ class InferenceGateway:
         parts: list[str] = []
         finish = tel.FINISH_REASON_STOP
         flags = list(call.flags)
+        if call.hit is not None:
+            # A cache hit arrives as one delta.
+            final = await self._log_hit(call)
+            yield inf.InferStreamResponse(index=1, text_delta=final.text)
+            yield self._last_message(final, index=2)
+            self._start_shadows(call, call.interaction_id)
+            return
         if call.refusal is not None:
             parts.append(call.refusal)
             finish = tel.FINISH_REASON_GUARDRAIL
@@ -480,9 +672,13 @@ class InferenceGateway:
         else:
             try:
                 index = 1
-                # Output PII redaction needs whole entities, so with it on the answer is
-                # screened as a whole and sent as one delta.
-                redact = call.policy.guardrails.redact_output_pii
+                # Output PII redaction needs whole entities, and required citations the
+                # whole answer, so with either on the answer is screened as a whole and
+                # sent as one delta.
+                guard = call.policy.guardrails
+                redact = guard.redact_output_pii or (
+                    guard.require_citations and call.policy.retrieval.enabled
+                )
                 async for delta in self._backend.stream(
                     call.generation, timeout_s=self._settings.infer_timeout_s
                 ):
@@ -490,12 +686,13 @@ class InferenceGateway:
                     if not redact:
                         yield inf.InferStreamResponse(index=index, text_delta=delta)
                         index += 1
+                text, out_flags = screen_output(
+                    "".join(parts), call.policy.guardrails, self._scrubber
+                )
+                text, flags, finish = await self._ground(call, text, flags + out_flags, finish)
                 if redact:
-                    text, out_flags = screen_output(
-                        "".join(parts), call.policy.guardrails, self._scrubber
-                    )
-                    parts, flags = [text], flags + out_flags
                     yield inf.InferStreamResponse(index=index, text_delta=text)
+                parts = [text] if redact else parts
             except Exception as err:
                 await self._log_failure(call, err, text="".join(parts))
                 raise
@@ -503,12 +700,19 @@ class InferenceGateway:
             call, text="".join(parts), prompt_tokens=0,
             completion_tokens=len(parts), finish_reason=finish, flags=flags,
         )  # fmt: skip
-        yield inf.InferStreamResponse(
-            index=len(parts) + 1, finish_reason=final.finish_reason, usage=final.usage,
-            latency=final.latency, guardrail_flags=list(final.guardrail_flags),
-            timings=final.timings,
-        )  # fmt: skip
+        self._remember(call, final)
+        yield self._last_message(final, index=len(parts) + 1)
         self._start_shadows(call, call.interaction_id)
+
+    @staticmethod
+    def _last_message(final: inf.InferResponse, *, index: int) -> inf.InferStreamResponse:
+        return inf.InferStreamResponse(
+            index=index, finish_reason=final.finish_reason, usage=final.usage,
+            latency=final.latency, guardrail_flags=list(final.guardrail_flags),
+            timings=final.timings, citations=final.citations,
+            retrieved_chunks=final.retrieved_chunks, groundedness=final.groundedness,
+            cache=final.cache,
+        )  # fmt: skip
 
     # ---- shadow ----------------------------------------------------------------------
 
@@ -528,7 +732,11 @@ class InferenceGateway:
             route = Route(policy_id, tel.RoutingDecision.REASON_SHADOW, 1.0, call.route.revision,
                           (), call.route.rollout_id)  # fmt: skip
             messages = self._validate(call.request)
-            shadow = await self._prepare(call.tenant_id, call.request, route, messages)
+            # A shadow retrieves from its own policy's index, never uses the cache.
+            shadow = await self._prepare(
+                call.tenant_id, call.request, route, messages, use_cache=False
+            )
+            flags = shadow.flags
             if shadow.refusal is not None:
                 text, prompt_tokens, completion_tokens = shadow.refusal, 0, 0
                 finish = tel.FINISH_REASON_GUARDRAIL
@@ -539,9 +747,11 @@ class InferenceGateway:
                 text, _ = screen_output(result.text, shadow.policy.guardrails, self._scrubber)
                 prompt_tokens, completion_tokens = result.prompt_tokens, result.completion_tokens
                 finish = _FINISH.get(result.finish_reason, tel.FINISH_REASON_STOP)
+                # Graded like the primary, so shadow and primary compare on faithfulness.
+                text, flags, finish = await self._ground(shadow, text, flags, finish)
             await self._log(
                 shadow, text=text, prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens, finish_reason=finish, flags=shadow.flags,
+                completion_tokens=completion_tokens, finish_reason=finish, flags=flags,
                 shadow_of=primary_interaction_id,
             )  # fmt: skip
         except Exception as err:  # a shadow's failure is logged, never raised

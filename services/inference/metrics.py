@@ -19,6 +19,22 @@ LATENCY = Histogram(
 )
 
 
+CACHE_LOOKUPS = Counter(
+    "rlaas_answer_cache_lookups",
+    "Answer-cache lookups by result (exact, semantic, miss); hit rate = hits / all.",
+    ["tenant", "skill", "policy", "result"],
+)
+RETRIEVAL_LATENCY = Histogram(
+    "rlaas_inference_retrieval_seconds",
+    "Retrieval time of grounded Infer calls.",
+    ["tenant", "skill", "policy"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+UNGROUNDED = Counter(
+    "rlaas_inference_ungrounded", "Answers flagged ungrounded.", ["tenant", "skill", "policy"]
+)
+
+
 def record(
     tenant: str, skill: str, policy: str, *, outcome: str, prompt: int, completion: int,
     cost: float, latency_s: float,

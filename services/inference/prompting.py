@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from jinja2 import StrictUndefined, Template, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rlaas.registry.v1 import registry_pb2 as reg
@@ -31,6 +31,34 @@ def _render(source: str, variables: dict[str, object], what: str) -> str:
         ) from err
 
 
+CONTEXT_INSTRUCTION = (
+    "Answer from the numbered sources below and cite the ones you use as [n]. "
+    "If they do not contain the answer, say so.\nSources:"
+)
+
+
+def format_context(context: list[tel.RetrievedChunk]) -> str:
+    """Numbered sources, ``[n] (title) text``, n from 1 in context order."""
+    parts = []
+    for i, c in enumerate(context):
+        title = c.metadata.fields["title"].string_value if "title" in c.metadata.fields else ""
+        parts.append(f"[{i + 1}] ({title}) {c.text}" if title else f"[{i + 1}] {c.text}")
+    return "\n\n".join(parts)
+
+
+@lru_cache(maxsize=512)
+def _variables(source: str) -> frozenset[str]:
+    try:
+        return frozenset(meta.find_undeclared_variables(_ENV.parse(source)))
+    except TemplateError:
+        return frozenset()
+
+
+def uses_variable(tpl: reg.PromptTemplate, name: str) -> bool:
+    """Whether the system prompt or the user template reads the variable ``name``."""
+    return any(name in _variables(src) for src in (tpl.system_prompt, tpl.user_template))
+
+
 def build_messages(
     policy: reg.Policy,
     messages: list[dict[str, str]],
@@ -40,7 +68,7 @@ def build_messages(
     skill: str,
 ) -> list[dict[str, str]]:
     tpl = policy.prompt_template
-    context_text = "\n\n".join(f"[{i + 1}] {c.text}" for i, c in enumerate(context))
+    context_text = format_context(context)
     last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     variables: dict[str, object] = {
         "input": last_user,
@@ -50,8 +78,10 @@ def build_messages(
     }
     out: list[dict[str, str]] = []
     system = _render(tpl.system_prompt, variables, "system prompt") if tpl.system_prompt else ""
-    if context_text and "context" not in tpl.system_prompt:
-        system = f"{system}\n\nContext:\n{context_text}".strip()
+    if context_text and not uses_variable(tpl, "context"):
+        # A template that does not place the context gets the default block, with the
+        # numbering the gateway reads citations ([n]) back by.
+        system = f"{system}\n\n{CONTEXT_INSTRUCTION}\n{context_text}".strip()
     caller_system = [m["content"] for m in messages if m["role"] == "system"]
     system = "\n\n".join(x for x in [system, *caller_system] if x)
     if system:

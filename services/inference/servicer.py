@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from rlaas.inference.v1 import inference_pb2, inference_pb2_grpc
+from rlaas.retrieval.v1 import retrieval_pb2
 from services.inference.backend_factory import LazyBackend
 from services.inference.deployments import DeploymentCache
 from services.inference.gateway import InferenceGateway, RegistryReader
@@ -59,9 +60,32 @@ def _make(runtime: Runtime) -> InferenceServicer:
     )
     telemetry = TelemetryCore(settings, runtime.engine, runtime.sessions)
     deployments.set_observation_loader(telemetry.bandits.observed)
-    gateway = InferenceGateway(settings, registry, deployments, router, backend, telemetry)
+    gateway = InferenceGateway(
+        settings, registry, deployments, router, backend, telemetry,
+        retriever=_RuntimeRetriever(runtime),
+    )  # fmt: skip
     runtime.closers.append(gateway.drain_shadows)
     return InferenceServicer(gateway)
+
+
+class _RuntimeRetriever:
+    """The runtime's retrieval core, opened on the first grounded request (a gateway
+    whose policies never retrieve never connects to the vector store)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def search(
+        self, tenant_id: str, index_id: str, query: str, *, top_k: int, mode: int,
+        filter: retrieval_pb2.SearchFilter | None, rerank: bool, min_score: float,
+    ) -> retrieval_pb2.SearchResponse:  # fmt: skip
+        return await self._runtime.retrieval.search(
+            tenant_id, index_id, query, top_k=top_k, mode=mode, filter=filter, rerank=rerank,
+            min_score=min_score,
+        )  # fmt: skip
+
+    async def content_version(self, tenant_id: str, index_id: str) -> int:
+        return await self._runtime.retrieval.content_version(tenant_id, index_id)
 
 
 def _dsn(database_url: str) -> str:

@@ -27,6 +27,7 @@ from services.db.models import (
     DeploymentRevision,
     DeploymentRow,
     PolicyRow,
+    RetrievalIndexRow,
     Skill,
 )
 from services.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -321,6 +322,16 @@ class RegistryCore:
                 row = await session.get(PolicyRow, (tenant_id, prior_skill, prior_version))
                 assert row is not None
                 return cv.policy_to_proto(row)
+            if content.retrieval.enabled and (
+                await session.get(RetrievalIndexRow, (tenant_id, content.retrieval.collection))
+                is None
+            ):
+                raise InvalidArgument.field(
+                    "policy.retrieval.collection",
+                    f"index {content.retrieval.collection!r} does not exist in this tenant "
+                    "(RetrievalService.CreateIndex creates it)",
+                    reason="RETRIEVAL_INDEX_NOT_FOUND",
+                )
             if content.HasField("adapter"):
                 # Checked only for a new policy (a replay returns what was accepted),
                 # under the skill's lock: a few ms of hashing for a LoRA adapter.

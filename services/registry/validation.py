@@ -15,6 +15,7 @@ from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from rlaas.registry.v1 import registry_pb2 as pb
+from rlaas.retrieval.v1 import retrieval_pb2 as rpb
 from services.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 
 SKILL_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
@@ -36,6 +37,10 @@ MAX_BLOCKED_TERMS = 1000
 MAX_TERM_CHARS = 200
 MAX_REFUSAL_CHARS = 2000
 MAX_RETRIEVAL_TOP_K = 100
+# RetrievalService's index ids (retrieval.proto, Index.index_id).
+INDEX_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+MAX_FILTER_ITEMS = 1000
+MAX_CACHE_TTL_S = 30 * 24 * 3600
 MAX_REASON = 2000
 TEMPLATE_VARIABLES = frozenset({"input", "context"})
 
@@ -268,9 +273,39 @@ def _retrieval(r: pb.RetrievalConfig, out: _Violations) -> None:
             out.add(f"{f}.collection", "is required when retrieval is enabled")
         if r.top_k == 0:
             out.add(f"{f}.top_k", "must be >= 1 when retrieval is enabled")
-    for name in ("collection", "embedding_model"):
-        if len(getattr(r, name)) > MAX_NAME:
-            out.add(f"{f}.{name}", f"must be at most {MAX_NAME} characters")
+    if len(r.embedding_model) > MAX_NAME:
+        out.add(f"{f}.embedding_model", f"must be at most {MAX_NAME} characters")
+    if r.collection and not INDEX_ID.match(r.collection):
+        out.add(
+            f"{f}.collection",
+            f"{r.collection[:100]!r} is not an index id (lower-case letters, digits, - and _, "
+            "1-63 characters, starting with a letter)",
+        )
+    if r.mode not in rpb.SearchMode.values():
+        out.add(f"{f}.mode", f"{r.mode} is not a SearchMode")
+    if not math.isfinite(r.min_groundedness) or not 0 <= r.min_groundedness <= 1:
+        out.add(f"{f}.min_groundedness", "must be in [0, 1] (0: the default 0.5)")
+    for name in ("access_tags", "document_ids"):
+        values = getattr(r.filter, name)
+        if len(values) > MAX_FILTER_ITEMS:
+            out.add(f"{f}.filter.{name}", f"at most {MAX_FILTER_ITEMS} values")
+        for i, value in enumerate(values):
+            if not value.strip() or len(value) > MAX_NAME:
+                out.add(f"{f}.filter.{name}[{i}]", f"must be 1-{MAX_NAME} characters")
+    for key, value in r.filter.metadata_equals.fields.items():
+        if value.WhichOneof("kind") not in ("string_value", "number_value", "bool_value"):
+            out.add(f"{f}.filter.metadata_equals[{key!r}]", "must be a string, number or bool")
+
+
+def _cache(c: pb.CacheConfig, out: _Violations) -> None:
+    f = "policy.cache"
+    t = c.similarity_threshold
+    if not math.isfinite(t) or not 0 <= t <= 1:
+        out.add(f"{f}.similarity_threshold", "must be in (0, 1] (0: the default 0.95)")
+    if c.HasField("ttl"):
+        seconds = c.ttl.seconds + c.ttl.nanos / 1e9
+        if not 0 < seconds <= MAX_CACHE_TTL_S or abs(c.ttl.nanos) >= 1_000_000_000:
+            out.add(f"{f}.ttl", f"must be in (0, {MAX_CACHE_TTL_S}] seconds (unset: 1 hour)")
 
 
 def validate_policy(policy: pb.Policy) -> None:
@@ -292,6 +327,7 @@ def validate_policy(policy: pb.Policy) -> None:
     _generation(policy.generation_defaults, out)
     _guardrails(policy.guardrails, out)
     _retrieval(policy.retrieval, out)
+    _cache(policy.cache, out)
     _labels(policy.labels, "policy.labels", out)
     out.raise_if_any()
 

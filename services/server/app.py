@@ -1,4 +1,4 @@
-"""Server bootstrap, in one place: grpc.aio server, the four services (all or some),
+"""Server bootstrap, in one place: grpc.aio server, the five services (all or some),
 health with graceful-shutdown state, reflection, tracing, the RPC interceptor, and
 SIGTERM handling."""
 
@@ -30,6 +30,7 @@ from services.tenancy.service import TenancyService
 
 if TYPE_CHECKING:
     from services.rest.server import RunningBridge
+    from services.retrieval.core import RetrievalCore
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,9 @@ class Runtime:
     # The model backend; None: the inference service opens the configured one lazily.
     # Benchmarks put an instant backend here to measure the gateway alone.
     backend: Any = None
+    # The retrieval core (services.retrieval.core.RetrievalCore), made on first use of
+    # ``retrieval``; the retrieval servicer and the inference gateway share it.
+    _retrieval: Any = None
 
     @classmethod
     def create(cls, settings: Settings, database_url: str) -> Runtime:
@@ -62,6 +66,30 @@ class Runtime:
             tenancy=TenancyService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
             objects=object_store(settings),
         )
+
+    @property
+    def retrieval(self) -> RetrievalCore:
+        if self._retrieval is None:
+            from services.retrieval.core import RetrievalCore
+            from services.retrieval.embedding import DIMENSION
+            from services.retrieval.vectors import VectorStore
+
+            s = self.settings
+            vectors = VectorStore(
+                s.milvus_target,
+                token=s.milvus_token.get_secret_value() if s.milvus_token else None,
+                collection=s.milvus_collection,
+                dimension=DIMENSION,
+            )
+            self._retrieval = RetrievalCore(
+                self.sessions, vectors, bm25_cache_indexes=s.retrieval_bm25_cache_indexes
+            )
+
+            async def close_vectors() -> None:
+                vectors.close()
+
+            self.closers.append(close_vectors)
+        return self._retrieval
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -84,10 +112,11 @@ def service_specs() -> dict[str, ServiceSpec]:
     # Imported here so that importing this module stays cheap for the CLI.
     from services.inference.servicer import SPEC as inference
     from services.registry.servicer import SPEC as registry
+    from services.retrieval.servicer import SPEC as retrieval
     from services.telemetry.servicer import SPEC as telemetry
     from services.training.servicer import SPEC as training
 
-    return {s.name: s for s in (telemetry, inference, registry, training)}
+    return {s.name: s for s in (telemetry, inference, registry, training, retrieval)}
 
 
 @dataclass

@@ -336,6 +336,28 @@ async def test_every_command_prints_the_rpcs_json(
     await j("evals get", "ev-nope", key=admin, code=3)
     await j("evals list", key=admin)
 
+    # Retrieval memory: an index, a document, a filtered search, then deletes.
+    created = await j("indexes create", "handbook", "--chunk-size", "200", key=admin)
+    assert created["index"]["chunking"]["chunkSize"] == 200
+    up = await j("docs upsert", "handbook", "returns", "--text",
+                 "Returns are accepted within 30 days of delivery.", "--metadata", "lang=en",
+                 "--metadata", "year=2026", key=admin)  # fmt: skip
+    assert up["results"][0]["outcome"] == "OUTCOME_CREATED"
+    got = await j("docs get", "handbook", "returns", key=admin)
+    assert got["document"]["metadata"] == {"lang": "en", "year": 2026}
+    assert got["chunks"][0]["text"].startswith("Returns are accepted")
+    assert [
+        d["documentId"] for d in (await j("docs list", "handbook", key=admin))["documents"]
+    ] == ["returns"]
+    found = await j("search", "handbook", "how long can I return it", "--metadata", "year=2026",
+                    "--mode", "dense", key=admin)  # fmt: skip
+    assert found["hits"][0]["chunk"]["documentId"] == "returns"
+    assert (await j("indexes get", "handbook", key=admin))["index"]["documentCount"] == "1"
+    assert [x["indexId"] for x in (await j("indexes list", key=admin))["indexes"]] == ["handbook"]
+    await j("docs delete", "handbook", "returns", key=admin)
+    await j("indexes delete", "handbook", key=admin)
+    await j("indexes get", "handbook", key=admin, code=3)
+
     assert covered == set(LEAF_COMMANDS), set(LEAF_COMMANDS) ^ covered
 
 

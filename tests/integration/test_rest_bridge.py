@@ -21,6 +21,7 @@ from schemathesis import checks as st_checks
 from rlaas.inference.v1 import inference_pb2
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2
+from rlaas.retrieval.v1 import retrieval_pb2
 from rlaas.telemetry.v1 import telemetry_pb2
 from rlaas.training.v1 import training_pb2
 from services.rest import openapi
@@ -37,6 +38,7 @@ SERVICES = [
     inference_pb2.DESCRIPTOR.services_by_name["InferenceService"],
     registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     training_pb2.DESCRIPTOR.services_by_name["TrainingService"],
+    retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"],
 ]
 
 

@@ -23,6 +23,7 @@ from openapi_spec_validator import validate
 
 from rlaas.inference.v1 import inference_pb2
 from rlaas.registry.v1 import registry_pb2
+from rlaas.retrieval.v1 import retrieval_pb2
 from rlaas.telemetry.v1 import telemetry_pb2
 from rlaas.training.v1 import training_pb2
 from services.rest import openapi
@@ -40,6 +41,7 @@ SERVICES: list[ServiceDescriptor] = [
         (inference_pb2, "InferenceService"),
         (registry_pb2, "RegistryService"),
         (training_pb2, "TrainingService"),
+        (retrieval_pb2, "RetrievalService"),
     )
 ]
 ROUTES = routes_for(SERVICES)

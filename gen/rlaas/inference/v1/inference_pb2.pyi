@@ -106,7 +106,7 @@ class CacheHit(_message.Message):
     def __init__(self, kind: _Optional[_Union[CacheHit.Kind, str]] = ..., similarity: _Optional[float] = ..., source_interaction_id: _Optional[str] = ...) -> None: ...
 
 class InferStreamRequest(_message.Message):
-    __slots__ = ("skill", "messages", "user_id", "thread_id", "generation", "context_chunks", "policy_id", "metadata", "labels", "training_opt_out", "request_id")
+    __slots__ = ("skill", "messages", "user_id", "thread_id", "generation", "context_chunks", "policy_id", "metadata", "labels", "training_opt_out", "request_id", "bypass_cache")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,7 @@ class InferStreamRequest(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TRAINING_OPT_OUT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
     skill: str
     messages: _containers.RepeatedCompositeFieldContainer[_telemetry_pb2.ChatMessage]
     user_id: str
@@ -136,10 +137,11 @@ class InferStreamRequest(_message.Message):
     labels: _containers.ScalarMap[str, str]
     training_opt_out: bool
     request_id: str
-    def __init__(self, skill: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_telemetry_pb2.ChatMessage, _Mapping]]] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., generation: _Optional[_Union[_registry_pb2.GenerationConfig, _Mapping]] = ..., context_chunks: _Optional[_Iterable[_Union[_telemetry_pb2.RetrievedChunk, _Mapping]]] = ..., policy_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., training_opt_out: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    bypass_cache: bool
+    def __init__(self, skill: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[_telemetry_pb2.ChatMessage, _Mapping]]] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., generation: _Optional[_Union[_registry_pb2.GenerationConfig, _Mapping]] = ..., context_chunks: _Optional[_Iterable[_Union[_telemetry_pb2.RetrievedChunk, _Mapping]]] = ..., policy_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., training_opt_out: _Optional[bool] = ..., request_id: _Optional[str] = ..., bypass_cache: _Optional[bool] = ...) -> None: ...
 
 class InferStreamResponse(_message.Message):
-    __slots__ = ("interaction_id", "output_id", "index", "text_delta", "policy_id", "base_model", "routing", "finish_reason", "usage", "citations", "latency", "guardrail_flags", "timings", "tool_calls")
+    __slots__ = ("interaction_id", "output_id", "index", "text_delta", "policy_id", "base_model", "routing", "finish_reason", "usage", "citations", "latency", "guardrail_flags", "timings", "tool_calls", "retrieved_chunks", "groundedness", "cache")
     INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +156,9 @@ class InferStreamResponse(_message.Message):
     GUARDRAIL_FLAGS_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVED_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    GROUNDEDNESS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     interaction_id: str
     output_id: str
     index: int
@@ -168,4 +173,7 @@ class InferStreamResponse(_message.Message):
     guardrail_flags: _containers.RepeatedScalarFieldContainer[str]
     timings: _telemetry_pb2.Timings
     tool_calls: _containers.RepeatedCompositeFieldContainer[_telemetry_pb2.ToolCall]
-    def __init__(self, interaction_id: _Optional[str] = ..., output_id: _Optional[str] = ..., index: _Optional[int] = ..., text_delta: _Optional[str] = ..., policy_id: _Optional[str] = ..., base_model: _Optional[str] = ..., routing: _Optional[_Union[_telemetry_pb2.RoutingDecision, _Mapping]] = ..., finish_reason: _Optional[_Union[_telemetry_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_telemetry_pb2.TokenUsage, _Mapping]] = ..., citations: _Optional[_Iterable[_Union[_telemetry_pb2.Citation, _Mapping]]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., guardrail_flags: _Optional[_Iterable[str]] = ..., timings: _Optional[_Union[_telemetry_pb2.Timings, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[_telemetry_pb2.ToolCall, _Mapping]]] = ...) -> None: ...
+    retrieved_chunks: _containers.RepeatedCompositeFieldContainer[_telemetry_pb2.RetrievedChunk]
+    groundedness: _telemetry_pb2.Groundedness
+    cache: CacheHit
+    def __init__(self, interaction_id: _Optional[str] = ..., output_id: _Optional[str] = ..., index: _Optional[int] = ..., text_delta: _Optional[str] = ..., policy_id: _Optional[str] = ..., base_model: _Optional[str] = ..., routing: _Optional[_Union[_telemetry_pb2.RoutingDecision, _Mapping]] = ..., finish_reason: _Optional[_Union[_telemetry_pb2.FinishReason, str]] = ..., usage: _Optional[_Union[_telemetry_pb2.TokenUsage, _Mapping]] = ..., citations: _Optional[_Iterable[_Union[_telemetry_pb2.Citation, _Mapping]]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., guardrail_flags: _Optional[_Iterable[str]] = ..., timings: _Optional[_Union[_telemetry_pb2.Timings, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[_telemetry_pb2.ToolCall, _Mapping]]] = ..., retrieved_chunks: _Optional[_Iterable[_Union[_telemetry_pb2.RetrievedChunk, _Mapping]]] = ..., groundedness: _Optional[_Union[_telemetry_pb2.Groundedness, _Mapping]] = ..., cache: _Optional[_Union[CacheHit, _Mapping]] = ...) -> None: ...

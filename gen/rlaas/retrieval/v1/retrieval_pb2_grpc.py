@@ -143,7 +143,8 @@ class RetrievalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListIndexes(self, request, context):
-        """Lists the tenant's indexes, by id.
+        """Lists the tenant's indexes, by id. Returns INVALID_ARGUMENT for a bad
+        `page_size` or `page_token`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,7 +177,8 @@ class RetrievalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListDocuments(self, request, context):
-        """Lists an index's documents, by id.
+        """Lists an index's documents, by id. Returns INVALID_ARGUMENT for a bad
+        `page_size` or `page_token`, NOT_FOUND if the index does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

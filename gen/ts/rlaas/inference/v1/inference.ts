@@ -217,6 +217,8 @@ export interface InferStreamRequest {
    * replays the original answer.
    */
   requestId: string;
+  /** Skip the policy's answer cache for this request (always generate). */
+  bypassCache: boolean;
 }
 
 export interface InferStreamRequest_LabelsEntry {
@@ -268,6 +270,20 @@ export interface InferStreamResponse {
     | undefined;
   /** Last message only: tool calls the model requested. */
   toolCalls: ToolCall[];
+  /**
+   * Last message only: the chunks retrieved for the answer (policies with
+   * retrieval).
+   */
+  retrievedChunks: RetrievedChunk[];
+  /** Last message only: how well the retrieved context supports the answer. */
+  groundedness:
+    | Groundedness
+    | undefined;
+  /**
+   * Last message only: whether the answer came from the policy's answer cache
+   * (a hit arrives as one text delta).
+   */
+  cache: CacheHit | undefined;
 }
 
 function createBaseInferRequest(): InferRequest {
@@ -1165,6 +1181,7 @@ function createBaseInferStreamRequest(): InferStreamRequest {
     labels: {},
     trainingOptOut: false,
     requestId: "",
+    bypassCache: false,
   };
 }
 
@@ -1202,6 +1219,9 @@ export const InferStreamRequest: MessageFns<InferStreamRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(90).string(message.requestId);
+    }
+    if (message.bypassCache !== false) {
+      writer.uint32(96).bool(message.bypassCache);
     }
     return writer;
   },
@@ -1310,6 +1330,14 @@ export const InferStreamRequest: MessageFns<InferStreamRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.bypassCache = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1374,6 +1402,11 @@ export const InferStreamRequest: MessageFns<InferStreamRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      bypassCache: isSet(object.bypassCache)
+        ? globalThis.Boolean(object.bypassCache)
+        : isSet(object.bypass_cache)
+        ? globalThis.Boolean(object.bypass_cache)
+        : false,
     };
   },
 
@@ -1418,6 +1451,9 @@ export const InferStreamRequest: MessageFns<InferStreamRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.bypassCache !== false) {
+      obj.bypassCache = message.bypassCache;
+    }
     return obj;
   },
 
@@ -1447,6 +1483,7 @@ export const InferStreamRequest: MessageFns<InferStreamRequest> = {
     );
     message.trainingOptOut = object.trainingOptOut ?? false;
     message.requestId = object.requestId ?? "";
+    message.bypassCache = object.bypassCache ?? false;
     return message;
   },
 };
@@ -1554,6 +1591,9 @@ function createBaseInferStreamResponse(): InferStreamResponse {
     guardrailFlags: [],
     timings: undefined,
     toolCalls: [],
+    retrievedChunks: [],
+    groundedness: undefined,
+    cache: undefined,
   };
 }
 
@@ -1600,6 +1640,15 @@ export const InferStreamResponse: MessageFns<InferStreamResponse> = {
     }
     for (const v of message.toolCalls) {
       ToolCall.encode(v!, writer.uint32(114).fork()).join();
+    }
+    for (const v of message.retrievedChunks) {
+      RetrievedChunk.encode(v!, writer.uint32(122).fork()).join();
+    }
+    if (message.groundedness !== undefined) {
+      Groundedness.encode(message.groundedness, writer.uint32(130).fork()).join();
+    }
+    if (message.cache !== undefined) {
+      CacheHit.encode(message.cache, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1729,6 +1778,30 @@ export const InferStreamResponse: MessageFns<InferStreamResponse> = {
             message.toolCalls.push(ToolCall.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.retrievedChunks.push(RetrievedChunk.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.groundedness = Groundedness.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.cache = CacheHit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1791,6 +1864,13 @@ export const InferStreamResponse: MessageFns<InferStreamResponse> = {
         : globalThis.Array.isArray(object?.tool_calls)
         ? object.tool_calls.map((e: any) => ToolCall.fromJSON(e))
         : [],
+      retrievedChunks: globalThis.Array.isArray(object?.retrievedChunks)
+        ? object.retrievedChunks.map((e: any) => RetrievedChunk.fromJSON(e))
+        : globalThis.Array.isArray(object?.retrieved_chunks)
+        ? object.retrieved_chunks.map((e: any) => RetrievedChunk.fromJSON(e))
+        : [],
+      groundedness: isSet(object.groundedness) ? Groundedness.fromJSON(object.groundedness) : undefined,
+      cache: isSet(object.cache) ? CacheHit.fromJSON(object.cache) : undefined,
     };
   },
 
@@ -1838,6 +1918,15 @@ export const InferStreamResponse: MessageFns<InferStreamResponse> = {
     if (message.toolCalls?.length) {
       obj.toolCalls = message.toolCalls.map((e) => ToolCall.toJSON(e));
     }
+    if (message.retrievedChunks?.length) {
+      obj.retrievedChunks = message.retrievedChunks.map((e) => RetrievedChunk.toJSON(e));
+    }
+    if (message.groundedness !== undefined) {
+      obj.groundedness = Groundedness.toJSON(message.groundedness);
+    }
+    if (message.cache !== undefined) {
+      obj.cache = CacheHit.toJSON(message.cache);
+    }
     return obj;
   },
 
@@ -1868,6 +1957,13 @@ export const InferStreamResponse: MessageFns<InferStreamResponse> = {
       ? Timings.fromPartial(object.timings)
       : undefined;
     message.toolCalls = object.toolCalls?.map((e) => ToolCall.fromPartial(e)) || [];
+    message.retrievedChunks = object.retrievedChunks?.map((e) => RetrievedChunk.fromPartial(e)) || [];
+    message.groundedness = (object.groundedness !== undefined && object.groundedness !== null)
+      ? Groundedness.fromPartial(object.groundedness)
+      : undefined;
+    message.cache = (object.cache !== undefined && object.cache !== null)
+      ? CacheHit.fromPartial(object.cache)
+      : undefined;
     return message;
   },
 };

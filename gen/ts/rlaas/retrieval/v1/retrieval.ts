@@ -4041,7 +4041,10 @@ export const RetrievalServiceService = {
     responseSerialize: (value: GetIndexResponse): Buffer => Buffer.from(GetIndexResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetIndexResponse => GetIndexResponse.decode(value),
   },
-  /** Lists the tenant's indexes, by id. */
+  /**
+   * Lists the tenant's indexes, by id. Returns INVALID_ARGUMENT for a bad
+   * `page_size` or `page_token`.
+   */
   listIndexes: {
     path: "/rlaas.retrieval.v1.RetrievalService/ListIndexes" as const,
     requestStream: false as const,
@@ -4092,7 +4095,10 @@ export const RetrievalServiceService = {
     responseSerialize: (value: GetDocumentResponse): Buffer => Buffer.from(GetDocumentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetDocumentResponse => GetDocumentResponse.decode(value),
   },
-  /** Lists an index's documents, by id. */
+  /**
+   * Lists an index's documents, by id. Returns INVALID_ARGUMENT for a bad
+   * `page_size` or `page_token`, NOT_FOUND if the index does not exist.
+   */
   listDocuments: {
     path: "/rlaas.retrieval.v1.RetrievalService/ListDocuments" as const,
     requestStream: false as const,
@@ -4157,7 +4163,10 @@ export interface RetrievalServiceServer extends UntypedServiceImplementation {
   createIndex: handleUnaryCall<CreateIndexRequest, CreateIndexResponse>;
   /** Reads an index with its counts. Returns NOT_FOUND if it does not exist. */
   getIndex: handleUnaryCall<GetIndexRequest, GetIndexResponse>;
-  /** Lists the tenant's indexes, by id. */
+  /**
+   * Lists the tenant's indexes, by id. Returns INVALID_ARGUMENT for a bad
+   * `page_size` or `page_token`.
+   */
   listIndexes: handleUnaryCall<ListIndexesRequest, ListIndexesResponse>;
   /**
    * Deletes an index with all its documents, chunks and vectors. Returns
@@ -4174,7 +4183,10 @@ export interface RetrievalServiceServer extends UntypedServiceImplementation {
   upsertDocuments: handleUnaryCall<UpsertDocumentsRequest, UpsertDocumentsResponse>;
   /** Reads a document with its chunks. Returns NOT_FOUND if it does not exist. */
   getDocument: handleUnaryCall<GetDocumentRequest, GetDocumentResponse>;
-  /** Lists an index's documents, by id. */
+  /**
+   * Lists an index's documents, by id. Returns INVALID_ARGUMENT for a bad
+   * `page_size` or `page_token`, NOT_FOUND if the index does not exist.
+   */
   listDocuments: handleUnaryCall<ListDocumentsRequest, ListDocumentsResponse>;
   /**
    * Deletes a document and its chunks everywhere (Postgres and Milvus).
@@ -4230,7 +4242,10 @@ export interface RetrievalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetIndexResponse) => void,
   ): ClientUnaryCall;
-  /** Lists the tenant's indexes, by id. */
+  /**
+   * Lists the tenant's indexes, by id. Returns INVALID_ARGUMENT for a bad
+   * `page_size` or `page_token`.
+   */
   listIndexes(
     request: ListIndexesRequest,
     callback: (error: ServiceError | null, response: ListIndexesResponse) => void,
@@ -4303,7 +4318,10 @@ export interface RetrievalServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetDocumentResponse) => void,
   ): ClientUnaryCall;
-  /** Lists an index's documents, by id. */
+  /**
+   * Lists an index's documents, by id. Returns INVALID_ARGUMENT for a bad
+   * `page_size` or `page_token`, NOT_FOUND if the index does not exist.
+   */
   listDocuments(
     request: ListDocumentsRequest,
     callback: (error: ServiceError | null, response: ListDocumentsResponse) => void,
