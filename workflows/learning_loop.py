@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -47,6 +47,9 @@ ROLLOUT_WORKFLOW_ID = "loop-rollout-workflow-id"
 # Histories recorded before this patch paused only the loop; newer runs pause (and
 # resume) the iteration's running rollout with it.
 PAUSE_FORWARDS_TO_ROLLOUT = "loop-pause-forwards-to-rollout"
+# Histories recorded before this patch waited for feedback alone; newer runs also keep
+# the schedule (`min_interval_s` between iteration starts).
+SCHEDULED_ITERATIONS = "loop-scheduled-iterations"
 
 
 @workflow.defn
@@ -98,6 +101,7 @@ class LearningLoopWorkflow:
                 self._phase = "done"
                 return state
             await self._wait_for_feedback(state)
+            state.last_iteration_start = workflow.now().isoformat()
             summary = await self._iterate(state)
             state.iteration += 1
             state.history = [*state.history, summary][-_HISTORY_KEPT:]
@@ -108,6 +112,56 @@ class LearningLoopWorkflow:
         workflow.continue_as_new(state)
 
     async def _wait_for_feedback(self, state: LoopState) -> None:
+        if workflow.patched(SCHEDULED_ITERATIONS):
+            await self._wait_for_schedule_and_feedback(state)
+        else:
+            await self._wait_for_feedback_only(state)
+
+    async def _wait_for_schedule_and_feedback(self, state: LoopState) -> None:
+        """An iteration starts on `run_now`, or once the schedule allows it (at least
+        `min_interval_s` after the previous start) and enough new feedback is in
+        (`min_new_feedback`; 0: the schedule alone decides)."""
+        cfg = state.config
+        while True:
+            self._phase = "paused" if state.paused else "waiting for feedback"
+            await workflow.wait_condition(lambda: not state.paused)
+            if self._run_now:
+                self._run_now = False
+                return
+            now, due = workflow.now(), self._next_start(state)
+            if due is not None and now < due:
+                self._phase = f"waiting until {due.isoformat()}"
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._run_now or state.paused, timeout=due - now
+                    )
+                continue
+            if cfg.min_new_feedback <= 0:
+                return
+            counted: CountFeedbackOutput = await workflow.execute_activity(
+                "count_new_feedback",
+                CountFeedbackInput(state.tenant_id, state.skill_id, state.feedback_watermark),
+                result_type=CountFeedbackOutput,
+                start_to_close_timeout=_TIMEOUT,
+                retry_policy=_RETRY,
+            )
+            if counted.count >= cfg.min_new_feedback:
+                return
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._run_now or state.paused,
+                    timeout=timedelta(seconds=cfg.check_interval_s),
+                )
+
+    @staticmethod
+    def _next_start(state: LoopState) -> datetime | None:
+        if not state.config.min_interval_s or not state.last_iteration_start:
+            return None
+        last = datetime.fromisoformat(state.last_iteration_start)
+        return last + timedelta(seconds=state.config.min_interval_s)
+
+    async def _wait_for_feedback_only(self, state: LoopState) -> None:
+        """Histories recorded before the schedule: feedback (or `run_now`) alone."""
         cfg = state.config
         while True:
             self._phase = "paused" if state.paused else "waiting for feedback"

@@ -75,6 +75,10 @@ class LoopConfig:
     min_new_feedback: int = 50
     """Feedback events since the last iteration needed to start one."""
     check_interval_s: float = 300.0
+    """How often the new feedback is counted while waiting."""
+    min_interval_s: float = 0.0
+    """Least time between the starts of two iterations (the loop's schedule); 0: none.
+    With ``min_new_feedback`` 0 the loop iterates on this schedule alone."""
     min_pairs: int = 16
     max_iterations: int = 0
     """0: run until stopped."""
@@ -129,6 +133,8 @@ class LoopState:
     """Create time (ISO) of the newest feedback already used."""
     history: list[IterationSummary] = field(default_factory=list)
     paused: bool = False
+    last_iteration_start: str = ""
+    """When (ISO) the latest iteration started; the schedule counts from it."""
 
 
 # ---- activity payloads -------------------------------------------------------------

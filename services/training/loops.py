@@ -216,14 +216,32 @@ def judge_spec(judge: pb.JudgeConfig, field_path: str) -> JudgeSpec:
                      judge.swap_positions)  # fmt: skip
 
 
+DEFAULT_INTERVAL_S = 24 * 3600.0
+# Feedback is counted at least this often while a loop waits (a cheap query).
+MAX_FEEDBACK_CHECK_S = 300.0
+
+
 def _config(proto: pb.LearningLoopConfig, poll_interval_s: float | None = None) -> LoopConfig:
     cfg = LoopConfig()
     if proto.HasField("training"):
         cfg.lora, cfg.dpo = training_settings(proto.training, "learning_loop.config.training")
-    if proto.HasField("interval"):
-        cfg.check_interval_s = max(proto.interval.ToTimedelta().total_seconds(), 1.0)
-    if proto.min_new_feedback:
-        cfg.min_new_feedback = proto.min_new_feedback
+    # The contract's schedule: at least `interval` (default 24 h) between iteration
+    # starts, and `min_new_feedback` new feedback events (0: the schedule alone).
+    interval_s = (
+        proto.interval.ToTimedelta().total_seconds()
+        if proto.HasField("interval")
+        else DEFAULT_INTERVAL_S
+    )
+    violations = []
+    if interval_s < 1:
+        violations.append(FieldViolation("learning_loop.config.interval", "must be >= 1s"))
+    if proto.min_new_feedback < 0:
+        violations.append(FieldViolation("learning_loop.config.min_new_feedback", "must be >= 0"))
+    if violations:
+        raise InvalidArgument(violations)
+    cfg.min_interval_s = interval_s
+    cfg.check_interval_s = min(interval_s, MAX_FEEDBACK_CHECK_S)
+    cfg.min_new_feedback = proto.min_new_feedback
     if proto.max_iterations:
         cfg.max_iterations = proto.max_iterations
     if proto.min_pairs:

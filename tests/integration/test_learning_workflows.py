@@ -57,11 +57,13 @@ class Script:
     observed: int = 0
     version: int = 1
     rollout_ids: list[str] = field(default_factory=list)
+    counted: int = 0
     evaluated: list[EvaluateInput] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., object]]:
         @activity.defn(name="count_new_feedback")
         async def count(inp: CountFeedbackInput) -> CountFeedbackOutput:
+            self.counted += 1
             return CountFeedbackOutput(count=100, watermark="now")
 
         @activity.defn(name="build_preference_dataset")
@@ -114,8 +116,14 @@ FAST = RolloutPlan(
 
 
 def loop_state(queue: str, **config: object) -> LoopState:
-    cfg = LoopConfig(min_new_feedback=1, check_interval_s=0.05, min_pairs=8, rollout=FAST,
-                     gpu_task_queue=f"{queue}-gpu", **config)  # type: ignore[arg-type]  # fmt: skip
+    settings: dict[str, object] = dict(
+        min_new_feedback=1,
+        check_interval_s=0.05,
+        min_pairs=8,
+        rollout=FAST,
+        gpu_task_queue=f"{queue}-gpu",
+    )
+    cfg = LoopConfig(**{**settings, **config})  # type: ignore[arg-type]  # fmt: skip
     return LoopState(
         tenant_id="t", skill_id="support_email", loop_id=f"loop-{uuid.uuid4().hex[:8]}", config=cfg
     )
@@ -186,6 +194,26 @@ async def test_continue_as_new_carries_state_and_history_replays(stack: RunningS
         f"support_email@v{i}" for i in (2, 3, 4)
     ]
     # Determinism: the recorded histories replay against today's workflow code.
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    async for history in client.list_workflows(f"WorkflowId = '{workflow_id}'").map_histories():
+        await replayer.replay_workflow(history)
+
+
+async def test_a_scheduled_loop_iterates_on_its_interval_without_counting_feedback(
+    stack: RunningStack,
+) -> None:
+    import time
+
+    script = Script(pairs=3)  # each iteration ends quickly: not enough data
+    state = loop_state(
+        f"q-{uuid.uuid4().hex[:8]}", max_iterations=2, min_new_feedback=0, min_interval_s=2.0
+    )
+    started = time.monotonic()
+    result, client, workflow_id = await run_loop(stack, script, state)
+    assert time.monotonic() - started >= 2.0  # the second start waited for the schedule
+    assert [h.outcome for h in result.history] == ["not_enough_data"] * 2
+    assert script.counted == 0  # the schedule alone decides: no feedback counted
+    assert result.last_iteration_start
     replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
     async for history in client.list_workflows(f"WorkflowId = '{workflow_id}'").map_histories():
         await replayer.replay_workflow(history)

@@ -162,3 +162,18 @@ def test_loop_gate_takes_sample_suites_and_level_and_refuses_a_dataset() -> None
         f"learning_loop.config.evaluation.{f}"
         for f in ("dataset_id", "max_examples", "confidence_level", "safety_suites[0]")
     ]
+
+
+def test_loop_schedule_follows_the_contract() -> None:
+    default = _config(pb.LearningLoopConfig())
+    # Unset: at least a day between iteration starts, on the schedule alone.
+    assert (default.min_interval_s, default.min_new_feedback) == (24 * 3600.0, 0)
+    assert default.check_interval_s == 300.0
+    quick = _config(pb.LearningLoopConfig(interval=seconds(2), min_new_feedback=64))
+    assert (quick.min_interval_s, quick.check_interval_s, quick.min_new_feedback) == (2, 2, 64)
+    with pytest.raises(InvalidArgument) as info:
+        _config(pb.LearningLoopConfig(interval=seconds(0.5), min_new_feedback=-1))
+    assert [v.field for v in info.value.violations] == [
+        "learning_loop.config.interval",
+        "learning_loop.config.min_new_feedback",
+    ]
