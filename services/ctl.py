@@ -1408,11 +1408,13 @@ def _loop_parsers(sub: Any) -> None:
     x.add_argument("skill", help="the skill (it needs a baseline)")
     x.add_argument("--display-name", default="", help="human-readable name")
     x.add_argument("--min-new-feedback", type=int, default=0,
-                   help="feedback events that start an iteration (0: server default)")  # fmt: skip
+                   help="new feedback events an iteration also waits for (0: the "
+                        "schedule alone)")  # fmt: skip
     x.add_argument("--max-iterations", type=int, default=0, help="0: forever")
     x.add_argument("--min-pairs", type=int, default=0,
                    help="preference pairs needed to train (0: server default)")  # fmt: skip
-    x.add_argument("--interval", type=int, default=None, help="seconds between checks")
+    x.add_argument("--interval", type=int, default=None,
+                   help="least seconds between iteration starts (default 86400)")  # fmt: skip
     x.add_argument("--data-window", type=int, default=None,
                    help="seconds of telemetry an iteration reads")  # fmt: skip
     x = _command(loops, "list", "the tenant's loops, newest first", _loops_list)
