@@ -100,7 +100,13 @@ async def run(tmp: Path, milvus_uri: str) -> dict[str, object]:
     import pgserver
 
     pg = pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
-    url = pg.get_uri()
+    try:
+        return await measure(pg.get_uri(), milvus_uri)
+    finally:
+        pg.cleanup()  # the server outlives the process otherwise
+
+
+async def measure(url: str, milvus_uri: str) -> dict[str, object]:
     await migrate.upgrade_async(url)
     engine = create_engine(url, pool_size=4)
     sessions = create_session_factory(engine)
