@@ -27,9 +27,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -39,8 +36,8 @@ import grpc
 import numpy as np
 from prometheus_client import REGISTRY
 
+from bench.milvus import milvus_lite_server
 from infra import migrate
-from infra.stack import milvus_ready
 from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
 from rlaas.registry.v1 import registry_pb2 as reg
@@ -61,12 +58,6 @@ QUERIES = int(os.environ.get("BENCH_CACHE_QUERIES", "20"))
 MAX_TOKENS = int(os.environ.get("BENCH_CACHE_MAX_TOKENS", "48"))
 THRESHOLD = 0.9
 SKILL = "support"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pct(values: list[float]) -> dict[str, float]:
@@ -96,13 +87,6 @@ def lookups() -> dict[str, float]:
 async def serve_and_run(tmp: str, milvus_uri: str, milvus_port: int) -> dict[str, object]:
     import pgserver
 
-    for _ in range(300):
-        try:
-            if await milvus_ready(milvus_uri):
-                break
-        except Exception:  # not listening yet
-            pass
-        await asyncio.sleep(0.2)
     pg = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop")
     try:
         url = pg.get_uri()
@@ -130,18 +114,11 @@ async def serve_and_run(tmp: str, milvus_uri: str, milvus_port: int) -> dict[str
 
 def main() -> None:
     configure_logging(Settings(log_format=LogFormat.JSON, log_level="WARNING"))
-    with tempfile.TemporaryDirectory(prefix="rlaas-bench-cache-") as tmp:
-        port = free_port()
-        milvus = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", f"{tmp}/milvus",
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            result = asyncio.run(serve_and_run(tmp, f"http://127.0.0.1:{port}", port))
-        finally:
-            milvus.terminate()
-            milvus.wait(timeout=30)
+    with (
+        tempfile.TemporaryDirectory(prefix="rlaas-bench-cache-") as tmp,
+        milvus_lite_server(f"{tmp}/milvus") as (uri, port),
+    ):
+        result = asyncio.run(serve_and_run(tmp, uri, port))
     result["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

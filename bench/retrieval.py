@@ -22,8 +22,6 @@ import json
 import os
 import platform
 import random
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,14 +30,13 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import text
 
+from bench.milvus import milvus_lite_server
 from infra import migrate
-from infra.stack import milvus_ready
 from rlaas.retrieval.v1 import retrieval_pb2 as pb
 from services.db.engine import create_engine, create_session_factory
 from services.retrieval.core import RetrievalCore
 from services.retrieval.embedding import DIMENSION, default_embedder
 from services.retrieval.vectors import ChunkVector, VectorStore
-from tests.helpers import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "retrieval.json"
 CHUNKS = int(os.environ.get("BENCH_CHUNKS", "50000"))
@@ -224,29 +221,12 @@ async def measure(url: str, milvus_uri: str) -> dict[str, object]:
     return out
 
 
-async def wait_and_run(tmp: Path, uri: str) -> dict[str, object]:
-    for _ in range(300):
-        try:
-            if await milvus_ready(uri):
-                break
-        except Exception:
-            await asyncio.sleep(0.2)
-    return await run(tmp, uri)
-
-
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="rlaas-bench-retrieval-") as tmp:
-        port = free_port()
-        milvus = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", f"{tmp}/milvus",
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            results = asyncio.run(wait_and_run(Path(tmp), f"http://127.0.0.1:{port}"))
-        finally:
-            milvus.terminate()
-            milvus.wait(timeout=30)
+    with (
+        tempfile.TemporaryDirectory(prefix="rlaas-bench-retrieval-") as tmp,
+        milvus_lite_server(f"{tmp}/milvus") as (uri, _),
+    ):
+        results = asyncio.run(run(Path(tmp), uri))
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,6 @@ import asyncio
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,8 +23,8 @@ from pathlib import Path
 
 import grpc
 
+from bench.milvus import milvus_lite_server
 from infra import migrate
-from infra.stack import milvus_ready
 from rlaas.retrieval.v1 import retrieval_pb2 as pb
 from rlaas.retrieval.v1 import retrieval_pb2_grpc
 from services.config import LogFormat, Settings
@@ -34,7 +32,6 @@ from services.logs import configure_logging
 from services.retrieval.support_kb import load_labelled_queries, load_support_kb
 from services.server.app import Runtime, start_server
 from services.tenancy.bootstrap import bootstrap_operator
-from tests.helpers import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "retrieval_eval.json"
 INDEX = "northwind-help"
@@ -143,30 +140,12 @@ async def run(tmp: Path, milvus_uri: str) -> dict[str, object]:
         pg.cleanup()
 
 
-async def wait_and_run(tmp: Path, uri: str) -> dict[str, object]:
-    for _ in range(300):
-        try:
-            if await milvus_ready(uri):
-                break
-        except Exception:
-            pass
-        await asyncio.sleep(0.2)
-    return await run(tmp, uri)
-
-
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="rlaas-bench-retrieval-eval-") as tmp:
-        port = free_port()
-        milvus = subprocess.Popen(
-            [sys.executable, "-m", "milvus_lite", "server", "--data-dir", f"{tmp}/milvus",
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            results = asyncio.run(wait_and_run(Path(tmp), f"http://127.0.0.1:{port}"))
-        finally:
-            milvus.terminate()
-            milvus.wait(timeout=30)
+    with (
+        tempfile.TemporaryDirectory(prefix="rlaas-bench-retrieval-eval-") as tmp,
+        milvus_lite_server(f"{tmp}/milvus") as (uri, _),
+    ):
+        results = asyncio.run(run(Path(tmp), uri))
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     results["when"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
