@@ -1110,26 +1110,16 @@ class RetrievalCore:
         mode: int = SEARCH_MODE_HYBRID,
         rerank: bool = False,
     ) -> pb.EvaluateRetrievalResponse:
-        from services.retrieval.evaluation import MAX_QUERIES, evaluate_retrieval
+        from services.retrieval.evaluation import check_queries, evaluate_retrieval
 
-        violations = []
-        if not queries:
-            violations.append(FieldViolation("queries", "at least one query is required"))
-        if len(queries) > MAX_QUERIES:
-            violations.append(FieldViolation("queries", f"at most {MAX_QUERIES}"))
-        for i, q in enumerate(queries):
-            if not q.query.strip():
-                violations.append(FieldViolation(f"queries[{i}].query", "must not be empty"))
-            if not q.relevant_document_ids:
-                violations.append(
-                    FieldViolation(
-                        f"queries[{i}].relevant_document_ids", "at least one is required"
-                    )
-                )
+        labelled = [(q.query, list(q.relevant_document_ids)) for q in queries]
         k = k or 10
-        if not 1 <= k <= MAX_TOP_K:
-            violations.append(FieldViolation("k", f"must be in [1, {MAX_TOP_K}]"))
         mode = mode or SEARCH_MODE_HYBRID
+        violations = []
+        try:
+            check_queries(labelled, k)  # the queries and k, as evaluate_retrieval checks them
+        except InvalidArgument as err:
+            violations += err.violations
         if mode not in (SEARCH_MODE_DENSE, SEARCH_MODE_SPARSE, SEARCH_MODE_HYBRID):
             violations.append(FieldViolation("mode", "must be DENSE, SPARSE or HYBRID"))
         if violations:
@@ -1145,9 +1135,7 @@ class RetrievalCore:
             reranker = found.reranker
             return [h.chunk.document_id for h in found.hits]
 
-        metrics = await evaluate_retrieval(
-            search, [(q.query, list(q.relevant_document_ids)) for q in queries], k
-        )
+        metrics = await evaluate_retrieval(search, labelled, k)
         return pb.EvaluateRetrievalResponse(
             metrics=pb.RetrievalMetrics(
                 query_count=metrics.query_count,
