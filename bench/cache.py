@@ -97,6 +97,8 @@ async def serve_and_run(tmp: str, milvus_uri: str, milvus_port: int) -> dict[str
         settings = Settings(
             services=["inference", "registry", "retrieval", "telemetry"],
             state_dir=Path(tmp) / "state", milvus_port=milvus_port, log_level="WARNING",
+            # The hit counts below are read per skill from the Prometheus labels.
+            metrics_tenant_labels=True,
         )  # fmt: skip
         runtime = Runtime.create(settings, url)
         # The real base model, from the dequantized cache `make up` keeps in .rlaas (built

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -229,7 +230,11 @@ async def main() -> None:
         operator = await bootstrap_operator(Settings(), url)
         assert operator is not None
         engine = create_engine(url, pool_size=1)
-        tenancy = TenancyService(create_session_factory(engine), cache_ttl_s=0)
+        # The bench's own server secret: the keys it makes here and `rlaas serve` share it.
+        secret = secrets.token_urlsafe(32)
+        tenancy = TenancyService(
+            create_session_factory(engine), cache_ttl_s=0, server_secret=secret.encode()
+        )
         admin = Principal("operator", operator.api_key.api_key_id, frozenset({Scope.ADMIN}), True)
         tenant = await tenancy.create_tenant(admin, display_name="bench", request_id="t")
         owner = Principal(tenant.tenant.tenant_id, "x", frozenset({Scope.ADMIN}))
@@ -243,7 +248,7 @@ async def main() -> None:
         env |= {
             "RLAAS_DATABASE_URL": url, "RLAAS_GRPC_PORT": str(port), "RLAAS_METRICS_PORT": "0",
             "RLAAS_REST_PORT": "0", "RLAAS_SERVICES": '["telemetry"]', "RLAAS_LOG_LEVEL": "WARNING",
-            "RLAAS_STATE_DIR": str(Path(tmp) / "state"),
+            "RLAAS_STATE_DIR": str(Path(tmp) / "state"), "RLAAS_SERVER_SECRET": secret,
         }  # fmt: skip
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.cli", "serve", env=env, cwd=ROOT,

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
@@ -29,6 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra import migrate
 from infra.processes import ProcessTable, alive, start_time
+from services import server_secret
 from services.config import Settings
 from services.objects.store import object_store
 from services.tenancy.bootstrap import bootstrap_operator
@@ -123,13 +125,83 @@ async def _wait_ready(
 
 
 def embedded_postgres_url(settings: Settings) -> str:
-    """Start (or find running) the pgserver cluster under the state dir."""
+    """Start (or find running) the pgserver cluster under the state dir, private to the
+    OS user that runs the stack (see ``_make_postgres_private``)."""
     import pgserver
 
     settings.postgres_dir.parent.mkdir(parents=True, exist_ok=True)
+    # An existing cluster gets its private configuration before it starts...
+    _make_postgres_private(settings.postgres_dir)
     # cleanup_mode=None: the cluster outlives this process; `rlaas down` stops it.
     server = pgserver.get_server(settings.postgres_dir, cleanup_mode=None)
+    # ... a new one (initdb runs inside get_server, which starts it at once) right after.
+    _make_postgres_private(settings.postgres_dir, server.get_postmaster_info())
     return str(server.get_uri())
+
+
+_PRIVATE_MARK = "# rlaas: private cluster"
+
+
+def _make_postgres_private(pgdata: Path, running: Any = None) -> None:
+    """Lock the embedded cluster to the OS user running the stack.
+
+    pgserver runs ``initdb --auth=trust`` and creates the unix socket with PostgreSQL's
+    default mode 0777, so any local user who can reach the socket is the superuser. It
+    takes no options for either, so this edits the cluster's own files:
+
+    - ``unix_socket_permissions = 0700``: the socket is the cluster owner's alone (root,
+      when pgserver runs the cluster as its ``pgserver`` user, passes by privilege).
+      The socket directory is the data directory (0700) unless its path is too long for
+      a socket; pgserver's fallback directory (made 0777 when root) is made 0700 too.
+    - ``pg_hba.conf``: ``peer`` authentication instead of ``trust``, over the socket only
+      (pgserver starts the server with ``-h ""``: no TCP), with ``pg_ident.conf`` mapping
+      only this OS user and the cluster's owner to the ``postgres`` role. No password is
+      needed, so none has to be stored.
+
+    Where this process's uid has no user name (some containers), peer authentication
+    cannot work: the cluster keeps ``trust``, behind the private socket. An external
+    Postgres (RLAAS_DATABASE_URL) is never touched: its security is its operator's.
+
+    With ``running`` (the PostmasterInfo of a started cluster), changes apply at once:
+    the socket (and fallback directory) are chmod-ed, and the postmaster reloads
+    pg_hba.conf. ``unix_socket_permissions`` itself applies from the next start, which
+    is why the socket is also chmod-ed directly.
+    """
+    import pwd
+
+    if not (pgdata / "PG_VERSION").exists():
+        return  # not initialized yet: pgserver's initdb comes first
+    conf = pgdata / "postgresql.conf"
+    if _PRIVATE_MARK not in conf.read_text():
+        with conf.open("a") as out:
+            out.write(f"\n{_PRIVATE_MARK}: only its owner may open the socket\n")
+            out.write("unix_socket_permissions = 0700\n")
+    changed = False
+    try:
+        users = sorted({pwd.getpwuid(os.geteuid()).pw_name, pgdata.owner()})
+    except KeyError:
+        log.warning("postgres_trust_kept", reason="this uid has no user name for peer auth")
+    else:
+        ident = "".join(f"rlaas {user} postgres\n" for user in users)
+        hba = f"{_PRIVATE_MARK}: the socket only, the users of pg_ident.conf only\n"
+        hba += "local all all peer map=rlaas\n"
+        for name, text in (("pg_ident.conf", f"{_PRIVATE_MARK}\n{ident}"), ("pg_hba.conf", hba)):
+            path = pgdata / name
+            if path.read_text() != text:
+                path.write_text(text)  # rewriting keeps the file's owner and mode
+                changed = True
+    if running is None:
+        return
+    socket_path = running.socket_path
+    if socket_path is not None and socket_path.exists():
+        socket_path.chmod(0o700)
+        if socket_path.parent != pgdata:
+            socket_path.parent.chmod(0o700)
+            if os.geteuid() == 0:
+                # The cluster's user must still reach its directory.
+                shutil.chown(socket_path.parent, pgdata.owner(), pgdata.group())
+    if changed and running.pid:
+        os.kill(running.pid, signal.SIGHUP)  # the postmaster rereads pg_hba.conf
 
 
 def database_url(settings: Settings) -> str:
@@ -327,6 +399,14 @@ class Stack:
             rest_url=s.rest_url,
         )
         env = endpoints.child_env(s)
+        # Only the server uses the secret (the workers never see it). It gets
+        # RLAAS_DATABASE_URL, so it would refuse to make one of its own: hand it the
+        # state dir's (or the operator's RLAAS_SERVER_SECRET), as any setting.
+        try:
+            secret = await asyncio.to_thread(server_secret.embedded_secret, s)
+        except server_secret.ServerSecretMissing as err:
+            raise StackError(str(err)) from err
+        serve_env = {**env, "RLAAS_SERVER_SECRET": secret}
         rest_url = s.rest_url
 
         async def serving() -> bool:
@@ -338,7 +418,7 @@ class Stack:
         await self._ensure(
             "serve",
             self._python("-m", "services.cli", "serve"),
-            env,
+            serve_env,
             serving,
             ports=(("RLAAS_GRPC_PORT", s.grpc_port), ("RLAAS_REST_PORT", s.rest_port))
             if s.rest_port

@@ -22,6 +22,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from infra.stack import database_url
     from services.server.app import serve
+    from services.server_secret import ServerSecretMissing
 
     settings = _settings(args)
     updates: dict[str, object] = {}
@@ -32,7 +33,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.rest_port is not None:
         updates["rest_port"] = args.rest_port
     settings = settings.model_copy(update=updates)
-    asyncio.run(serve(settings, database_url(settings)))
+    try:
+        asyncio.run(serve(settings, database_url(settings)))
+    except ServerSecretMissing as err:
+        print(f"rlaas serve: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

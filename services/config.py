@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     """S3 secret key (never logged)."""
     s3_secure: bool = True
     """Use TLS to reach the S3 endpoint."""
+    adapter_upload_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    """Largest adapter (config + weights) ``RegistryService.UploadAdapter`` accepts. The
+    upload is held in memory until it is checked, so this bounds one upload's memory."""
 
     # --- gRPC server --------------------------------------------------------------
     grpc_host: str = "127.0.0.1"
@@ -103,6 +106,34 @@ class Settings(BaseSettings):
     """Services this process serves (JSON list, e.g. ``["registry"]``)."""
     shutdown_grace_s: float = Field(default=10.0, ge=0)
     """On SIGTERM, in-flight RPCs get this long to finish."""
+    # Connection limits: a client holds a connection only while it uses it. Without them
+    # a connection that sends nothing, only the HTTP/2 preface, or a request a byte at a
+    # time stays open for good, and enough of them exhaust the server's descriptors.
+    grpc_handshake_timeout_s: float = Field(default=10.0, gt=0)
+    """A new connection must complete the HTTP/2 handshake (preface and SETTINGS) within
+    this long, else it is closed."""
+    grpc_max_connection_idle_s: float = Field(default=300.0, gt=0)
+    """A connection with no RPC in flight for this long gets GOAWAY and is closed
+    (clients reconnect transparently)."""
+    grpc_max_connection_age_s: float = Field(default=3600.0, gt=0)
+    """Longest life of any connection (gRPC adds +-10% jitter); past it the server sends
+    GOAWAY and the client reconnects. Bounds a connection that trickles one request for
+    ever. Long ingest streams resume on a new connection (events are acknowledged, so
+    none is lost)."""
+    grpc_max_connection_age_grace_s: float = Field(default=300.0, ge=0)
+    """After GOAWAY for age, RPCs in flight get this long before the connection closes."""
+    grpc_keepalive_time_s: float = Field(default=60.0, gt=0)
+    """The server pings a connection after this long without activity, to find peers
+    that vanished (also while a stream is open but silent)."""
+    grpc_keepalive_timeout_s: float = Field(default=20.0, gt=0)
+    """A keepalive ping unanswered for this long closes the connection."""
+    grpc_min_ping_interval_s: float = Field(default=10.0, ge=0)
+    """Pings from a client more often than this, with no data, count as strikes; two
+    strikes close the connection (ENHANCE_YOUR_CALM)."""
+    grpc_max_concurrent_streams: int = Field(default=100, ge=1)
+    """RPCs one connection may have in flight at once."""
+    grpc_max_receive_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request message the server accepts (RESOURCE_EXHAUSTED above it)."""
 
     # --- REST bridge --------------------------------------------------------------
     rest_host: str | None = None
@@ -111,6 +142,20 @@ class Settings(BaseSettings):
     rest_port: int = Field(default=8080, ge=0, le=65535)
     """Port of the REST bridge that ``rlaas serve`` runs beside the gRPC port; it serves
     its OpenAPI document at ``/openapi.json`` (0: no REST bridge)."""
+    rest_idle_timeout_s: float = Field(default=30.0, gt=0)
+    """An HTTP connection with no request in progress (kept alive between requests, or
+    still sending its request line and headers) is closed after this long."""
+    rest_body_timeout_s: float = Field(default=30.0, gt=0)
+    """A unary request's body must arrive within this long, and a streamed (NDJSON) body
+    may not pause longer than this. Past it a unary request answers 408; a stream stops
+    reading there: the lines before are processed and answered, then an error line
+    (DEADLINE_EXCEEDED) says why."""
+    rest_max_stream_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest body of one streamed (NDJSON) request, e.g. ``/v1/events:ingest``. A
+    declared Content-Length above it answers 413 at once; a chunked body stops at the
+    line that crosses it: the lines before are processed and acknowledged, then the
+    stream ends with RESOURCE_EXHAUSTED (HTTP 413 if nothing was answered yet). Send more
+    in another request."""
 
     # --- Auth ---------------------------------------------------------------------
     auth_cache_ttl_s: float = Field(default=5.0, ge=0)
@@ -119,6 +164,14 @@ class Settings(BaseSettings):
     bootstrap_admin_key: SecretStr | None = None
     """Operator admin key to install at bootstrap instead of generating one (CI,
     production). Stored hashed like every key."""
+    server_secret: SecretStr | None = None
+    """Key only the server knows (at least 32 characters, never logged): signs page tokens
+    and derives the secrets of keys created with a ``request_id``, so a retry returns the
+    same one. Every server process must share it. Unset: ``rlaas up`` keeps a random one
+    in ``<state_dir>/server-secret`` (mode 0600) and hands it to ``rlaas serve`` (not to
+    the workers, which need none). A server on an external database
+    (``RLAAS_DATABASE_URL``) refuses to start without it, unless its state dir holds
+    one (a server started by hand beside ``rlaas up``)."""
 
     # --- Telemetry ingest ---------------------------------------------------------
     ingest_max_event_bytes: int = Field(default=256 * 1024, ge=1024)
@@ -186,6 +239,12 @@ class Settings(BaseSettings):
     bandit_kill_switch: bool = False
     """Send every bandit request to the baseline."""
 
+    # --- Training -----------------------------------------------------------------
+    max_learning_loops_per_tenant: int = Field(default=20, ge=1)
+    """Learning loops one tenant may have running (or paused) at once; one more start
+    is RESOURCE_EXHAUSTED. Each loop holds a workflow and trains on the shared GPU
+    queue, so one tenant must not start them without bound."""
+
     # --- Observability ------------------------------------------------------------
     log_level: str = "INFO"
     """Python log level."""
@@ -197,6 +256,15 @@ class Settings(BaseSettings):
     """OTLP gRPC endpoint when ``otel_exporter=otlp`` (default: the SDK's)."""
     metrics_port: int = Field(default=9464, ge=0)
     """Port of the Prometheus ``/metrics`` endpoint of ``rlaas serve`` (0: off)."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of the metrics endpoint. It has no authentication: keep it on loopback
+    (the default, whatever ``RLAAS_GRPC_HOST`` is) unless a firewall or a scraping
+    sidecar controls who reaches it."""
+    metrics_tenant_labels: bool = False
+    """Label metrics with tenant ids, skill ids and policy ids. Off (the default) those
+    labels are empty, so the endpoint lists no tenant or what it runs; turn on only
+    where the endpoint is private to the operator. Tenants see their own counters
+    through GetTelemetrySettings either way."""
 
     # --- Derived paths ------------------------------------------------------------
     @property

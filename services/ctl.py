@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as trn
 from rlaas.training.v1 import training_pb2_grpc
+from rlaas_sdk.adapters import upload_requests
 
 # ---- exit codes -----------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ class Ctl:
         self.retrieval = retrieval_pb2_grpc.RetrievalServiceStub(self.channel)
         self.metadata = (("authorization", f"Bearer {args.api_key}"),)
 
-    def call(self, rpc: Callable[..., Any], request: Message) -> Any:
+    def call(self, rpc: Callable[..., Any], request: Message | Iterator[Message]) -> Any:
         return rpc(request, metadata=self.metadata, timeout=self.args.timeout)
 
 
@@ -458,7 +459,14 @@ def _new_policy(a: argparse.Namespace) -> reg.Policy:
 
 
 def _policies_create(c: Ctl, a: argparse.Namespace) -> Shown:
-    req = reg.CreatePolicyRequest(policy=_new_policy(a), request_id=_rid(a))
+    policy = _new_policy(a)
+    if a.adapter_dir:
+        # Policies name only the tenant's own artifacts: upload the directory first.
+        uploaded = c.call(c.registry.UploadAdapter, upload_requests(a.adapter_dir))
+        policy.adapter.CopyFrom(uploaded.adapter)
+        if a.adapter_rank:
+            policy.adapter.rank = a.adapter_rank
+    req = reg.CreatePolicyRequest(policy=policy, request_id=_rid(a))
     return c.call(c.registry.CreatePolicy, req), lambda r: _table(
         _POLICY_HEADERS, [_policy_row(r.policy)]
     )
@@ -564,6 +572,14 @@ def _audit_verify(c: Ctl, a: argparse.Namespace) -> Shown:
             if r.valid
             else f"audit log BROKEN at sequence {r.first_invalid_sequence}: {r.detail}"
         ),
+    )
+
+
+def _audit_erase(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = reg.EraseAuditEventsRequest(audit_event_ids=a.audit_event_id, request_id=_rid(a))
+    return c.call(c.registry.EraseAuditEvents, req), lambda r: _table(
+        ["seq", "audit event", "erased"],
+        [[e.sequence, e.audit_event_id, _time(e.erase_time)] for e in r.audit_events],
     )
 
 
@@ -1254,7 +1270,13 @@ def _registry_parsers(sub: Any) -> None:
     x.add_argument("--template-version", default="", help="the prompt's version label")
     x.add_argument("--example", nargs=2, action="append", default=[], metavar=("IN", "OUT"),
                    help="a few-shot example; repeatable")  # fmt: skip
-    x.add_argument("--adapter-uri", default="", help="LoRA adapter directory (PEFT) URI")
+    x.add_argument("--adapter-dir", default="",
+                   help="a local LoRA adapter directory (PEFT): uploaded, then named")  # fmt: skip
+    x.add_argument(
+        "--adapter-uri",
+        default="",
+        help="an adapter artifact of this tenant (from an upload or a training run)",
+    )
     x.add_argument("--adapter-sha256", default="", help="the adapter's hex SHA-256")
     x.add_argument("--adapter-rank", type=int, default=0, help="LoRA rank (informational)")
     for name, kind in (("temperature", float), ("top-p", float), ("top-k", int),
@@ -1343,6 +1365,9 @@ def _deployment_parsers(sub: Any) -> None:
                    help="e.g. rlaas.registry.v1.RegistryService/PromotePolicy")  # fmt: skip
     x.add_argument("--actor", default="", help="only events by this API key id")
     _paging(x)
+    x = _command(audit, "erase", "erase entries' free text (the chain still verifies)",
+                 _audit_erase)  # fmt: skip
+    x.add_argument("audit_event_id", nargs="+", help="ae-... ids (from `audit list`)")
 
 
 def _telemetry_parsers(sub: Any) -> None:

@@ -95,6 +95,25 @@ class AlreadyExists(DomainError):
     default_reason = "ALREADY_EXISTS"
 
 
+class RequestIdReused(AlreadyExists):
+    """A ``request_id`` sent again with a different request: ALREADY_EXISTS
+    (``REQUEST_ID_REUSED``) on every RPC, never a replay of the other request's result.
+
+    Why this code: the error depends on what the server has seen, not on the request
+    alone, so it is not INVALID_ARGUMENT (gRPC: "problematic regardless of the state of
+    the system"); what exists is the id itself, bound to another request (HTTP 409, as
+    idempotency-key conflicts usually are). It is what the contract documents on every
+    mutation and what the SDKs map (AlreadyExistsError)."""
+
+    def __init__(self, what: str) -> None:
+        # The id itself is not echoed: the client has it, and errors echo no input.
+        super().__init__(
+            f"request_id was already used for a different {what}; use a new request_id",
+            reason="REQUEST_ID_REUSED",
+            metadata={"field": "request_id"},
+        )
+
+
 class FailedPrecondition(DomainError):
     code = ErrorCode.FAILED_PRECONDITION
     default_reason = "FAILED_PRECONDITION"

@@ -22,6 +22,7 @@ from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
 from rlaas_sdk import Client
+from services import server_secret
 from services.config import Settings
 from services.db.engine import create_engine, create_session_factory
 from services.server.app import service_specs
@@ -50,7 +51,9 @@ async def temporary_operator_key(
     settings: Settings, minutes: float = 15, purpose: str = "smoke job"
 ) -> tuple[str, Callable[[], Awaitable[None]]]:
     engine = create_engine(database_url(settings), pool_size=1)
-    tenancy = TenancyService(create_session_factory(engine), cache_ttl_s=0)
+    tenancy = TenancyService(
+        create_session_factory(engine), cache_ttl_s=0, server_secret=server_secret.resolve(settings)
+    )
     operator = Principal("operator", "local-operator", frozenset({Scope.ADMIN}), operator=True)
     created = await tenancy.create_api_key(
         operator,

@@ -10,6 +10,8 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -114,3 +116,21 @@ async def scoped_key(channel: grpc.aio.Channel, admin_key: str, *scopes: int) ->
         metadata=md(admin_key),
     )
     return made.secret
+
+
+async def upload_adapter(channel: grpc.aio.Channel, key: str, source: str | Path) -> Any:
+    """Upload a PEFT adapter directory (a path or its file:// URI) into the key's tenant;
+    returns the registry's Adapter (artifact_uri, sha256) that a policy may name."""
+    from rlaas.registry.v1 import registry_pb2_grpc
+    from rlaas_sdk.adapters import upload_requests
+
+    text = str(source)
+    directory = Path(unquote(urlparse(text).path)) if text.startswith("file:") else Path(text)
+    stub = registry_pb2_grpc.RegistryServiceStub(channel)
+    made = await stub.UploadAdapter(upload_requests(directory), metadata=md(key))
+    return made.adapter
+
+
+def stored_path(uri: str) -> Path:
+    """The local file behind a file:// artifact URI of the embedded object store."""
+    return Path(unquote(urlparse(uri).path))

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -36,6 +35,7 @@ from services.errors import InvalidArgument, NotFound
 from services.inference.backends.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, sha256_file
 from services.inference.backends.local import LocalBackendConfig, smollm2_gguf_path
 from services.objects.store import ObjectStore
+from services.registry.artifacts import owned_adapter_key
 from services.training.artifacts import (
     CHECKPOINT_TAR,
     checkpoint_key,
@@ -120,27 +120,21 @@ class TrainingActivities:
             raise _permanent("InvalidDataset", f"{what} {uri}: {exc}") from exc
         return rows, digest
 
-    async def _fetch_adapter(self, uri: str, sha256: str, into: Path) -> Path:
-        """The parent adapter as a local directory (downloaded unless it is a local
-        ``file://`` directory outside the store)."""
+    async def _fetch_adapter(self, tenant_id: str, uri: str, sha256: str, into: Path) -> Path:
+        """The parent adapter, downloaded from the tenant's own artifacts into a local
+        directory. Nothing outside them is read (the registry admits no other)."""
         try:
-            prefix = key_for_uri(self.objects, uri)
-        except InvalidArgument:
-            parsed = urlparse(uri)
-            if parsed.scheme not in ("file", ""):
-                raise _permanent(
-                    "InvalidArgument", f"parent adapter {uri}: not in the store"
-                ) from None
-            directory = Path(unquote(parsed.path))
-        else:
-            directory = into
-            directory.mkdir(parents=True, exist_ok=True)
-            for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-                try:
-                    data = await self.objects.get(f"{prefix}/{name}")
-                except NotFound as exc:
-                    raise _permanent("NotFound", f"parent adapter {uri} lacks {name}") from exc
-                await asyncio.to_thread((directory / name).write_bytes, data)
+            prefix = owned_adapter_key(self.objects, tenant_id, uri, field="parent_adapter_uri")
+        except InvalidArgument as exc:
+            raise _permanent("InvalidArgument", exc.message) from None
+        directory = into
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+            try:
+                data = await self.objects.get(f"{prefix}/{name}")
+            except NotFound as exc:
+                raise _permanent("NotFound", f"parent adapter {uri} lacks {name}") from exc
+            await asyncio.to_thread((directory / name).write_bytes, data)
         weights = directory / ADAPTER_WEIGHTS
         if not weights.is_file() or not (directory / ADAPTER_CONFIG).is_file():
             raise _permanent("NotFound", f"parent adapter {uri} holds no adapter")
@@ -224,7 +218,7 @@ class TrainingActivities:
             parent = None
             if inp.parent_adapter_uri:
                 parent = await self._fetch_adapter(
-                    inp.parent_adapter_uri, inp.parent_adapter_sha256, tmp / "parent"
+                    inp.tenant_id, inp.parent_adapter_uri, inp.parent_adapter_sha256, tmp / "parent"
                 )
             resume_from = None
             if isinstance(details, dict):

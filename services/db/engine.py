@@ -26,7 +26,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pool_pre_ping: it costs a round trip per checkout (a quarter of ingest
     # throughput). A connection that died is invalidated when it fails, and the failure
     # reaches the client as UNAVAILABLE (see is_transient), which clients retry.
-    return create_async_engine(to_async_url(url), pool_size=pool_size, max_overflow=pool_size)
+    # hide_parameters: SQLAlchemy's error text otherwise carries every bound value
+    # ("[parameters: ...]"), i.e. request data (user text, emails), into logged
+    # tracebacks; the statement alone is enough to debug.
+    return create_async_engine(
+        to_async_url(url), pool_size=pool_size, max_overflow=pool_size, hide_parameters=True
+    )
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.db.models import IdempotencyRecord
-from services.errors import AlreadyExists, InvalidArgument
+from services.errors import InvalidArgument, RequestIdReused
 
 MAX_REQUEST_ID_LENGTH = 200
 
@@ -49,8 +49,9 @@ async def claim(
     """Claim ``request_id`` for ``resource_id``.
 
     Returns None when the claim is new (go ahead and mutate), or the resource id the
-    first request produced when this is a replay. Raises ALREADY_EXISTS when the id
-    was used before with a different payload (the contract's rule for every mutation).
+    first request produced when this is a replay. Raises ALREADY_EXISTS
+    (``REQUEST_ID_REUSED``) when the id was used before with a different payload (the
+    contract's rule for every mutation).
     """
     validate_request_id(request_id)
     digest = fingerprint(payload)
@@ -77,10 +78,5 @@ async def claim(
     )
     assert existing is not None  # the conflicting row is committed, so it is visible
     if existing.fingerprint != digest:
-        raise AlreadyExists(
-            f"request_id {request_id!r} was already used for a different {method} request; "
-            "use a new request_id",
-            reason="REQUEST_ID_REUSED",
-            metadata={"field": "request_id", "method": method},
-        )
+        raise RequestIdReused(f"{method} request")
     return existing.resource_id

@@ -74,9 +74,11 @@ class ApiKey(Base):
     )
     revoke_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expire_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Set on first successful authentication; an idempotent replay of CreateApiKey may
-    # re-issue the secret only while this is still NULL.
+    # Set on first successful authentication.
     first_use_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The random input of a secret derived for an idempotent create, so a retry can hand
+    # the same secret back; erased after the replay window (services.tenancy.service).
+    secret_salt: Mapped[str | None] = mapped_column(String(64))
 
 
 class IdempotencyRecord(Base):
@@ -291,6 +293,12 @@ class AuditEventRow(Base):
     request_id: Mapped[str] = mapped_column(String(200))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # 1: ``hash`` covers the free text itself; 2: it covers ``payload_sha256``, a salted
+    # digest of the free text (actor name, before, after, reason), which can be erased.
+    hash_version: Mapped[int] = mapped_column(SmallInteger, server_default="1")
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    payload_salt: Mapped[str | None] = mapped_column(String(32))
+    erase_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditHead(Base):

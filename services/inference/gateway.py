@@ -30,20 +30,23 @@ from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from services.config import Settings
 from services.db.idempotency import MAX_REQUEST_ID_LENGTH
 from services.errors import (
-    AlreadyExists,
     DomainError,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
+    RequestIdReused,
 )
 from services.inference import answer_cache, grounding, metrics
 from services.inference.answer_cache import AnswerCache, Hit
 from services.inference.backends.base import AdapterRef, Backend, GenerationRequest
 from services.inference.deployments import DeploymentCache
 from services.inference.guardrails import DEFAULT_REFUSAL, screen_input, screen_output
-from services.inference.prompting import build_messages
+from services.inference.prompting import build_messages_off_loop
 from services.inference.router import Route, Router
+from services.objects.store import ObjectStore
+from services.registry.artifacts import owned_adapter_key
+from services.registry.validation import generation_violations
 from services.telemetry.core import TelemetryCore
 from services.telemetry.events import GatewayFields
 from services.telemetry.pii import Scrubber
@@ -59,6 +62,7 @@ _ROLES = {
     tel.ChatMessage.ROLE_TOOL: "tool",
 }
 _FINISH = {"stop": tel.FINISH_REASON_STOP, "length": tel.FINISH_REASON_LENGTH}
+MAX_INFER_TOKENS = 8192  # the longest answer one Infer request may ask for
 AnyInferRequest: TypeAlias = inf.InferRequest | inf.InferStreamRequest
 
 
@@ -150,8 +154,10 @@ class InferenceGateway:
         *,
         retriever: grounding.Retriever | None = None,
         embedder: grounding.Embeds | None = None,
+        objects: ObjectStore | None = None,
     ) -> None:
         self._settings = settings
+        self._objects = objects
         self._registry = registry
         self._deployments = deployments
         self._router = router
@@ -190,16 +196,28 @@ class InferenceGateway:
             )
         if messages and not any(m["role"] == "user" for m in messages):
             violations.append(FieldViolation("messages", "needs at least one user message"))
-        g = request.generation
-        if g.HasField("temperature") and g.temperature < 0:
-            violations.append(FieldViolation("generation.temperature", "must be >= 0"))
-        if g.HasField("top_p") and not 0 < g.top_p <= 1:
-            violations.append(FieldViolation("generation.top_p", "must be in (0, 1]"))
-        if g.HasField("max_tokens") and not 0 < g.max_tokens <= 8192:
-            violations.append(FieldViolation("generation.max_tokens", "must be in [1, 8192]"))
+        # The policy's checks (a NaN temperature fails them, unlike `< 0`), with the
+        # gateway's tighter cap on one answer's length.
+        violations += generation_violations(
+            request.generation, "generation", max_tokens=MAX_INFER_TOKENS
+        )
         if violations:
             raise InvalidArgument(violations)
         return messages
+
+    def _check_adapter_owner(self, policy: reg.Policy) -> None:
+        """Serve only the policy's own tenant's artifacts. The registry refuses any
+        other at CreatePolicy; this also covers policies registered before it did."""
+        if self._objects is None:
+            return
+        try:
+            owned_adapter_key(self._objects, policy.tenant_id, policy.adapter.artifact_uri)
+        except InvalidArgument:
+            raise FailedPrecondition(
+                f"policy {policy.policy_id} names an adapter outside this tenant's artifacts; "
+                "register a new version with an uploaded adapter",
+                reason="ADAPTER_NOT_OWNED",
+            ) from None
 
     def _generation(self, policy: reg.Policy, request: AnyInferRequest) -> GenerationRequest:
         merged = reg.GenerationConfig()
@@ -207,6 +225,7 @@ class InferenceGateway:
         merged.MergeFrom(request.generation)  # the caller's settings win
         adapter = None
         if policy.HasField("adapter") and policy.adapter.artifact_uri:
+            self._check_adapter_owner(policy)
             adapter = AdapterRef(
                 name=policy.policy_id, uri=policy.adapter.artifact_uri, sha256=policy.adapter.sha256
             )
@@ -264,9 +283,9 @@ class InferenceGateway:
                     return call  # replayed: no retrieval, no prompt
             if policy.retrieval.enabled:
                 await self._retrieve(call)
-        call.prompt = call.generation.messages = build_messages(
-            policy, screened.messages, context=call.context, user_id=request.user_id,
-            skill=request.skill,
+        call.prompt = call.generation.messages = await build_messages_off_loop(
+            tenant_id, policy, screened.messages, context=call.context,
+            user_id=request.user_id, skill=request.skill,
         )  # fmt: skip
         return call
 
@@ -416,11 +435,7 @@ class InferenceGateway:
             return None
         digest, stored = found
         if digest != _fingerprint(request):
-            raise AlreadyExists(
-                f"request_id {request.request_id!r} was already used for a different request",
-                reason="REQUEST_ID_REUSED",
-                metadata={"field": "request_id"},
-            )
+            raise RequestIdReused("request")
         return self._stored_response(stored)
 
     @staticmethod

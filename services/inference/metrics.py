@@ -1,37 +1,72 @@
-"""Tokens, latency and cost per tenant / skill / policy (Prometheus)."""
+"""Tokens, latency and cost per tenant / skill / policy (Prometheus). Those three labels
+are empty unless ``RLAAS_METRICS_TENANT_LABELS`` is on (see services.telemetry.metrics):
+the endpoint has no authentication, and must not list who the tenants are or what
+they run."""
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import Counter, Histogram
 
-REQUESTS = Counter(
-    "rlaas_inference_requests", "Infer calls by outcome.", ["tenant", "skill", "policy", "outcome"]
+from services.telemetry.metrics import label
+
+M = TypeVar("M", Counter, Histogram)
+
+
+class _TenantLabelled(Generic[M]):
+    """A metric whose first three labels (tenant, skill, policy) pass through
+    ``label``, so no caller can expose them by accident."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+
+    def labels(self, tenant: str, skill: str, policy: str, *rest: str) -> M:
+        return self.metric.labels(label(tenant), label(skill), label(policy), *rest)
+
+
+REQUESTS = _TenantLabelled(
+    Counter(
+        "rlaas_inference_requests",
+        "Infer calls by outcome.",
+        ["tenant", "skill", "policy", "outcome"],
+    )
 )
-TOKENS = Counter(
-    "rlaas_inference_tokens", "Tokens processed.", ["tenant", "skill", "policy", "kind"]
+TOKENS = _TenantLabelled(
+    Counter("rlaas_inference_tokens", "Tokens processed.", ["tenant", "skill", "policy", "kind"])
 )
-COST = Counter("rlaas_inference_cost_usd", "Cost of inference.", ["tenant", "skill", "policy"])
-LATENCY = Histogram(
-    "rlaas_inference_latency_seconds",
-    "End-to-end Infer latency.",
-    ["tenant", "skill", "policy"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+COST = _TenantLabelled(
+    Counter("rlaas_inference_cost_usd", "Cost of inference.", ["tenant", "skill", "policy"])
+)
+LATENCY = _TenantLabelled(
+    Histogram(
+        "rlaas_inference_latency_seconds",
+        "End-to-end Infer latency.",
+        ["tenant", "skill", "policy"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    )
 )
 
 
-CACHE_LOOKUPS = Counter(
-    "rlaas_answer_cache_lookups",
-    "Answer-cache lookups by result (exact, semantic, miss); hit rate = hits / all.",
-    ["tenant", "skill", "policy", "result"],
+CACHE_LOOKUPS = _TenantLabelled(
+    Counter(
+        "rlaas_answer_cache_lookups",
+        "Answer-cache lookups by result (exact, semantic, miss); hit rate = hits / all.",
+        ["tenant", "skill", "policy", "result"],
+    )
 )
-RETRIEVAL_LATENCY = Histogram(
-    "rlaas_inference_retrieval_seconds",
-    "Retrieval time of grounded Infer calls.",
-    ["tenant", "skill", "policy"],
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+RETRIEVAL_LATENCY = _TenantLabelled(
+    Histogram(
+        "rlaas_inference_retrieval_seconds",
+        "Retrieval time of grounded Infer calls.",
+        ["tenant", "skill", "policy"],
+        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    )
 )
-UNGROUNDED = Counter(
-    "rlaas_inference_ungrounded", "Answers flagged ungrounded.", ["tenant", "skill", "policy"]
+UNGROUNDED = _TenantLabelled(
+    Counter(
+        "rlaas_inference_ungrounded", "Answers flagged ungrounded.", ["tenant", "skill", "policy"]
+    )
 )
 
 

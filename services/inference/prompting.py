@@ -1,34 +1,25 @@
 """A policy's prompt template -> the chat messages the model sees. Templates are
-rendered in Jinja2's sandbox: tenants write them, so they must not reach Python."""
+tenant-written: they render in the bounded sandbox of ``services.templating`` (no Python
+internals, capped steps, text and time), on its thread pool, never on the event loop."""
 
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
-
-from jinja2 import StrictUndefined, Template, TemplateError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
-from services.errors import FailedPrecondition
-
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-
-
-@lru_cache(maxsize=512)
-def _compile(source: str) -> Template:
-    return _ENV.from_string(source)
+from services import templating
 
 
 def _render(source: str, variables: dict[str, object], what: str) -> str:
     try:
-        return str(_compile(source).render(**variables))
-    except TemplateError as err:
+        return templating.render(source, variables)
+    except templating.RenderError as err:
         # The registry validated the template; a render error means the template needs a
-        # variable this request did not give: the policy's fault, not the caller's.
-        raise FailedPrecondition(
-            f"the policy's {what} failed to render: {err}", reason="TEMPLATE_RENDER_FAILED"
-        ) from err
+        # variable this request did not give, or went past its limits: the policy's
+        # fault, not the caller's.
+        raise templating.domain_error(err, what) from None
 
 
 CONTEXT_INSTRUCTION = (
@@ -48,10 +39,7 @@ def format_context(context: list[tel.RetrievedChunk]) -> str:
 
 @lru_cache(maxsize=512)
 def _variables(source: str) -> frozenset[str]:
-    try:
-        return frozenset(meta.find_undeclared_variables(_ENV.parse(source)))
-    except TemplateError:
-        return frozenset()
+    return templating.variables_of(source)
 
 
 def uses_variable(tpl: reg.PromptTemplate, name: str) -> bool:
@@ -98,3 +86,23 @@ def build_messages(
         else:
             out.append(dict(m))
     return out
+
+
+async def build_messages_off_loop(
+    tenant_id: str,
+    policy: reg.Policy,
+    messages: list[dict[str, str]],
+    *,
+    context: list[tel.RetrievedChunk],
+    user_id: str,
+    skill: str,
+) -> list[dict[str, str]]:
+    """``build_messages`` on the template render pool, within the tenant's share of it:
+    a hostile template costs its own tenant a failed request, never the event loop."""
+    build = functools.partial(
+        build_messages, policy, messages, context=context, user_id=user_id, skill=skill
+    )
+    tpl = policy.prompt_template
+    if not (tpl.system_prompt or tpl.user_template):
+        return build()  # nothing to render: no need for a thread
+    return await templating.run_off_loop(tenant_id, build)

@@ -58,11 +58,11 @@ def _make(runtime: Runtime) -> InferenceServicer:
             kill_switch=settings.bandit_kill_switch,
         )
     )
-    telemetry = TelemetryCore(settings, runtime.engine, runtime.sessions)
+    telemetry = TelemetryCore(settings, runtime.engine, runtime.sessions, runtime.pseudonyms)
     deployments.set_observation_loader(telemetry.bandits.observed)
     gateway = InferenceGateway(
         settings, registry, deployments, router, backend, telemetry,
-        retriever=_RuntimeRetriever(runtime),
+        retriever=_RuntimeRetriever(runtime), objects=runtime.objects,
     )  # fmt: skip
     runtime.closers.append(gateway.drain_shadows)
     return InferenceServicer(gateway)

@@ -1,18 +1,27 @@
 """The append-only, hash-chained audit log of each tenant.
 
 Entry ``n`` of a tenant stores ``prev_hash`` = hash of entry ``n - 1`` (64 zeros for
-the first) and ``hash`` = hex SHA-256 of the canonical JSON of all its fields,
+the first) and ``hash`` = hex SHA-256 of the canonical JSON of its fields,
 ``prev_hash`` included. Editing any field of any entry changes its hash; deleting or
 reordering entries breaks the sequence or the link to the predecessor; deleting the
 tail is caught by the per-tenant head row. Appends happen in the transaction of the
 change they record and lock the tenant's head row, so a tenant's entries are written
 one at a time and the chain never forks.
+
+Free text may be personal data that must be erasable, so entries are written in hash
+version 2: the hash covers the structural fields and ``payload_sha256``, the SHA-256 of
+a random salt plus the free text (actor name, before, after, reason), not the text
+itself. Verification checks the text against that digest while it is there; erasing
+blanks the text and drops the salt (without it the digest cannot be used to confirm a
+guess of what was written), and the chain still verifies. Version 1 entries (written
+before) hash the text directly and cannot be erased.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -67,8 +76,34 @@ _HASHED_FIELDS = (
 )
 
 
+# Version 2: the free text is covered through payload_sha256 only.
+_FREE_TEXT = ("actor_display_name", "before", "after", "reason")
+_HASHED_FIELDS_V2 = (
+    *(name for name in _HASHED_FIELDS if name not in _FREE_TEXT),
+    "payload_sha256",
+    "hash_version",
+)
+ERASED_JSON = "null"
+
+
+def payload_digest(row: AuditEventRow) -> str:
+    """The salted digest of a version 2 entry's free text (its current text)."""
+    document = {
+        "salt": row.payload_salt,
+        "actor_display_name": row.actor_display_name,
+        "before": json.loads(row.before),
+        "after": json.loads(row.after),
+        "reason": row.reason,
+    }
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
 def entry_hash(row: AuditEventRow) -> str:
     """The hash an entry must carry, recomputed from its fields."""
+    if row.hash_version == 2:
+        v2: dict[str, Any] = {name: getattr(row, name) for name in _HASHED_FIELDS_V2}
+        v2["event_time"] = format_time(row.event_time)
+        return hashlib.sha256(canonical_json(v2).encode()).hexdigest()
     fields: dict[str, Any] = {name: getattr(row, name) for name in _HASHED_FIELDS}
     fields["event_time"] = format_time(row.event_time)
     # before/after are stored as canonical JSON text; hash them as JSON values so the
@@ -132,6 +167,13 @@ class ChainChecker:
                     "(the entry was edited)",
                 )
                 return False
+            if not _text_intact(row):
+                self.broken = (
+                    row.sequence,
+                    f"sequence {row.sequence}: its text does not match the digest the "
+                    "chain covers (the text was edited)",
+                )
+                return False
             self.head_hash = row.hash
             self.expected_prev = row.hash
             self.expected_sequence += 1
@@ -154,6 +196,21 @@ class ChainChecker:
             sequence, detail = self.broken
             return Verdict(False, self.checked, sequence, self.head_hash, detail)
         return Verdict(True, self.checked, 0, self.head_hash, "")
+
+
+def _text_intact(row: AuditEventRow) -> bool:
+    if row.hash_version != 2:
+        return True  # version 1: the entry hash covers the text itself
+    if row.erase_time is not None:
+        # Erased: nothing may remain that the digest would have covered.
+        return (
+            row.payload_salt is None
+            and row.actor_display_name == ""
+            and row.before == ERASED_JSON
+            and row.after == ERASED_JSON
+            and row.reason == ""
+        )
+    return row.payload_salt is not None and payload_digest(row) == row.payload_sha256
 
 
 def verify_rows(rows: Iterable[AuditEventRow], *, head_sequence: int | None = None) -> Verdict:
@@ -197,9 +254,25 @@ def new_entry(
         reason=reason,
         request_id=request_id,
         prev_hash=prev_hash,
+        hash_version=2,
+        payload_salt=secrets.token_hex(16),
+        erase_time=None,
     )
+    row.payload_sha256 = payload_digest(row)
     row.hash = entry_hash(row)
     return row
+
+
+def erase_text(row: AuditEventRow, when: datetime) -> bool:
+    """Blank a version 2 entry's free text and drop its salt; False if erased already."""
+    if row.erase_time is not None:
+        return False
+    row.actor_display_name = ""
+    row.before = row.after = ERASED_JSON
+    row.reason = ""
+    row.payload_salt = None
+    row.erase_time = when
+    return True
 
 
 # ---- database ----------------------------------------------------------------------

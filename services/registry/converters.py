@@ -58,7 +58,7 @@ def scopes_from_proto(values: Iterable[int], field: str) -> list[Scope]:
                 FieldViolation(
                     f"{field}[{i}]",
                     f"{value} is not a grantable scope (use SCOPE_INGEST, SCOPE_INFER, "
-                    "SCOPE_TRAIN or SCOPE_ADMIN)",
+                    "SCOPE_TRAIN, SCOPE_DEPLOY or SCOPE_ADMIN)",
                 )
             )
         else:
@@ -210,4 +210,5 @@ def audit_event_to_proto(row: AuditEventRow) -> registry_pb2.AuditEvent:
         request_id=row.request_id,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        erase_time=timestamp(row.erase_time) if row.erase_time else None,
     )

@@ -35,7 +35,13 @@ from services.objects.store import ObjectStore
 from services.paging import next_page_token, page_request
 from services.registry import audit
 from services.registry import converters as cv
-from services.registry.artifacts import verify_adapter
+from services.registry.artifacts import (
+    AdapterUpload,
+    StoredAdapter,
+    owned_adapter_key,
+    store_upload,
+    verify_adapter,
+)
 from services.registry.audit import Actor, Verdict
 from services.registry.diff import FieldChange, field_changes, prompt_diff
 from services.registry.reader import RegistryCatalogReader
@@ -63,6 +69,7 @@ log = structlog.get_logger(__name__)
 
 DEPLOYMENTS_CHANNEL = "rlaas_deployments"
 RPC = "rlaas.registry.v1.RegistryService/"
+MAX_ERASE_IDS = 1000
 
 Caller = Principal | Actor
 """An API key (RPCs: scopes are checked) or a system component (rollouts, workers)."""
@@ -283,6 +290,13 @@ class RegistryCore:
 
     # ---- policies ---------------------------------------------------------------
 
+    async def upload_adapter(
+        self, caller: Caller, upload: AdapterUpload, *, sha256: str = ""
+    ) -> StoredAdapter:
+        """Store an uploaded adapter under the caller's tenant (content-addressed)."""
+        _require(caller, Scope.ADMIN)
+        return await store_upload(self._objects, caller.tenant_id, upload, sha256)
+
     async def create_policy(
         self, caller: Caller, policy: pb.Policy, *, request_id: str
     ) -> pb.Policy:
@@ -290,6 +304,9 @@ class RegistryCore:
         while the version is taken, so concurrent creates get distinct versions."""
         _require(caller, Scope.ADMIN)
         validate_policy(policy)
+        if policy.adapter.artifact_uri:
+            # Before anything is read: only the tenant's own artifacts may be named.
+            owned_adapter_key(self._objects, caller.tenant_id, policy.adapter.artifact_uri)
         idempotency.validate_request_id(request_id)
         content = policy_content(policy)
         payload = content.SerializeToString(deterministic=True)
@@ -336,7 +353,7 @@ class RegistryCore:
                 # Checked only for a new policy (a replay returns what was accepted),
                 # under the skill's lock: a few ms of hashing for a LoRA adapter.
                 await verify_adapter(
-                    self._objects, content.adapter.artifact_uri, content.adapter.sha256
+                    self._objects, tenant_id, content.adapter.artifact_uri, content.adapter.sha256
                 )
             skill.latest_version = version
             now = _now()
@@ -597,7 +614,7 @@ class RegistryCore:
         action: str = RPC + "SetTraffic",
     ) -> pb.Deployment:
         """Replace the non-baseline traffic of a skill's deployment."""
-        _require(caller, Scope.ADMIN)
+        _require(caller, Scope.DEPLOY)
         require_skill_id(skill_id)
         reason = require_reason(reason)
         idempotency.validate_request_id(request_id)
@@ -655,7 +672,7 @@ class RegistryCore:
     ) -> tuple[pb.Deployment, pb.Policy]:
         """Make a CANDIDATE the baseline: it becomes ACTIVE, the old baseline RETIRED,
         and both leave the shadow set and the traffic strategy."""
-        _require(caller, Scope.ADMIN)
+        _require(caller, Scope.DEPLOY)
         require_skill_id(skill_id)
         policy_key = parse_policy_id(policy_id)
         reason = require_reason(reason)
@@ -740,7 +757,7 @@ class RegistryCore:
         traffic, so a rollback never re-sends traffic to the candidate it undoes).
         ``retire``: CANDIDATE policies retired in the same transaction (a rolled-back
         rollout's candidate)."""
-        _require(caller, Scope.ADMIN)
+        _require(caller, Scope.DEPLOY)
         require_skill_id(skill_id)
         reason = require_reason(reason)
         idempotency.validate_request_id(request_id)
@@ -874,6 +891,57 @@ class RegistryCore:
         async with self._sessions() as session:
             rows = list((await session.scalars(query)).all())
         return rows[: page.size], next_page_token(rows, page.size, lambda r: [r.sequence])
+
+    async def erase_audit_events(
+        self, caller: Caller, audit_event_ids: Sequence[str], *, request_id: str
+    ) -> list[AuditEventRow]:
+        """Erase the free text of some of the tenant's audit entries (see
+        ``services.registry.audit``); the erasure is itself an entry, without text."""
+        _require(caller, Scope.ADMIN)
+        ids = list(dict.fromkeys(audit_event_ids))
+        if not ids:
+            raise InvalidArgument.field("audit_event_ids", "name at least one audit event")
+        if len(ids) > MAX_ERASE_IDS:
+            raise InvalidArgument.field("audit_event_ids", f"at most {MAX_ERASE_IDS} per call")
+        idempotency.validate_request_id(request_id)
+        async with self._sessions() as session, session.begin():
+            rows = {
+                r.audit_event_id: r
+                for r in await session.scalars(
+                    select(AuditEventRow)
+                    .where(
+                        AuditEventRow.tenant_id == caller.tenant_id,
+                        AuditEventRow.audit_event_id.in_(ids),
+                    )
+                    .with_for_update()
+                )
+            }
+            missing = next((i for i in ids if i not in rows), None)
+            if missing is not None:
+                raise NotFound("audit event", missing)
+            old = next((i for i in ids if rows[i].hash_version != 2), None)
+            if old is not None:
+                raise FailedPrecondition(
+                    f"audit event {old} was written before entries became erasable",
+                    reason="AUDIT_EVENT_NOT_ERASABLE",
+                )
+            prior = await idempotency.claim(
+                session, tenant_id=caller.tenant_id, method="EraseAuditEvents",
+                request_id=request_id, payload={"audit_event_ids": sorted(ids)},
+                resource_id=ids[0],
+            )  # fmt: skip
+            now = _now()
+            erased = [i for i in ids if audit.erase_text(rows[i], now)]
+            if prior is None and erased:
+                await self._audit(
+                    session, caller,
+                    action=f"{RPC}EraseAuditEvents",
+                    resource_type="AuditEvent", resource_id=erased[0],
+                    before=None, after={"erased_audit_event_ids": erased},
+                    request_id=request_id,
+                )  # fmt: skip
+            await session.flush()
+            return [rows[i] for i in ids]
 
     async def verify_audit_log(
         self, caller: Caller, *, from_sequence: int = 0, to_sequence: int = 0

@@ -3,20 +3,39 @@ skills, policies, deployments and the audit log)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+from services.config import Settings
+from services.errors import InvalidArgument
+from services.paging import PageTokens
 from services.registry import converters as cv
+from services.registry.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterUpload
 from services.registry.service import AuditFilter, RegistryCore
 from services.server.app import ServiceSpec
 from services.server.interceptors import principal
 from services.tenancy.service import TenancyService
 
+_UPLOAD_FILES = {
+    registry_pb2.AdapterFileChunk.FILE_CONFIG: ADAPTER_CONFIG,
+    registry_pb2.AdapterFileChunk.FILE_WEIGHTS: ADAPTER_WEIGHTS,
+}
+
 
 class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
-    def __init__(self, tenancy: TenancyService, registry: RegistryCore) -> None:
+    def __init__(
+        self,
+        tenancy: TenancyService,
+        registry: RegistryCore,
+        settings: Settings,
+        pages: PageTokens,
+    ) -> None:
         self._tenancy = tenancy
+        self._pages = pages
         self._registry = registry
+        self._settings = settings
 
     async def CreateTenant(
         self, request: registry_pb2.CreateTenantRequest, context: grpc.aio.ServicerContext
@@ -39,11 +58,12 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListTenants(
         self, request: registry_pb2.ListTenantsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListTenantsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         tenants, token = await self._tenancy.list_tenants(
-            principal(), page_size=request.page_size, page_token=request.page_token
+            principal(), page_size=request.page_size, page_token=page.cursor
         )
         return registry_pb2.ListTenantsResponse(
-            tenants=[cv.tenant_to_proto(t) for t in tenants], next_page_token=token
+            tenants=[cv.tenant_to_proto(t) for t in tenants], next_page_token=page.seal(token)
         )
 
     async def CreateApiKey(
@@ -60,6 +80,35 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             api_key=cv.api_key_to_proto(created.api_key), secret=created.secret
         )
 
+    async def UploadAdapter(
+        self,
+        request_iterator: AsyncIterator[registry_pb2.UploadAdapterRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> registry_pb2.UploadAdapterResponse:
+        upload = AdapterUpload(max_bytes=self._settings.adapter_upload_max_bytes)
+        header: registry_pb2.AdapterUploadHeader | None = None
+        async for message in request_iterator:
+            part = message.WhichOneof("part")
+            if header is None:
+                if part != "header":
+                    raise InvalidArgument.field("header", "the first message must be a header")
+                header = message.header
+            elif part == "chunk":
+                upload.add(_UPLOAD_FILES.get(message.chunk.file, ""), message.chunk.data)
+            else:
+                raise InvalidArgument.field("chunk", "every message after the header is a chunk")
+        if header is None:
+            raise InvalidArgument.field("header", "the stream is empty")
+        stored = await self._registry.upload_adapter(principal(), upload, sha256=header.sha256)
+        return registry_pb2.UploadAdapterResponse(
+            adapter=registry_pb2.Adapter(
+                artifact_uri=stored.uri,
+                sha256=stored.sha256,
+                size_bytes=stored.size_bytes,
+                rank=stored.rank,
+            )
+        )
+
     async def GetApiKey(
         self, request: registry_pb2.GetApiKeyRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.GetApiKeyResponse:
@@ -69,14 +118,15 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListApiKeys(
         self, request: registry_pb2.ListApiKeysRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListApiKeysResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         keys, token = await self._tenancy.list_api_keys(
             principal(),
             page_size=request.page_size,
-            page_token=request.page_token,
+            page_token=page.cursor,
             show_revoked=request.show_revoked,
         )
         return registry_pb2.ListApiKeysResponse(
-            api_keys=[cv.api_key_to_proto(k) for k in keys], next_page_token=token
+            api_keys=[cv.api_key_to_proto(k) for k in keys], next_page_token=page.seal(token)
         )
 
     async def RevokeApiKey(
@@ -111,10 +161,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListSkills(
         self, request: registry_pb2.ListSkillsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListSkillsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         skills, token = await self._registry.list_skills(
-            principal(), page_size=request.page_size, page_token=request.page_token
+            principal(), page_size=request.page_size, page_token=page.cursor
         )
-        return registry_pb2.ListSkillsResponse(skills=skills, next_page_token=token)
+        return registry_pb2.ListSkillsResponse(skills=skills, next_page_token=page.seal(token))
 
     # ---- policies -------------------------------------------------------------------
 
@@ -135,14 +186,17 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListPolicies(
         self, request: registry_pb2.ListPoliciesRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListPoliciesResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         policies, token = await self._registry.list_policies(
             principal(),
             page_size=request.page_size,
-            page_token=request.page_token,
+            page_token=page.cursor,
             skill_id=request.skill_id,
             state=cv.policy_state_from_proto(request.state),
         )
-        return registry_pb2.ListPoliciesResponse(policies=policies, next_page_token=token)
+        return registry_pb2.ListPoliciesResponse(
+            policies=policies, next_page_token=page.seal(token)
+        )
 
     async def DiffPolicies(
         self, request: registry_pb2.DiffPoliciesRequest, context: grpc.aio.ServicerContext
@@ -174,10 +228,13 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListDeployments(
         self, request: registry_pb2.ListDeploymentsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListDeploymentsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         deployments, token = await self._registry.list_deployments(
-            principal(), page_size=request.page_size, page_token=request.page_token
+            principal(), page_size=request.page_size, page_token=page.cursor
         )
-        return registry_pb2.ListDeploymentsResponse(deployments=deployments, next_page_token=token)
+        return registry_pb2.ListDeploymentsResponse(
+            deployments=deployments, next_page_token=page.seal(token)
+        )
 
     async def SetTraffic(
         self, request: registry_pb2.SetTrafficRequest, context: grpc.aio.ServicerContext
@@ -225,10 +282,11 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
     async def ListAuditEvents(
         self, request: registry_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListAuditEventsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         rows, token = await self._registry.list_audit_events(
             principal(),
             page_size=request.page_size,
-            page_token=request.page_token,
+            page_token=page.cursor,
             where=AuditFilter(
                 resource_type=request.resource_type,
                 resource_id=request.resource_id,
@@ -239,7 +297,18 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             ),
         )
         return registry_pb2.ListAuditEventsResponse(
-            audit_events=[cv.audit_event_to_proto(r) for r in rows], next_page_token=token
+            audit_events=[cv.audit_event_to_proto(r) for r in rows],
+            next_page_token=page.seal(token),
+        )
+
+    async def EraseAuditEvents(
+        self, request: registry_pb2.EraseAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.EraseAuditEventsResponse:
+        rows = await self._registry.erase_audit_events(
+            principal(), list(request.audit_event_ids), request_id=request.request_id
+        )
+        return registry_pb2.EraseAuditEventsResponse(
+            audit_events=[cv.audit_event_to_proto(r) for r in rows]
         )
 
     async def VerifyAuditLog(
@@ -262,6 +331,9 @@ SPEC = ServiceSpec(
     descriptor=registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
     register=registry_pb2_grpc.add_RegistryServiceServicer_to_server,
     make_servicer=lambda runtime: RegistryServicer(
-        runtime.tenancy, RegistryCore(runtime.sessions, runtime.objects)
+        runtime.tenancy,
+        RegistryCore(runtime.sessions, runtime.objects),
+        runtime.settings,
+        runtime.page_tokens,
     ),
 )

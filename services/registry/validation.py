@@ -8,20 +8,19 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 import jinja2
-from jinja2 import meta
-from jinja2.sandbox import SandboxedEnvironment
 
 from rlaas.registry.v1 import registry_pb2 as pb
 from rlaas.retrieval.v1 import retrieval_pb2 as rpb
+from services import templating
 from services.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 
-SKILL_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
+# \Z, not $: `$` also matches before a final newline, so "skill\n" passed `.match`.
+SKILL_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*\Z")
 MAX_SKILL_ID = 63
-POLICY_ID = re.compile(r"^([a-z][a-z0-9_]{0,62})@v([1-9][0-9]{0,8})$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+POLICY_ID = re.compile(r"^([a-z][a-z0-9_]{0,62})@v([1-9][0-9]{0,8})\Z")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
@@ -38,11 +37,13 @@ MAX_TERM_CHARS = 200
 MAX_REFUSAL_CHARS = 2000
 MAX_RETRIEVAL_TOP_K = 100
 # RetrievalService's index ids (retrieval.proto, Index.index_id).
-INDEX_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+INDEX_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 MAX_FILTER_ITEMS = 1000
 MAX_CACHE_TTL_S = 30 * 24 * 3600
 MAX_REASON = 2000
 TEMPLATE_VARIABLES = frozenset({"input", "context"})
+# The gateway renders the system prompt with these (services.inference.prompting).
+SYSTEM_PROMPT_VARIABLES = frozenset({"input", "context", "user_id", "skill"})
 
 # Policy states, as stored.
 CANDIDATE = "candidate"
@@ -128,41 +129,25 @@ def validate_skill(skill: pb.Skill) -> None:
 
 # ---- prompt templates --------------------------------------------------------------
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 
-
-@lru_cache(maxsize=1024)
 def compile_template(source: str) -> jinja2.Template:
-    """Compile a user template in the sandbox (cached: policies are immutable, so the
-    gateway compiles each template once)."""
-    return _ENV.from_string(source)
+    """Compile a user template in the bounded sandbox (cached: policies are immutable)."""
+    return templating.compile_template(source)
 
 
-def template_problem(source: str) -> str | None:
-    try:
-        parsed = _ENV.parse(source)
-    except jinja2.TemplateSyntaxError as exc:
-        return f"does not compile: {exc.message} (line {exc.lineno})"
-    unknown = sorted(meta.find_undeclared_variables(parsed) - TEMPLATE_VARIABLES)
-    if unknown:
-        return (
-            f"uses undefined variable(s) {', '.join(unknown)}; only "
-            f"{{{{input}}}} and {{{{context}}}} are available"
-        )
-    try:
-        compile_template(source)
-    except jinja2.TemplateError as exc:  # pragma: no cover - parse already caught syntax
-        return f"does not compile: {exc}"
-    return None
+def template_problem(source: str, variables: frozenset[str] = TEMPLATE_VARIABLES) -> str | None:
+    """Why a template cannot be registered (size, syntax, unknown variables, filters
+    or constructs the sandbox refuses), or None."""
+    return templating.problem(source, variables)
 
 
 def render_user_message(policy: pb.Policy, text: str, context: str = "") -> str:
     """The last user message as the policy's template shapes it (the text itself when
-    the policy has no template)."""
+    the policy has no template). Raises templating.RenderError."""
     source = policy.prompt_template.user_template
     if not source:
         return text
-    return compile_template(source).render(input=text, context=context)
+    return templating.render(source, {"input": text, "context": context})
 
 
 def _prompt(prompt: pb.PromptTemplate, out: _Violations) -> None:
@@ -173,6 +158,12 @@ def _prompt(prompt: pb.PromptTemplate, out: _Violations) -> None:
         out.add(field, f"system prompt, template and examples exceed {MAX_PROMPT_CHARS} chars")
     if len(prompt.template_version) > MAX_NAME:
         out.add(f"{field}.template_version", f"must be at most {MAX_NAME} characters")
+    # Both are templates (the gateway renders the system prompt too, with the same
+    # limits): refused here, a hostile template never reaches a render at all.
+    if prompt.system_prompt:
+        problem = template_problem(prompt.system_prompt, SYSTEM_PROMPT_VARIABLES)
+        if problem:
+            out.add(f"{field}.system_prompt", problem)
     if prompt.user_template:
         problem = template_problem(prompt.user_template)
         if problem:
@@ -200,17 +191,31 @@ def _number(
         out.add(field, f"{value} is out of range: must be {expected}")
 
 
-def _generation(gen: pb.GenerationConfig, out: _Violations) -> None:
-    f = "policy.generation_defaults"
+def generation_violations(
+    gen: pb.GenerationConfig, field: str, *, max_tokens: int = MAX_TOKENS
+) -> list[FieldViolation]:
+    """A GenerationConfig's problems, for a policy's defaults and Infer's overrides
+    alike (NaN and infinities fail every range)."""
+    out = _Violations()
+    _generation(gen, out, field, max_tokens)
+    return out.items
+
+
+def _generation(
+    gen: pb.GenerationConfig,
+    out: _Violations,
+    f: str = "policy.generation_defaults",
+    max_tokens: int = MAX_TOKENS,
+) -> None:
     if gen.HasField("temperature"):
         _number(out, f"{f}.temperature", gen.temperature, lambda v: 0 <= v <= 2, "in [0, 2]")
     if gen.HasField("top_p"):
         _number(out, f"{f}.top_p", gen.top_p, lambda v: 0 < v <= 1, "in (0, 1]")
     if gen.HasField("top_k") and gen.top_k < 0:
         out.add(f"{f}.top_k", f"{gen.top_k} is out of range: must be >= 0")
-    if gen.HasField("max_tokens") and not 1 <= gen.max_tokens <= MAX_TOKENS:
+    if gen.HasField("max_tokens") and not 1 <= gen.max_tokens <= max_tokens:
         out.add(
-            f"{f}.max_tokens", f"{gen.max_tokens} is out of range: must be in [1, {MAX_TOKENS}]"
+            f"{f}.max_tokens", f"{gen.max_tokens} is out of range: must be in [1, {max_tokens}]"
         )
     if len(gen.stop) > MAX_STOP:
         out.add(f"{f}.stop", f"at most {MAX_STOP} stop sequences")

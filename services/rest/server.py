@@ -11,6 +11,16 @@ Choices where grpc-gateway leaves room:
 - Client and bidi streams take newline-delimited JSON too (one request per line). A line
   that does not parse stops the request stream there: what went before is processed and
   answered, then an ``{"error": ...}`` line names the bad line.
+- Limits: a streamed body may hold at most ``max_stream_body_bytes``. A Content-Length
+  above it answers **413** before anything is read (nothing is processed). A chunked body
+  that crosses it stops at the line that crosses it, exactly like a bad line: the lines
+  before are processed and answered (an acknowledged event is stored), then an
+  ``{"error": ...}`` line (RESOURCE_EXHAUSTED) ends the response - or, when nothing was
+  answered yet, the response is that error under HTTP 413. The client resends from its
+  first unacknowledged line in a new request. A body that pauses longer than
+  ``body_timeout_s`` ends the same way (DEADLINE_EXCEEDED, HTTP 408), and so does a unary
+  body that does not arrive within it. Idle connections and slow request headers are
+  closed by aiohttp's keep-alive timer (``idle_timeout_s``).
 """
 
 from __future__ import annotations
@@ -48,14 +58,46 @@ JSON = "application/json"
 NDJSON = openapi.NDJSON
 # gRPC's default largest message; a unary body bigger than this could not be sent anyway.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# Defaults of the limits below; `rlaas serve` passes its RLAAS_REST_* settings.
+MAX_STREAM_BODY_BYTES = 64 * 1024 * 1024
+BODY_TIMEOUT_S = 30.0
+IDLE_TIMEOUT_S = 30.0
+
+
+class BodyLimit(Exception):
+    """The bridge stops reading a request body (too large, or too slow): a google.rpc
+    Status and the HTTP status to answer with when nothing was answered yet."""
+
+    def __init__(self, code: int, message: str, http: int) -> None:
+        super().__init__(message)
+        self.status = routing_status(code, message)
+        self.http = http
+
+
+def _too_large(limit: int) -> BodyLimit:
+    return BodyLimit(
+        code_pb2.RESOURCE_EXHAUSTED,
+        f"the request body is larger than {limit} bytes; send the rest in another request",
+        413,
+    )
+
+
+def _too_slow(seconds: float) -> BodyLimit:
+    return BodyLimit(code_pb2.DEADLINE_EXCEEDED, f"no request body data for {seconds:g} s", 408)
+
+
+# A failure found while reading a streamed body: (status, HTTP status if none was sent).
+LateError = tuple[status_pb2.Status, int | None]
 
 
 def _json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=dumps(value), content_type=JSON, headers=headers)
 
 
-def _status_response(status: status_pb2.Status, **headers: str) -> web.Response:
-    return _json_response(http_status(status.code), status_json(status), headers or None)
+def _status_response(
+    status: status_pb2.Status, http: int | None = None, **headers: str
+) -> web.Response:
+    return _json_response(http or http_status(status.code), status_json(status), headers or None)
 
 
 @dataclass
@@ -64,14 +106,22 @@ class Bridge:
     router: Router
     spec: bytes
     invokers: dict[str, Invoker] = field(default_factory=dict)
+    max_stream_body_bytes: int = MAX_STREAM_BODY_BYTES
+    body_timeout_s: float = BODY_TIMEOUT_S
 
     @classmethod
     def create(
-        cls, services: Sequence[ServiceDescriptor], channel: grpc.aio.Channel, spec: bytes
+        cls,
+        services: Sequence[ServiceDescriptor],
+        channel: grpc.aio.Channel,
+        spec: bytes,
+        *,
+        max_stream_body_bytes: int = MAX_STREAM_BODY_BYTES,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ) -> Bridge:
         routes = routes_for(services)
         invokers = {r.rpc_path: Invoker(channel, r.method) for r in routes}
-        return cls(channel, Router(routes), spec, invokers)
+        return cls(channel, Router(routes), spec, invokers, max_stream_body_bytes, body_timeout_s)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -105,6 +155,9 @@ class Bridge:
         except BadInput as err:
             response = _status_response(err.status())
             return response
+        except BodyLimit as err:
+            response = _status_response(err.status, err.http)
+            return response
         except web.HTTPRequestEntityTooLarge:
             too_big = routing_status(
                 code_pb2.RESOURCE_EXHAUSTED, f"the body is larger than {MAX_BODY_BYTES} bytes"
@@ -131,7 +184,13 @@ class Bridge:
         timeout = timeout_from(request.headers)
         if route.client_streaming:
             return await self._client_stream(request, matched, invoker, metadata, timeout)
-        body = await request.read() if route.body else b""
+        body = b""
+        if route.body:
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    body = await request.read()
+            except TimeoutError:
+                raise _too_slow(self.body_timeout_s) from None
         message = build_request(
             route, invoker.new_request(), matched.path_params, request.query.items(), body
         )
@@ -150,7 +209,7 @@ class Bridge:
         request: web.Request,
         route: Route,
         call: Any,
-        late_error: list[status_pb2.Status] | None = None,
+        late_error: list[LateError] | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=200)
         response.content_type = NDJSON
@@ -161,12 +220,12 @@ class Bridge:
                         response.headers.update(response_headers(await call.initial_metadata()))
                         await response.prepare(request)
                     await response.write(dumps({"result": response_json(route, reply)}) + b"\n")
-                failure = late_error[0] if late_error else None
+                failure, failure_http = late_error[0] if late_error else (None, None)
             except grpc.aio.AioRpcError as err:
-                failure = status_from_rpc_error(err)
+                failure, failure_http = status_from_rpc_error(err), None
             if failure is not None:
                 if not response.prepared:
-                    response.set_status(http_status(failure.code))
+                    response.set_status(failure_http or http_status(failure.code))
                     await response.prepare(request)
                 await response.write(dumps({"error": status_json(failure)}) + b"\n")
             elif not response.prepared:
@@ -185,7 +244,10 @@ class Bridge:
         deadline_s: float | None,
     ) -> web.StreamResponse:
         route = matched.route
-        bad_line: list[status_pb2.Status] = []
+        if (request.content_length or 0) > self.max_stream_body_bytes:
+            # Declared too large: refused before a byte is read, so nothing is processed.
+            raise _too_large(self.max_stream_body_bytes)
+        bad_line: list[LateError] = []
         # The body is read here, in the handler's task, and handed over through a small
         # queue: gRPC consumes the request iterator in a task of its own, and the body
         # must have one reader only (aiohttp drains what is left when the handler ends).
@@ -194,7 +256,11 @@ class Bridge:
         async def read_body() -> None:
             number = 0
             try:
-                async for line in _lines(request):
+                async for line in _lines(
+                    request,
+                    total=self.max_stream_body_bytes,
+                    idle_timeout_s=self.body_timeout_s,
+                ):
                     number += 1
                     if not line.strip():
                         continue
@@ -208,7 +274,10 @@ class Bridge:
                         raise BadInput(where, err.description) from None
                     await queue.put(message)
             except BadInput as err:
-                bad_line.append(err.status())
+                bad_line.append((err.status(), None))
+            except BodyLimit as err:
+                # Like a bad line: the lines before it go on and are answered.
+                bad_line.append((err.status, err.http))
             finally:
                 await queue.put(None)
 
@@ -226,7 +295,7 @@ class Bridge:
             except grpc.aio.AioRpcError as err:
                 return _status_response(status_from_rpc_error(err))
             if bad_line:
-                return _status_response(bad_line[0])
+                return _status_response(*bad_line[0])
             return _json_response(200, response_json(route, reply))
         finally:
             # The server may answer before the body ends (e.g. a bad key): stop reading.
@@ -235,14 +304,35 @@ class Bridge:
                 await reader
 
 
-async def _lines(request: web.Request, limit: int = MAX_BODY_BYTES) -> AsyncIterator[bytes]:
-    """The body's lines as they arrive (no line may exceed ``limit``)."""
+async def _lines(
+    request: web.Request,
+    limit: int = MAX_BODY_BYTES,
+    *,
+    total: int = MAX_STREAM_BODY_BYTES,
+    idle_timeout_s: float = BODY_TIMEOUT_S,
+) -> AsyncIterator[bytes]:
+    """The body's lines as they arrive (no line may exceed ``limit``). Only whole lines
+    within the first ``total`` bytes are yielded: the line that crosses it raises
+    BodyLimit instead, and so does a pause of more than ``idle_timeout_s``."""
     pending = b""
-    async for chunk in request.content.iter_any():
+    consumed = 0  # bytes of the lines already yielded, newlines included
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout_s):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise _too_slow(idle_timeout_s) from None
+        if not chunk:
+            break
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
+            consumed += len(line) + 1
+            if consumed > total:
+                raise _too_large(total)
             yield line
+        if consumed + len(pending) > total:
+            raise _too_large(total)
         if len(pending) > limit:
             raise BadInput("", f"a line longer than {limit} bytes")
     if pending:
@@ -283,11 +373,28 @@ async def start_bridge(
     host: str,
     port: int,
     shutdown_timeout: float = 10.0,
+    max_stream_body_bytes: int = MAX_STREAM_BODY_BYTES,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> RunningBridge:
     channel = grpc.aio.insecure_channel(grpc_target)
-    bridge = Bridge.create(services, channel, served_spec(services))
+    bridge = Bridge.create(
+        services,
+        channel,
+        served_spec(services),
+        max_stream_body_bytes=max_stream_body_bytes,
+        body_timeout_s=body_timeout_s,
+    )
     # access_log=None: the bridge writes its own line (never with headers: keys live there).
-    runner = web.AppRunner(bridge.app(), access_log=None, shutdown_timeout=shutdown_timeout)
+    # keepalive_timeout: aiohttp starts it when a connection opens and again after each
+    # response, and closes the connection if no complete request arrived by then: the
+    # limit on idle connections and on request lines and headers sent a byte at a time.
+    runner = web.AppRunner(
+        bridge.app(),
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+        keepalive_timeout=idle_timeout_s,
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

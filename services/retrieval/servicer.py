@@ -8,6 +8,7 @@ import grpc
 
 from rlaas.retrieval.v1 import retrieval_pb2 as pb
 from rlaas.retrieval.v1 import retrieval_pb2_grpc
+from services.paging import PageTokens
 from services.retrieval.core import DEFAULT_TOP_K, RetrievalCore
 from services.server.app import ServiceSpec
 from services.server.interceptors import principal
@@ -18,8 +19,9 @@ def _tenant() -> str:
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, core: RetrievalCore) -> None:
+    def __init__(self, core: RetrievalCore, pages: PageTokens) -> None:
         self._core = core
+        self._pages = pages
 
     async def CreateIndex(
         self, request: pb.CreateIndexRequest, context: grpc.aio.ServicerContext
@@ -35,10 +37,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def ListIndexes(
         self, request: pb.ListIndexesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListIndexesResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         indexes, token = await self._core.list_indexes(
-            _tenant(), page_size=request.page_size, page_token=request.page_token
+            _tenant(), page_size=request.page_size, page_token=page.cursor
         )
-        return pb.ListIndexesResponse(indexes=indexes, next_page_token=token)
+        return pb.ListIndexesResponse(indexes=indexes, next_page_token=page.seal(token))
 
     async def DeleteIndex(
         self, request: pb.DeleteIndexRequest, context: grpc.aio.ServicerContext
@@ -60,10 +63,11 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def ListDocuments(
         self, request: pb.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDocumentsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         documents, token = await self._core.list_documents(
-            _tenant(), request.index_id, page_size=request.page_size, page_token=request.page_token
+            _tenant(), request.index_id, page_size=request.page_size, page_token=page.cursor
         )
-        return pb.ListDocumentsResponse(documents=documents, next_page_token=token)
+        return pb.ListDocumentsResponse(documents=documents, next_page_token=page.seal(token))
 
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext
@@ -105,5 +109,5 @@ SPEC = ServiceSpec(
     name="retrieval",
     descriptor=pb.DESCRIPTOR.services_by_name["RetrievalService"],
     register=retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server,
-    make_servicer=lambda runtime: RetrievalServicer(runtime.retrieval),
+    make_servicer=lambda runtime: RetrievalServicer(runtime.retrieval, runtime.page_tokens),
 )

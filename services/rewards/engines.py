@@ -57,7 +57,8 @@ WEIGHT_FIELDS: tuple[str, ...] = tuple(f"{s}_weight" for s in SIGNALS)
 class RewardConfig(BaseModel):
     """How one skill's signals become a reward. Immutable; ``version`` identifies it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or infinite weight from any source: either makes every reward NaN.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     label: str = Field(
         default="heuristic-v1",

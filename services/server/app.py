@@ -20,12 +20,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from infra import migrate
+from services import server_secret
 from services.config import SERVICE_NAMES, Settings
 from services.db.engine import create_engine, create_session_factory
 from services.objects.store import ObjectStore, object_store
+from services.paging import PageTokens
 from services.server.interceptors import RpcInterceptor
 from services.server.policy import rules_for
 from services.server.tracing import server_interceptor, tracer_provider
+from services.telemetry.pseudonyms import Pseudonyms
 from services.tenancy.service import TenancyService
 
 if TYPE_CHECKING:
@@ -45,6 +48,10 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     tenancy: TenancyService
     objects: ObjectStore
+    # Seals and opens every List RPC's page tokens (keyed by the server secret).
+    page_tokens: PageTokens
+    # Keyed pseudonyms of personal identifiers in telemetry (keyed by the server secret).
+    pseudonyms: Pseudonyms
     # Run at shutdown, after the server stopped (backends, listener connections).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # The model backend; None: the inference service opens the configured one lazily.
@@ -56,6 +63,8 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, database_url: str) -> Runtime:
+        # First: without a usable secret the process must not start (ServerSecretMissing).
+        secret = server_secret.resolve(settings)
         engine = create_engine(database_url, pool_size=settings.database_pool_size)
         sessions = create_session_factory(engine)
         return cls(
@@ -63,8 +72,12 @@ class Runtime:
             database_url=database_url,
             engine=engine,
             sessions=sessions,
-            tenancy=TenancyService(sessions, cache_ttl_s=settings.auth_cache_ttl_s),
+            tenancy=TenancyService(
+                sessions, cache_ttl_s=settings.auth_cache_ttl_s, server_secret=secret
+            ),
             objects=object_store(settings),
+            page_tokens=PageTokens(secret),
+            pseudonyms=Pseudonyms(secret),
         )
 
     @property
@@ -134,6 +147,39 @@ class RunningServer:
         self.tracer.shutdown()
 
 
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """grpc core channel arguments of the server: connection limits (see the settings'
+    documentation). Each is one that grpc core's chttp2 server honours."""
+    return [
+        ("grpc.so_reuseport", 0),
+        # Covers the TCP accept, the (plaintext) handshake and the client's HTTP/2
+        # preface and SETTINGS: a connection that sends nothing, or only the preface,
+        # is closed when it runs out ("Did not receive HTTP/2 settings before handshake
+        # timeout").
+        ("grpc.server_handshake_timeout_ms", _ms(settings.grpc_handshake_timeout_s)),
+        ("grpc.max_connection_idle_ms", _ms(settings.grpc_max_connection_idle_s)),
+        # Bounds the rest: a slowloris keeps a stream open, so it is never idle.
+        ("grpc.max_connection_age_ms", _ms(settings.grpc_max_connection_age_s)),
+        ("grpc.max_connection_age_grace_ms", _ms(settings.grpc_max_connection_age_grace_s)),
+        ("grpc.keepalive_time_ms", _ms(settings.grpc_keepalive_time_s)),
+        ("grpc.keepalive_timeout_ms", _ms(settings.grpc_keepalive_timeout_s)),
+        # 0: keep pinging a connection whose open stream carries no data (the default
+        # stops after two pings, so a vanished peer would hold its stream for good).
+        ("grpc.http2.max_pings_without_data", 0),
+        (
+            "grpc.http2.min_ping_interval_without_data_ms",
+            _ms(settings.grpc_min_ping_interval_s),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_concurrent_streams", settings.grpc_max_concurrent_streams),
+        ("grpc.max_receive_message_length", settings.grpc_max_receive_message_bytes),
+    ]
+
+
 async def start_server(
     runtime: Runtime, services: Sequence[str] | None = None, *, port: int | None = None
 ) -> RunningServer:
@@ -150,8 +196,13 @@ async def start_server(
             server_interceptor(provider),
             RpcInterceptor(runtime.tenancy, rules_for(s.descriptor for s in specs)),
         ],
-        options=[("grpc.so_reuseport", 0)],
+        options=server_options(settings),
     )
+    # Before any servicer counts anything: whether metrics name tenants (RLAAS_METRICS_
+    # TENANT_LABELS; off by default, the endpoint is unauthenticated).
+    from services.telemetry import metrics as telemetry_metrics
+
+    telemetry_metrics.configure(tenant_labels=settings.metrics_tenant_labels)
     for spec in specs:
         spec.register(spec.make_servicer(runtime), server)
 
@@ -193,15 +244,21 @@ async def start_rest(settings: Settings, running: RunningServer) -> RunningBridg
         host=settings.rest_bind_host,
         port=settings.rest_port,
         shutdown_timeout=settings.shutdown_grace_s,
+        max_stream_body_bytes=settings.rest_max_stream_body_bytes,
+        body_timeout_s=settings.rest_body_timeout_s,
+        idle_timeout_s=settings.rest_idle_timeout_s,
     )
 
 
 async def serve(settings: Settings, database_url: str) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    server_secret.resolve(settings)  # refuse to start before touching anything
     await migrate.upgrade_async(database_url)
     if settings.metrics_port:
         # Prometheus scrape endpoint (ingest counters and the process collectors).
-        prometheus_client.start_http_server(settings.metrics_port, addr=settings.grpc_host)
+        # It has no authentication, so it listens on RLAAS_METRICS_HOST (loopback unless
+        # set), not on the interface the gRPC port is exposed on.
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
     runtime = Runtime.create(settings, database_url)
     running = await start_server(runtime)
     rest = await start_rest(settings, running)

@@ -25,11 +25,13 @@ import structlog
 from services.db.engine import is_transient
 from services.errors import (
     DomainError,
+    InvalidArgument,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
     Unimplemented,
 )
+from services.server.decoding import decode
 from services.server.policy import MethodRule, is_public
 from services.server.status import internal_status, to_grpc_status, to_rpc_status
 from services.tenancy.principal import Principal, current_principal
@@ -41,14 +43,30 @@ API_KEY_HEADER = "x-api-key"
 
 
 def api_key_from_metadata(metadata: Any) -> str | None:
+    """The API key of a call: ``authorization: Bearer <key>`` or ``x-api-key: <key>``.
+
+    Credentials that disagree (a bearer key of one tenant and an ``x-api-key`` of
+    another, or one header twice with different keys) are refused rather than resolved
+    by header order: a proxy that adds its own header must not silently decide which
+    tenant a call runs as. The same key in both headers is one credential."""
+    found: set[str] = set()
     for key, value in metadata or ():
+        token = None
         if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token:
-                return token.strip()
-        elif key == API_KEY_HEADER and isinstance(value, str) and value:
-            return value.strip()
-    return None
+            scheme, _, rest = value.partition(" ")
+            if scheme.lower() == "bearer" and rest.strip():
+                token = rest.strip()
+        elif key == API_KEY_HEADER and isinstance(value, str) and value.strip():
+            token = value.strip()
+        if token is not None:
+            found.add(token)
+    if len(found) > 1:
+        raise Unauthenticated(
+            "the call carries more than one API key (authorization and x-api-key headers "
+            "that differ); send one",
+            reason="CONFLICTING_CREDENTIALS",
+        )
+    return found.pop() if found else None
 
 
 class RpcInterceptor(grpc.aio.ServerInterceptor):
@@ -133,7 +151,39 @@ class _Call:
         log.info("rpc", **fields)
 
 
+class _Decoder:
+    """The method's request deserializer, made safe (see services.server.decoding).
+
+    A single request that does not decode becomes an InvalidArgument *value*: grpc.aio
+    deserializes it before the handler runs, where anything raised becomes UNKNOWN, so
+    the handler raises it, after authentication. In a client stream, the message that
+    does not decode raises the InvalidArgument from the servicer's ``async for``, which
+    ends the stream with that status after the results of the messages before it."""
+
+    def __init__(self, deserializer: Callable[[bytes], Any], method: str, stream: bool) -> None:
+        self._deserializer = deserializer
+        self._method = method
+        self._stream = stream
+        self._count = 0  # one decoder per call (handlers are wrapped per call)
+
+    def __call__(self, raw: bytes) -> Any:
+        result = decode(self._deserializer, raw, self._method)
+        if not self._stream:
+            return result
+        self._count += 1
+        if isinstance(result, InvalidArgument):
+            raise InvalidArgument(
+                result.violations,
+                message=f"message {self._count} of the stream: {result.message}",
+                reason=result.reason,
+            )
+        return result
+
+
 def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
+    deserializer = handler.request_deserializer
+    if deserializer is not None:
+        deserializer = _Decoder(deserializer, call.method, handler.request_streaming)
     if not handler.response_streaming:
         inner = handler.unary_unary or handler.stream_unary
 
@@ -145,6 +195,8 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
                 principal = await call.authorize(context)
                 # Each RPC runs in its own task (own Context), so no reset is needed.
                 current_principal.set(principal)
+                if isinstance(request, InvalidArgument):  # it did not decode
+                    raise request
                 return await inner(request, context)
             except grpc.aio.AbortError:
                 raise
@@ -173,6 +225,8 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
                 principal = await call.authorize(context)
                 # Each RPC runs in its own task (own Context), so no reset is needed.
                 current_principal.set(principal)
+                if isinstance(request, InvalidArgument):  # it did not decode
+                    raise request
                 result = inner(request, context)
                 if inspect.isasyncgen(result):
                     async for item in result:
@@ -198,7 +252,7 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
     behaviour = unary if not handler.response_streaming else streaming
     return factory(
         behaviour,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )
 

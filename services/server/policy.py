@@ -29,6 +29,7 @@ _SCOPES = {
     options_pb2.SCOPE_INFER: Scope.INFER,
     options_pb2.SCOPE_TRAIN: Scope.TRAIN,
     options_pb2.SCOPE_ADMIN: Scope.ADMIN,
+    options_pb2.SCOPE_DEPLOY: Scope.DEPLOY,
 }
 
 

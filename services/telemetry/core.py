@@ -35,6 +35,7 @@ from services.telemetry.events import (
     Prepared,
 )
 from services.telemetry.pii import Entity
+from services.telemetry.pseudonyms import Pseudonyms
 from services.telemetry.settings_store import TelemetrySettingsStore, TenantTelemetrySettings
 from services.telemetry.store import EventStore, Outcome, Written, decode
 from services.tenancy.principal import Principal, Scope
@@ -86,6 +87,7 @@ class TelemetryCore:
         settings: Settings,
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
+        pseudonyms: Pseudonyms | None = None,
     ) -> None:
         self._engine = engine
         self._sessions = sessions
@@ -98,7 +100,8 @@ class TelemetryCore:
                 max_items=settings.ingest_max_items,
                 max_clock_skew=timedelta(seconds=settings.ingest_max_clock_skew_s),
                 max_event_age=timedelta(days=settings.ingest_max_event_age_days),
-            )
+            ),
+            pseudonyms,
         )
         self.tenant_settings = TelemetrySettingsStore(
             sessions,
@@ -239,10 +242,13 @@ class TelemetryCore:
         query = select(_T.c.event_id, _T.c.payload, _T.c.create_time).where(
             _T.c.tenant_id == caller.tenant_id, _T.c.event_type == INTERACTION
         )
+        # Ids stored as pseudonyms are found by the id the caller knows.
+        scrubber = self.tenant_settings.scrubber(await self.tenant_settings.get(caller.tenant_id))
+        pseudonyms = self.preparer.pseudonyms
         for column, value in (
             (_T.c.skill, filters.skill),
-            (_T.c.user_id, filters.user_id),
-            (_T.c.thread_id, filters.thread_id),
+            (_T.c.user_id, pseudonyms.identifier(caller.tenant_id, filters.user_id, scrubber)),
+            (_T.c.thread_id, pseudonyms.identifier(caller.tenant_id, filters.thread_id, scrubber)),
             (_T.c.policy_id, filters.policy_id),
         ):
             if value:

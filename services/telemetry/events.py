@@ -12,9 +12,11 @@ more than the rest of the ingest path.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +27,7 @@ from google.protobuf.message import Message
 from rlaas.telemetry.v1 import telemetry_pb2 as pb
 from services.errors import FieldViolation, InvalidArgument
 from services.telemetry.pii import Scrubber
+from services.telemetry.pseudonyms import Pseudonyms
 
 INTERACTION = pb.EVENT_TYPE_INTERACTION
 OUTPUT = pb.EVENT_TYPE_OUTPUT
@@ -45,16 +48,21 @@ NUL = "\x00"
 NUL_MESSAGE = "must not contain NUL (U+0000) characters"
 
 # Identifiers are stored as sent (they join events and filter lists); every other
-# string field is free text and is scrubbed.
+# string field is free text and is scrubbed, map keys (labels, Struct keys) and message
+# author names included.
 _NOT_TEXT = frozenset(
     {
         "interaction_id", "output_id", "feedback_id", "task_result_id", "tenant_id",
         "request_id", "skill", "user_id", "thread_id", "policy_id", "base_model",
         "chunk_id", "document_id", "tool_call_id", "primary_interaction_id", "arm",
-        "rollout_id", "shadow_arms", "role", "name",
+        "rollout_id", "shadow_arms", "role",
     }
 )  # fmt: skip
+# Identifiers a tenant may fill with personal data (an email as a user id): stored as a
+# keyed pseudonym when the scrubber finds any (services.telemetry.pseudonyms).
+_PERSONAL_IDS = frozenset({"user_id", "thread_id"})
 _TEXT_EXEMPT_MESSAGES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+_FLOATS = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +118,15 @@ def new_id() -> str:
 class _Walker:
     """One pass over a message: bounds, enum values, and PII scrubbing of free text."""
 
-    def __init__(self, limits: Limits, scrubber: Scrubber | None) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        scrubber: Scrubber | None,
+        identifier: Callable[[str], str] | None = None,
+    ) -> None:
         self.limits = limits
         self.scrubber = scrubber
+        self.identifier = identifier
         self.violations: list[FieldViolation] = []
         self.counts: Counter[str] = Counter()
 
@@ -145,13 +159,20 @@ class _Walker:
                     continue
                 self._repeated(fd, value, here, scrub)
             elif fd.type == FieldDescriptor.TYPE_STRING:
-                cleaned = self.text(value, here, scrub)
+                if fd.name in _PERSONAL_IDS and self.identifier is not None:
+                    cleaned = self.identifier(value)
+                    if cleaned != value:
+                        self.counts["PSEUDONYMISED_ID"] += 1
+                else:
+                    cleaned = self.text(value, here, scrub)
                 if cleaned is not value:
                     setattr(msg, fd.name, cleaned)
             elif fd.type == FieldDescriptor.TYPE_MESSAGE:
                 self.walk(value, here)
             elif fd.type == FieldDescriptor.TYPE_ENUM:
                 self.enum(fd, value, here)
+            elif fd.type in _FLOATS:
+                self.number(value, here)
 
     def _repeated(self, fd: FieldDescriptor, value: Any, path: str, scrub: bool) -> None:
         if fd.type == FieldDescriptor.TYPE_STRING:
@@ -165,6 +186,9 @@ class _Walker:
         elif fd.type == FieldDescriptor.TYPE_ENUM:
             for i, item in enumerate(value):
                 self.enum(fd, item, f"{path}[{i}]")
+        elif fd.type in _FLOATS:
+            for i, item in enumerate(value):
+                self.number(item, f"{path}[{i}]")
 
     def _map(self, msg: Message, fd: FieldDescriptor, value: Any, path: str, scrub: bool) -> None:
         if len(value) > self.limits.max_items:
@@ -172,8 +196,8 @@ class _Walker:
             return
         assert fd.message_type is not None
         value_fd = fd.message_type.fields_by_name["value"]
-        for key in list(value):
-            self.text(key, f"{path}[{key!r}]", scrub=False)
+        for original in list(value):
+            key = self._key(value, original, path, scrub)
             item = value[key]
             here = f"{path}[{key!r}]"
             if NUL in key or (isinstance(item, str) and NUL in item):
@@ -186,6 +210,31 @@ class _Walker:
                     value[key] = cleaned
             elif value_fd.type == FieldDescriptor.TYPE_MESSAGE:
                 self.walk(item, here)
+            elif value_fd.type in _FLOATS:
+                self.number(item, here)
+
+    def _key(self, mapping: Any, key: str, path: str, scrub: bool) -> str:
+        """A map key, scrubbed like any free text; the entry moves to the new key (a
+        suffix keeps two keys that scrub alike apart)."""
+        cleaned = self.text(key, f"{path}[{key!r}]", scrub)
+        if cleaned == key or NUL in key:
+            return key
+        target, n = cleaned, 2
+        while target in mapping:
+            target, n = f"{cleaned}~{n}", n + 1
+        item = mapping[key]
+        if isinstance(item, Message):
+            mapping[target].CopyFrom(item)
+        else:
+            mapping[target] = item
+        del mapping[key]
+        return target
+
+    def number(self, value: float, path: str) -> None:
+        """Every float of an event (scores, metrics, costs) is finite: NaN and the
+        infinities break sums, averages and the JSON they are exported as."""
+        if not math.isfinite(value):
+            self.violations.append(FieldViolation(path, "must be a finite number"))
 
     def enum(self, fd: FieldDescriptor, value: int, path: str) -> None:
         enum_type = fd.enum_type
@@ -197,8 +246,15 @@ class _Walker:
 class EventPreparer:
     """Validates, identifies and scrubs events; holds no state between events."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, pseudonyms: Pseudonyms | None = None) -> None:
         self.limits = limits
+        self.pseudonyms = pseudonyms or Pseudonyms(None)
+
+    def _walker(self, scrubber: Scrubber | None, tenant_id: str) -> _Walker:
+        def identifier(value: str) -> str:
+            return self.pseudonyms.identifier(tenant_id, value, scrubber)
+
+        return _Walker(self.limits, scrubber, identifier)
 
     # ---- shared checks -----------------------------------------------------------
 
@@ -269,7 +325,9 @@ class EventPreparer:
         walker: _Walker,
         violations: list[FieldViolation],
     ) -> None:
-        violations.extend(walker.violations)
+        # A field the specific checks already named (a NaN cost) is named once.
+        named = {v.field for v in violations}
+        violations.extend(v for v in walker.violations if v.field not in named)
         if violations:
             raise InvalidArgument(violations)
 
@@ -337,7 +395,7 @@ class EventPreparer:
             "task_result_count",
         ):
             it.ClearField(name)
-        walker = _Walker(self.limits, scrubber)
+        walker = self._walker(scrubber, tenant_id)
         walker.walk(it, ip)
         self._finish(walker, violations)
         it.interaction_id = interaction_id
@@ -368,7 +426,7 @@ class EventPreparer:
         ]
         prepared[0].source = source
         if output is not None:
-            out_walker = _Walker(self.limits, scrubber)
+            out_walker = self._walker(scrubber, tenant_id)
             out_walker.walk(output.message, _p(prefix, "output"))
             self._finish(out_walker, [])
             output.message.tenant_id = tenant_id  # type: ignore[attr-defined]
@@ -443,7 +501,7 @@ class EventPreparer:
         prepared = self._output_fields(
             request.output, interaction_id, _p(prefix, "output"), now, violations
         )
-        walker = _Walker(self.limits, scrubber)
+        walker = self._walker(scrubber, tenant_id)
         walker.walk(request.output, _p(prefix, "output"))
         self._finish(walker, violations)
         request.output.tenant_id = tenant_id
@@ -508,7 +566,7 @@ class EventPreparer:
         event_time = self._event_time(msg, f"{path}.event_time", now, violations)
         for name in (id_field, "interaction_id", "tenant_id", "create_time", "request_id"):
             msg.ClearField(name)
-        walker = _Walker(self.limits, scrubber)
+        walker = self._walker(scrubber, tenant_id)
         walker.walk(msg, path)
         self._finish(walker, violations)
         event_id = new_id()
@@ -567,8 +625,9 @@ def _p(prefix: str, name: str) -> str:
 
 
 def _non_negative(value: float, path: str, violations: list[FieldViolation]) -> None:
-    if value < 0:
-        violations.append(FieldViolation(path, "must be >= 0"))
+    # `value < 0` lets NaN through, and an infinite cost poisons every sum over it.
+    if not math.isfinite(value) or value < 0:
+        violations.append(FieldViolation(path, "must be a finite number >= 0"))
 
 
 def _usage(usage: pb.TokenUsage, path: str, violations: list[FieldViolation]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import grpc
 
@@ -11,6 +12,7 @@ from rlaas.telemetry.v1 import telemetry_pb2 as pb
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from services.config import Settings
 from services.errors import InvalidArgument, ResourceExhausted
+from services.paging import PageTokens
 from services.server.app import Runtime, ServiceSpec
 from services.server.interceptors import principal
 from services.telemetry import converters as cv
@@ -19,12 +21,21 @@ from services.telemetry.core import IncomingEvent, TelemetryCore
 from services.telemetry.export import Exporter
 from services.telemetry.store import Outcome, Written
 
-_END = object()
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """The last item the reader queues: the stream ended, or failed with ``error`` (a
+    message that did not decode, a client that went away)."""
+
+    error: Exception | None = None
 
 
 class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
-    def __init__(self, core: TelemetryCore, exporter: Exporter, settings: Settings) -> None:
+    def __init__(
+        self, core: TelemetryCore, exporter: Exporter, settings: Settings, pages: PageTokens
+    ) -> None:
         self._core = core
+        self._pages = pages
         self._exporter = exporter
         self._batch = settings.ingest_batch_size
         self._max_stream_events = settings.ingest_max_stream_events
@@ -69,38 +80,45 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         caller = principal()
         # A bounded read-ahead: when the database is the bottleneck the reader stops
         # pulling, and HTTP/2 flow control pushes back on the client.
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=2 * self._batch)
+        queue: asyncio.Queue[pb.IngestEventsRequest | _End] = asyncio.Queue(maxsize=2 * self._batch)
 
         async def read() -> None:
+            # The reader never swallows a failure: it is handed to the writer, which
+            # acknowledges every event read before it and then ends the stream with it
+            # (a message with invalid UTF-8 used to end the stream as OK, dropping the
+            # events after it without a word). On cancellation nobody reads the queue.
+            end = _End()
             try:
                 async for message in request_iterator:
                     await queue.put(message)
-            finally:
-                await queue.put(_END)
+            except Exception as exc:
+                end = _End(exc)
+            await queue.put(end)
 
         reader = asyncio.create_task(read())
         seen = 0
         try:
-            ended = False
-            while not ended:
+            while True:
                 batch: list[pb.IngestEventsRequest] = []
                 item = await queue.get()
                 # Take what is already there, never wait for more: a client that sends
                 # one event and awaits its result must not stall on a half-full batch.
-                while item is not _END:
+                while not isinstance(item, _End):
                     batch.append(item)
                     if len(batch) >= self._batch or queue.empty():
                         break
                     item = queue.get_nowait()
-                ended = item is _END
-                if not batch:
+                if batch:
+                    seen = self._count(seen, len(batch))
+                    events = _events_of(batch, first_index=seen - len(batch))
+                    for message, written in zip(
+                        batch, await self._core.ingest(caller, events), strict=True
+                    ):
+                        yield cv.ingest_result(message.sequence, written)
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
                     break
-                seen = self._count(seen, len(batch))
-                events = _events_of(batch, first_index=seen - len(batch))
-                for message, written in zip(
-                    batch, await self._core.ingest(caller, events), strict=True
-                ):
-                    yield cv.ingest_result(message.sequence, written)
         finally:
             reader.cancel()
 
@@ -151,13 +169,16 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
     async def ListInteractions(
         self, request: pb.ListInteractionsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListInteractionsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         interactions, token = await self._core.list_interactions(
             principal(),
             cv.interaction_filter(request),
             page_size=request.page_size,
-            page_token=request.page_token,
+            page_token=page.cursor,
         )
-        return pb.ListInteractionsResponse(interactions=interactions, next_page_token=token)
+        return pb.ListInteractionsResponse(
+            interactions=interactions, next_page_token=page.seal(token)
+        )
 
     async def ExportEvents(
         self, request: pb.ExportEventsRequest, context: grpc.aio.ServicerContext
@@ -243,11 +264,11 @@ def _events_of(
 
 
 def _make(runtime: Runtime) -> TelemetryServicer:
-    core = TelemetryCore(runtime.settings, runtime.engine, runtime.sessions)
+    core = TelemetryCore(runtime.settings, runtime.engine, runtime.sessions, runtime.pseudonyms)
     exporter = Exporter(
         runtime.engine, runtime.objects, max_range_days=runtime.settings.export_max_range_days
     )
-    return TelemetryServicer(core, exporter, runtime.settings)
+    return TelemetryServicer(core, exporter, runtime.settings, runtime.page_tokens)
 
 
 SPEC = ServiceSpec(

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rlaas.telemetry.v1 import telemetry_pb2 as pb
-from services.errors import AlreadyExists, DomainError
+from services.errors import AlreadyExists, DomainError, RequestIdReused
 from services.telemetry.events import EVENT_NAMES, Prepared
 
 MESSAGE_TYPES: dict[int, type[Message]] = {
@@ -204,12 +204,7 @@ class EventStore:
             if digest != head.fingerprint:
                 results[i] = self._rejected(
                     head,
-                    AlreadyExists(
-                        f"request_id {head.request_id!r} was already used for a different "
-                        "event; use a new request_id",
-                        reason="REQUEST_ID_REUSED",
-                        metadata={"field": "request_id"},
-                    ),
+                    RequestIdReused("event"),
                 )
                 continue
             stored = [decode(event_type, payload, create_time)]

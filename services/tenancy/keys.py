@@ -1,14 +1,17 @@
 """API key material.
 
 A key reads ``rlaas_<key id>_<secret>``: the id is public (it names the key in lists
-and logs), the secret is 256 random bits. Only sha256(secret) is stored: with that much
-entropy a slow password hash buys nothing and would cost milliseconds on every RPC.
+and logs), the secret is 256 bits, random (:func:`issue`) or derived from the server
+secret (:func:`derive`). Only sha256(secret) is stored: with that much entropy a slow
+password hash buys nothing and would cost milliseconds on every RPC.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
 from dataclasses import dataclass
 
@@ -36,6 +39,18 @@ def new_key_id() -> str:
 def issue(api_key_id: str | None = None) -> IssuedKey:
     key_id = api_key_id or new_key_id()
     return IssuedKey(key_id, f"{PREFIX}_{key_id}_{secrets.token_urlsafe(_SECRET_BYTES)}")
+
+
+def derive(key: bytes, api_key_id: str, *context: str) -> IssuedKey:
+    """The key ``api_key_id`` whose secret is HMAC-SHA256(``key``, id and ``context``):
+    the same inputs give the same token, so a create that is retried can hand back the
+    secret it issued without anything but its hash being stored. ``key`` must be a
+    subkey of the server secret: whoever holds it and the context can recompute the
+    token."""
+    message = json.dumps([api_key_id, *context]).encode()  # unambiguous framing
+    mac = hmac.new(key, message, hashlib.sha256).digest()
+    secret = base64.urlsafe_b64encode(mac).rstrip(b"=").decode()  # 43 chars, like issue()
+    return IssuedKey(api_key_id, f"{PREFIX}_{api_key_id}_{secret}")
 
 
 def hash_secret(token: str) -> bytes:

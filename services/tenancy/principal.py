@@ -14,6 +14,8 @@ class Scope(StrEnum):
     INFER = "infer"
     TRAIN = "train"
     ADMIN = "admin"
+    DEPLOY = "deploy"
+    """Change what is served (traffic, promotion, rollback, rollouts, learning loops)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,12 @@ class Principal:
                 reason="MISSING_SCOPE",
                 metadata={"required_scope": scope.value},
             )
+
+    def require_any(self, *scopes: Scope) -> None:
+        """Reads that a command's answer includes: a deploy key moving a rollout sees
+        the rollout it moved, though listing rollouts is the train scope's."""
+        if not any(self.allows(s) for s in scopes):
+            self.require(scopes[0])
 
     def require_operator(self) -> None:
         if not self.operator:

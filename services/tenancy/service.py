@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import and_, or_, select, update
@@ -22,8 +22,12 @@ from services.errors import (
     Unauthenticated,
 )
 from services.paging import next_page_token, page_request
+from services.server_secret import derive_key
 from services.tenancy import keys
 from services.tenancy.principal import Principal, Scope
+
+REPLAY_WINDOW = timedelta(hours=24)
+"""How long a retried create (same request_id) is answered with the key's secret."""
 
 log = structlog.get_logger(__name__)
 
@@ -67,10 +71,19 @@ def _scopes(values: Iterable[Scope], field: str) -> list[str]:
 
 class TenancyService:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, cache_ttl_s: float = 5.0
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        cache_ttl_s: float = 5.0,
+        server_secret: bytes | None = None,
     ) -> None:
+        """``server_secret``: derives the secrets of the keys CreateApiKey and
+        CreateTenant make; without it this instance only authenticates and bootstraps."""
         self._sessions = sessions
         self._ttl = cache_ttl_s
+        self._key_derivation = (
+            derive_key(server_secret, "api-key/v1") if server_secret is not None else None
+        )
         # sha256(token) -> (principal, monotonic expiry). Bounded by the number of
         # distinct valid keys presented, since only verified keys are cached.
         self._cache: dict[bytes, tuple[Principal, float]] = {}
@@ -150,26 +163,34 @@ class TenancyService:
                 payload={"display_name": name},
                 resource_id=tenant_id,
             )
+            context = ("CreateTenant", caller.tenant_id, request_id)
             if prior is not None:
-                return await self._replay_tenant(session, prior)
+                return await self._replay_tenant(session, prior, context)
             tenant = Tenant(tenant_id=tenant_id, display_name=name, state=ACTIVE, operator=False)
             session.add(tenant)
             await session.flush()
             admin = await self._insert_key(
-                session, tenant_id, f"{name} admin", [Scope.ADMIN.value], None
-            )
+                session, tenant_id, f"{name} admin", [Scope.ADMIN.value], None,
+                *self._new_derived(context),
+            )  # fmt: skip
+            await self._erase_old_salts(session)
             await session.refresh(tenant)
         log.info("tenant_created", tenant_id=tenant_id, by=caller.api_key_id)
         return CreatedTenant(tenant, admin)
 
-    async def _replay_tenant(self, session: AsyncSession, tenant_id: str) -> CreatedTenant:
+    async def _replay_tenant(
+        self, session: AsyncSession, tenant_id: str, context: tuple[str, ...]
+    ) -> CreatedTenant:
         tenant = await session.get(Tenant, tenant_id)
         assert tenant is not None
+        # The admin key was made in the tenant's own transaction: its first key.
         first_key = await session.scalar(
-            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.create_time)
+            select(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id)
+            .order_by(ApiKey.create_time, ApiKey.api_key_id)
         )
         assert first_key is not None
-        return CreatedTenant(tenant, await self._reissue_unused(session, first_key))
+        return CreatedTenant(tenant, self._replayed_key(first_key, context))
 
     async def get_tenant(self, caller: Principal, tenant_id: str) -> Tenant:
         caller.require_operator()
@@ -252,10 +273,12 @@ class TenancyService:
         display_name: str,
         scopes: list[str],
         expire_time: datetime | None,
-        api_key_id: str | None = None,
+        issued: keys.IssuedKey | None = None,
+        salt: str | None = None,
     ) -> CreatedKey:
-        issued = keys.issue(api_key_id)
+        issued = issued or keys.issue()
         key = ApiKey(
+            secret_salt=salt,
             api_key_id=issued.api_key_id,
             tenant_id=tenant_id,
             display_name=display_name,
@@ -269,21 +292,53 @@ class TenancyService:
         await session.refresh(key)
         return CreatedKey(key, issued.secret)
 
-    async def _reissue_unused(self, session: AsyncSession, key: ApiKey) -> CreatedKey:
-        """Replay of a create whose response was lost: the secret was never stored, so
-        hand out a fresh one for the same key, which is only safe while nobody has used
-        the first one."""
-        if key.first_use_time is not None or key.state != ACTIVE:
+    # A retried create must return the secret it issued (AIP-155: the original result),
+    # and concurrent duplicates must all get the one that works; yet only the hash may
+    # be stored. The secret is derived: HMAC(subkey of the server secret, key id +
+    # method + tenant + request_id + a random salt kept on the key row). A duplicate that
+    # loses the claim race reads the winner's row and computes the same value. The salt
+    # is erased once the replay window has passed: from then on nobody, not even with
+    # the server secret and a copy of the database, can recompute the secret, which
+    # then exists only where it was handed out. Within the window whoever holds both
+    # could, as with any copy kept for replays; a tenant admin who knows a request_id
+    # can read that key's secret again, which it could already replace.
+    def _derived(self, api_key_id: str, context: tuple[str, ...], salt: str) -> keys.IssuedKey:
+        if self._key_derivation is None:
+            raise RuntimeError("this TenancyService was made without the server secret")
+        return keys.derive(self._key_derivation, api_key_id, *context, salt)
+
+    def _new_derived(
+        self, context: tuple[str, ...], api_key_id: str | None = None
+    ) -> tuple[keys.IssuedKey, str]:
+        salt = secrets.token_hex(16)
+        return self._derived(api_key_id or keys.new_key_id(), context, salt), salt
+
+    def _replayed_key(self, key: ApiKey, context: tuple[str, ...]) -> CreatedKey:
+        """The key a create made, with the secret it was issued with."""
+        fresh = key.create_time is not None and _now() - key.create_time < REPLAY_WINDOW
+        issued = (
+            self._derived(key.api_key_id, context, key.secret_salt)
+            if key.secret_salt and fresh
+            else None
+        )
+        if issued is None or not keys.matches(issued.secret, key.secret_hash):
+            # Past the window (salt erased) or the server secret changed: gone for good.
             raise FailedPrecondition(
-                f"API key {key.api_key_id} was already issued and used; its secret cannot "
-                "be shown again. Revoke it and create a new one.",
-                reason="API_KEY_SECRET_ALREADY_ISSUED",
+                f"API key {key.api_key_id}'s secret can no longer be shown (a retry is "
+                f"answered with it for {REPLAY_WINDOW} after creation); revoke it and "
+                "create a new one",
+                reason="API_KEY_SECRET_UNAVAILABLE",
             )
-        issued = keys.issue(key.api_key_id)
-        key.secret_hash = issued.secret_hash
-        await session.flush()
-        self._forget_key(key.api_key_id)
         return CreatedKey(key, issued.secret)
+
+    @staticmethod
+    async def _erase_old_salts(session: AsyncSession) -> None:
+        """Forget the salts of keys past the replay window (every create sweeps)."""
+        await session.execute(
+            update(ApiKey)
+            .where(ApiKey.secret_salt.is_not(None), ApiKey.create_time < _now() - REPLAY_WINDOW)
+            .values(secret_salt=None)
+        )
 
     async def create_api_key(
         self,
@@ -301,6 +356,7 @@ class TenancyService:
             raise InvalidArgument.field("api_key.expire_time", "must be in the future")
         idempotency.validate_request_id(request_id)
         key_id = keys.new_key_id()
+        context = ("CreateApiKey", caller.tenant_id, request_id)
         async with self._sessions() as session, session.begin():
             prior = await idempotency.claim(
                 session,
@@ -313,10 +369,12 @@ class TenancyService:
             if prior is not None:
                 key = await session.get(ApiKey, prior)
                 assert key is not None
-                return await self._reissue_unused(session, key)
+                return self._replayed_key(key, context)
+            issued, salt = self._new_derived(context, key_id)
             created = await self._insert_key(
-                session, caller.tenant_id, name, scope_values, expire_time, key_id
+                session, caller.tenant_id, name, scope_values, expire_time, issued, salt
             )
+            await self._erase_old_salts(session)
         log.info("api_key_created", api_key_id=key_id, scopes=scope_values, by=caller.api_key_id)
         return created
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,10 +164,12 @@ def _reward(
     if proto is None:
         return base, []
     path = f"{_CONFIG}.reward_config"
+    # An infinite weight makes every reward NaN (inf * 0, inf / inf); NaN fails too.
+    weights = {name: getattr(proto, name) for name in WEIGHT_FIELDS if proto.HasField(name)}
     violations = [
-        FieldViolation(f"{path}.{name}", "must not be negative")
-        for name in WEIGHT_FIELDS
-        if proto.HasField(name) and not getattr(proto, name) >= 0  # NaN fails too
+        FieldViolation(f"{path}.{name}", "must be a finite number >= 0")
+        for name, weight in weights.items()
+        if not (math.isfinite(weight) and weight >= 0)
     ]
     if proto.judge_weight > 0 or proto.HasField("judge"):
         violations.append(

@@ -5,8 +5,11 @@ request_id, so a retried start finds the loop it started."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
+import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -16,12 +19,19 @@ from temporalio.service import RPCError
 
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
-from services.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from services.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    RequestIdReused,
+    ResourceExhausted,
+)
 from services.registry.service import RegistryCore
 from services.registry.validation import POLICY_ID, skill_id_problem
 from services.rewards.judge import DEFAULT_TEMPLATES
 from services.tenancy.principal import Principal, Scope
 from services.training.rollouts import plan_from_proto
+from services.training.workflow_resources import can_exist
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import JudgeSpec, LoopConfig, LoopState, LoopStatus
@@ -39,6 +49,10 @@ _PHASES = {
     "evaluating": pb.LearningLoop.PHASE_EVALUATING,
     "rolling": pb.LearningLoop.PHASE_ROLLING_OUT,
 }
+
+
+_VISIBILITY_LAG_S = 10.0
+"""How long a start counts against the cap on this process's word alone."""
 
 
 def _workflow_id(tenant_id: str, loop_id: str) -> str:
@@ -266,12 +280,23 @@ class LoopService:
         *,
         poll_interval_s: float | None = None,
         registry: RegistryCore | None = None,
+        max_loops_per_tenant: int | None = None,
     ) -> None:
-        """``registry``: checks that a judge policy the config names exists."""
+        """``registry``: checks that the skill, and a judge policy the config names,
+        exist. ``max_loops_per_tenant``: running (or paused) loops one tenant may have;
+        None: no cap."""
         self._client_factory = client_factory
         self._client: Client | None = None
         self._poll_interval_s = poll_interval_s
         self._registry = registry
+        self._max_loops = max_loops_per_tenant
+        # Starts of one tenant take turns in this process, and each remembers the loops
+        # it started for a while: Temporal's visibility store (what the cap counts)
+        # trails a just-started workflow by moments, so a burst of concurrent starts
+        # would otherwise all see room. Across server processes the cap can still be
+        # passed by the starts of that moment, never by a steady stream.
+        self._start_turns: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._recent_starts: dict[str, float] = {}  # workflow id -> monotonic time
 
     async def _temporal(self) -> Client:
         if self._client is None:
@@ -281,10 +306,13 @@ class LoopService:
     async def start(
         self, caller: Principal, loop: pb.LearningLoop, request_id: str
     ) -> pb.LearningLoop:
-        caller.require(Scope.TRAIN)
+        # A loop rolls its candidates out by itself: starting one changes what is served.
+        caller.require(Scope.DEPLOY)
         idempotency.validate_request_id(request_id)
-        if not loop.skill_id:
-            raise InvalidArgument.field("learning_loop.skill_id", "is required")
+        # The id goes into the workflow id, the memo and every iteration's records.
+        problem = skill_id_problem(loop.skill_id)
+        if problem:
+            raise InvalidArgument.field("learning_loop.skill_id", problem)
         digest = hashlib.sha256(loop.SerializeToString(deterministic=True)).hexdigest()
         loop_id = f"{loop.skill_id}-{hashlib.sha256(request_id.encode()).hexdigest()[:12]}"
         workflow_id = _workflow_id(caller.tenant_id, loop_id)
@@ -298,27 +326,60 @@ class LoopService:
             except NotFound as err:
                 err.metadata["field"] = "learning_loop.config.evaluation.judge.judge_model"
                 raise
+        if self._registry is not None and (
+            await self._registry.deployment(caller.tenant_id, loop.skill_id) is None
+        ):
+            # A loop of a missing skill would wake up, find no data, and run for ever.
+            error = NotFound("skill", loop.skill_id)
+            error.metadata["field"] = "learning_loop.skill_id"
+            raise error
         client = await self._temporal()
-        try:
-            await client.start_workflow(
-                LearningLoopWorkflow.run, state, id=workflow_id, task_queue=CPU_TASK_QUEUE,
-                memo={"request_sha256": digest, "skill_id": loop.skill_id,
-                      "display_name": loop.display_name},
-            )  # fmt: skip
-        except WorkflowAlreadyStartedError:
-            described = await client.get_workflow_handle(workflow_id).describe()
-            if (await described.memo()).get("request_sha256") != digest:
-                raise AlreadyExists(
-                    f"request_id {request_id!r} already started a different learning loop",
-                    reason="REQUEST_ID_REUSED",
-                    metadata={"field": "request_id"},
-                ) from None
+        async with self._start_turns[caller.tenant_id]:
+            await self._check_room(client, caller.tenant_id, workflow_id)
+            try:
+                await client.start_workflow(
+                    LearningLoopWorkflow.run, state, id=workflow_id, task_queue=CPU_TASK_QUEUE,
+                    memo={"request_sha256": digest, "skill_id": loop.skill_id,
+                          "display_name": loop.display_name},
+                )  # fmt: skip
+                self._recent_starts[workflow_id] = time.monotonic()
+            except WorkflowAlreadyStartedError:
+                described = await client.get_workflow_handle(workflow_id).describe()
+                if (await described.memo()).get("request_sha256") != digest:
+                    raise RequestIdReused("learning loop") from None
         return await self.get(caller, loop_id)
 
+    async def _check_room(self, client: Client, tenant_id: str, workflow_id: str) -> None:
+        """RESOURCE_EXHAUSTED if the tenant has its cap of open loops and this start is
+        not a retry of one of them."""
+        if self._max_loops is None:
+            return
+        now = time.monotonic()
+        for started in [w for w, t in self._recent_starts.items() if now - t > _VISIBILITY_LAG_S]:
+            del self._recent_starts[started]
+        prefix = _workflow_id(tenant_id, "")
+        quoted = prefix.replace("\\", "\\\\").replace("'", "\\'")
+        query = (
+            "WorkflowType = 'LearningLoopWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND WorkflowId STARTS_WITH '{quoted}'"
+        )
+        open_loops = {execution.id async for execution in client.list_workflows(query)}
+        open_loops.update(w for w in self._recent_starts if w.startswith(prefix))
+        if workflow_id in open_loops or len(open_loops) < self._max_loops:
+            return
+        raise ResourceExhausted(
+            f"the tenant already has {len(open_loops)} learning loops running or paused, "
+            "its limit (RLAAS_MAX_LEARNING_LOOPS_PER_TENANT)",
+            reason="LEARNING_LOOP_LIMIT",
+            metadata={"limit": str(self._max_loops)},
+        )
+
     async def get(self, caller: Principal, loop_id: str) -> pb.LearningLoop:
-        caller.require(Scope.TRAIN)
+        caller.require_any(Scope.TRAIN, Scope.DEPLOY)
         if not loop_id:
             raise InvalidArgument.field("learning_loop_id", "is required")
+        if not can_exist(loop_id):
+            raise NotFound("learning loop", loop_id)
         client = await self._temporal()
         handle = client.get_workflow_handle(
             _workflow_id(caller.tenant_id, loop_id), result_type=LoopState
@@ -341,7 +402,7 @@ class LoopService:
     async def signal(
         self, caller: Principal, loop_id: str, signal: str, request_id: str
     ) -> pb.LearningLoop:
-        caller.require(Scope.TRAIN)
+        caller.require(Scope.DEPLOY)  # pausing a loop pauses its running rollout
         idempotency.validate_request_id(request_id)
         await self.get(caller, loop_id)  # NOT_FOUND for another tenant's or a missing loop
         client = await self._temporal()

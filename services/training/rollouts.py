@@ -35,16 +35,17 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
 from services.errors import (
-    AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
+    RequestIdReused,
 )
 from services.paging import next_page_token, page_request
 from services.registry.service import RegistryCore
 from services.registry.validation import parse_policy_id, require_reason
 from services.tenancy.principal import Principal, Scope
+from services.training.workflow_resources import can_exist
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_types import (
     ArmStats,
@@ -238,7 +239,7 @@ class RolloutService:
     # ---- create -------------------------------------------------------------------
 
     async def create(self, caller: Principal, rollout: pb.Rollout, request_id: str) -> pb.Rollout:
-        caller.require(Scope.TRAIN)
+        caller.require(Scope.DEPLOY)
         idempotency.validate_request_id(request_id)
         parse_policy_id(rollout.candidate_policy_id, "rollout.candidate_policy_id")
         plan = plan_from_proto(rollout.plan if rollout.HasField("plan") else None, "rollout.plan")
@@ -270,16 +271,12 @@ class RolloutService:
         self, tenant_id: str, rollout_id: str, digest: str, request_id: str
     ) -> bool:
         """True if this request_id already created a rollout with this body;
-        ALREADY_EXISTS if it created a different one."""
+        ALREADY_EXISTS (REQUEST_ID_REUSED) if it created a different one."""
         described = await self._describe(tenant_id, rollout_id)
         if described is None:
             return False
         if (await described.memo()).get("request_sha256") != digest:
-            raise AlreadyExists(
-                f"request_id {request_id!r} already created a different rollout",
-                reason="REQUEST_ID_REUSED",
-                metadata={"field": "request_id"},
-            )
+            raise RequestIdReused("rollout")
         return True
 
     async def _checked_input(
@@ -337,6 +334,8 @@ class RolloutService:
     async def _describe(
         self, tenant_id: str, rollout_id: str
     ) -> WorkflowExecutionDescription | None:
+        if not can_exist(rollout_id):
+            return None
         client = await self._temporal()
         try:
             return await client.get_workflow_handle(
@@ -348,7 +347,7 @@ class RolloutService:
             raise
 
     async def _seen(self, caller: Principal, rollout_id: str) -> _Seen:
-        caller.require(Scope.TRAIN)
+        caller.require_any(Scope.TRAIN, Scope.DEPLOY)
         if not rollout_id:
             raise InvalidArgument.field("rollout_id", "is required")
         described = await self._describe(caller.tenant_id, rollout_id)
@@ -402,6 +401,7 @@ class RolloutService:
     async def promote(
         self, caller: Principal, rollout_id: str, target_stage: int, reason: str, request_id: str
     ) -> pb.Rollout:
+        caller.require(Scope.DEPLOY)
         reason = require_reason(reason)
         idempotency.validate_request_id(request_id)
         target = _PROMOTE_TARGETS.get(target_stage)
@@ -421,6 +421,7 @@ class RolloutService:
     async def rollback(
         self, caller: Principal, rollout_id: str, reason: str, request_id: str
     ) -> pb.Rollout:
+        caller.require(Scope.DEPLOY)
         reason = require_reason(reason)
         idempotency.validate_request_id(request_id)
         current = await self.get(caller, rollout_id)
@@ -448,6 +449,7 @@ class RolloutService:
     async def _toggle(
         self, caller: Principal, rollout_id: str, signal: str, request_id: str
     ) -> pb.Rollout:
+        caller.require(Scope.DEPLOY)
         idempotency.validate_request_id(request_id)
         current = await self.get(caller, rollout_id)
         if current.state == pb.Rollout.STATE_COMPLETED:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import grpc
 
 from rlaas.training.v1 import training_pb2, training_pb2_grpc
-from services.paging import next_page_token, page_request
+from services.paging import PageTokens, next_page_token, page_request
 from services.server.app import Runtime, ServiceSpec
 from services.server.interceptors import principal
 from services.training.datasets import DatasetService
@@ -29,7 +29,9 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         datasets: DatasetService,
         runs: TrainingRunService,
         evaluations: EvaluationService,
+        pages: PageTokens,
     ) -> None:
+        self._pages = pages
         self._loops = loops
         self._rollouts = rollouts
         self._datasets = datasets
@@ -59,12 +61,13 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         request: training_pb2.ListPreferenceDatasetsRequest,
         context: grpc.aio.ServicerContext,
     ) -> training_pb2.ListPreferenceDatasetsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         datasets, token = await self._datasets.list(
             principal(), skill_id=request.skill_id, state=request.state,
-            page_size=request.page_size, page_token=request.page_token,
+            page_size=request.page_size, page_token=page.cursor,
         )  # fmt: skip
         return training_pb2.ListPreferenceDatasetsResponse(
-            preference_datasets=datasets, next_page_token=token
+            preference_datasets=datasets, next_page_token=page.seal(token)
         )
 
     async def ExportDataset(
@@ -91,7 +94,8 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListLearningLoops(
         self, request: training_pb2.ListLearningLoopsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListLearningLoopsResponse:
-        page = page_request(request.page_size, request.page_token)
+        bound = self._pages.bind(principal().tenant_id, request)
+        page = page_request(request.page_size, bound.cursor)
         loops = sorted(
             await self._loops.list(principal(), request.skill_id), key=lambda x: x.learning_loop_id
         )
@@ -101,7 +105,7 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
             loops = [x for x in loops if x.learning_loop_id > page.after[0]]
         token = next_page_token(loops, page.size, lambda x: [x.learning_loop_id])
         return training_pb2.ListLearningLoopsResponse(
-            learning_loops=loops[: page.size], next_page_token=token
+            learning_loops=loops[: page.size], next_page_token=bound.seal(token)
         )
 
     async def PauseLearningLoop(
@@ -137,11 +141,14 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListRollouts(
         self, request: training_pb2.ListRolloutsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListRolloutsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         rollouts, token = await self._rollouts.list(
             principal(), skill_id=request.skill_id, state=request.state,
-            page_size=request.page_size, page_token=request.page_token,
+            page_size=request.page_size, page_token=page.cursor,
         )  # fmt: skip
-        return training_pb2.ListRolloutsResponse(rollouts=rollouts, next_page_token=token)
+        return training_pb2.ListRolloutsResponse(
+            rollouts=rollouts, next_page_token=page.seal(token)
+        )
 
     async def PromoteRollout(
         self, request: training_pb2.PromoteRolloutRequest, context: grpc.aio.ServicerContext
@@ -189,11 +196,14 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListTrainingRuns(
         self, request: training_pb2.ListTrainingRunsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListTrainingRunsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         runs, token = await self._runs.list(
             principal(), skill_id=request.skill_id, state=request.state,
-            page_size=request.page_size, page_token=request.page_token,
+            page_size=request.page_size, page_token=page.cursor,
         )  # fmt: skip
-        return training_pb2.ListTrainingRunsResponse(training_runs=runs, next_page_token=token)
+        return training_pb2.ListTrainingRunsResponse(
+            training_runs=runs, next_page_token=page.seal(token)
+        )
 
     async def CancelTrainingRun(
         self, request: training_pb2.CancelTrainingRunRequest, context: grpc.aio.ServicerContext
@@ -220,12 +230,15 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
     async def ListEvaluations(
         self, request: training_pb2.ListEvaluationsRequest, context: grpc.aio.ServicerContext
     ) -> training_pb2.ListEvaluationsResponse:
+        page = self._pages.bind(principal().tenant_id, request)
         evaluations, token = await self._evaluations.list(
             principal(), skill_id=request.skill_id,
             candidate_policy_id=request.candidate_policy_id, state=request.state,
-            page_size=request.page_size, page_token=request.page_token,
+            page_size=request.page_size, page_token=page.cursor,
         )  # fmt: skip
-        return training_pb2.ListEvaluationsResponse(evaluations=evaluations, next_page_token=token)
+        return training_pb2.ListEvaluationsResponse(
+            evaluations=evaluations, next_page_token=page.seal(token)
+        )
 
 
 def _make(runtime: Runtime) -> TrainingServicer:
@@ -254,12 +267,16 @@ def _make(runtime: Runtime) -> TrainingServicer:
     )
     return TrainingServicer(
         LoopService(
-            client, poll_interval_s=runtime.settings.rollout_poll_interval_s, registry=registry
+            client,
+            poll_interval_s=runtime.settings.rollout_poll_interval_s,
+            registry=registry,
+            max_loops_per_tenant=runtime.settings.max_learning_loops_per_tenant,
         ),
         RolloutService(client, registry, poll_interval_s=runtime.settings.rollout_poll_interval_s),
         datasets,
         runs,
         evaluations,
+        runtime.page_tokens,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from services.errors import AlreadyExists
+from services.errors import RequestIdReused
 from services.paging import PageRequest, next_page_token
 
 M = TypeVar("M", bound=Message)
@@ -56,6 +57,19 @@ _FAILURE_CODES = {
     "AdapterChanged": code_pb2.FAILED_PRECONDITION,
     "NO_BASELINE": code_pb2.FAILED_PRECONDITION,
 }
+
+
+# Every id this server gives a workflow resource is short printable ASCII ("tr-" and 16
+# hex digits, a skill id and a hash); see can_exist.
+_RESOURCE_ID = re.compile(r"[!-~]{1,200}")
+
+
+def can_exist(resource_id: str) -> bool:
+    """False for an id no resource can have, answered NOT_FOUND without asking Temporal:
+    its NOT_FOUND echoes the workflow id in grpc-message, and an id of a few KB of
+    non-ASCII text overflows the header limit, which the client sees as an HTTP/2
+    protocol error (INTERNAL) after ~9 s of retries."""
+    return _RESOURCE_ID.fullmatch(resource_id) is not None
 
 
 def resource_id(prefix: str, request_id: str) -> str:
@@ -195,6 +209,8 @@ class WorkflowResources:
         return self._client
 
     async def describe(self, tenant_id: str, rid: str) -> WorkflowExecutionDescription | None:
+        if not can_exist(rid):
+            return None
         client = await self.temporal()
         try:
             return await client.get_workflow_handle(self.id_of(tenant_id, rid)).describe()
@@ -207,16 +223,12 @@ class WorkflowResources:
         self, tenant_id: str, rid: str, request_digest: str, request_id: str
     ) -> bool:
         """True if this request_id already created a resource with this body;
-        ALREADY_EXISTS if it created a different one."""
+        ALREADY_EXISTS (REQUEST_ID_REUSED) if it created a different one."""
         described = await self.describe(tenant_id, rid)
         if described is None:
             return False
         if (await described.memo()).get("request_sha256") != request_digest:
-            raise AlreadyExists(
-                f"request_id {request_id!r} already created a different {self.what}",
-                reason="REQUEST_ID_REUSED",
-                metadata={"field": "request_id"},
-            )
+            raise RequestIdReused(self.what)
         return True
 
     def tenant_query(self, tenant_id: str) -> str:

@@ -26,7 +26,7 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from tests.conftest import RunningStack
-from tests.helpers import ROOT, md, new_tenant, scoped_key
+from tests.helpers import ROOT, md, new_tenant, scoped_key, stored_path
 from tests.unit.test_ctl_cli import LEAF_COMMANDS
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ async def served_by(channel: grpc.aio.Channel, key: str, skill: str, policy_id: 
 async def test_promotion_and_rollback_through_rlaasctl_change_what_is_served(
     stack: RunningStack, channel: grpc.aio.Channel
 ) -> None:
-    _, admin = await new_tenant(channel, stack.admin_key, "ctl-flow")
+    tenant_id, admin = await new_tenant(channel, stack.admin_key, "ctl-flow")
     registry = registry_pb2_grpc.RegistryServiceStub(channel)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -81,20 +81,23 @@ async def test_promotion_and_rollback_through_rlaasctl_change_what_is_served(
         return parsed
 
     await json_of("skills", "create", "flow", "--display-name", "ctl flow")
-    # Two adapters of the tiny model, registered from the terminal.
+    # Two adapters of the tiny model, uploaded and registered from the terminal.
     policies = []
     for name in ("a", "b"):
         uri, sha = stack.tiny.adapters[name]
         made = await json_of(
-            "policies", "create", "flow", "--base-model", "tiny-llama", "--adapter-uri", uri,
-            "--adapter-sha256", sha, "--max-tokens", "2", "--description", f"adapter {name}",
+            "policies", "create", "flow", "--base-model", "tiny-llama", "--adapter-dir",
+            str(stored_path(uri)), "--max-tokens", "2", "--description", f"adapter {name}",
         )  # fmt: skip
         policy_id = made["policy"]["policyId"]
         got = await registry.GetPolicy(
             reg.GetPolicyRequest(policy_id=policy_id), metadata=md(admin)
         )
         assert made == as_dict(got)  # the RPC's own JSON, field for field
-        assert made["policy"]["adapter"] == {"artifactUri": uri, "sha256": sha}
+        adapter = made["policy"]["adapter"]
+        # The tenant's own copy, content-addressed, not the directory it came from.
+        assert adapter["sha256"] == sha and adapter["rank"] > 0
+        assert f"/adapters/{tenant_id}/uploads/{sha}-" in adapter["artifactUri"]
         policies.append(policy_id)
     a, b = policies
     assert (a, b) == ("flow@v1", "flow@v2")
@@ -299,7 +302,11 @@ async def test_every_command_prints_the_rpcs_json(
     assert int(exported["interactionCount"]) >= 1 and exported["files"]
     await j("telemetry compact", *window, key=admin)
     assert (await j("audit verify", key=admin))["valid"] is True
-    assert (await j("audit list", "--resource-type", "Deployment", key=admin))["auditEvents"]
+    listed = (await j("audit list", "--resource-type", "Deployment", key=admin))["auditEvents"]
+    assert listed
+    erased = await j("audit erase", listed[-1]["auditEventId"], key=admin)
+    assert erased["auditEvents"][0]["eraseTime"]
+    assert (await j("audit verify", key=admin))["valid"] is True  # still intact
 
     rollout = await j("rollouts start", "tour@v2", "--skip-shadow", "--canary", "50", "--manual",
                       key=admin)  # fmt: skip

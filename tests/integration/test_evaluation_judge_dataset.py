@@ -225,7 +225,8 @@ async def test_judge_config_errors_name_the_field(
     loop = pb.LearningLoop(skill_id=SKILL, config=pb.LearningLoopConfig(
         evaluation=pb.EvaluationConfig(judge=pb.JudgeConfig(votes=-1))))  # fmt: skip
     start = pb.StartLearningLoopRequest(learning_loop=loop, request_id=rid())
-    code, _, fields = await fails(t.training.StartLearningLoop(start, metadata=t.md()))
+    # Starting a loop moves traffic: the tenant admin's key (deploy scope) does it.
+    code, _, fields = await fails(t.training.StartLearningLoop(start, metadata=md(t.admin)))
     assert (code, fields) == (
         grpc.StatusCode.INVALID_ARGUMENT, ["learning_loop.config.evaluation.judge.votes"],
     )  # fmt: skip
@@ -233,6 +234,6 @@ async def test_judge_config_errors_name_the_field(
     missing = pb.LearningLoop(skill_id=SKILL, config=pb.LearningLoopConfig(
         evaluation=pb.EvaluationConfig(judge=unknown)))  # fmt: skip
     start = pb.StartLearningLoopRequest(learning_loop=missing, request_id=rid())
-    assert (await fails(t.training.StartLearningLoop(start, metadata=t.md())))[0] == (
+    assert (await fails(t.training.StartLearningLoop(start, metadata=md(t.admin))))[0] == (
         grpc.StatusCode.NOT_FOUND
     )

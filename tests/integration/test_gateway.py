@@ -5,14 +5,12 @@ the real local backend (transformers + PEFT), so answers are real generations.""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import grpc
 import pytest
@@ -25,7 +23,16 @@ from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from tests.conftest import RunningStack
-from tests.helpers import ROOT, free_port, md, new_tenant, rich_error, scoped_key
+from tests.helpers import (
+    ROOT,
+    free_port,
+    md,
+    new_tenant,
+    rich_error,
+    scoped_key,
+    stored_path,
+    upload_adapter,
+)
 
 pytestmark = pytest.mark.integration
 SKILL = "support_email"
@@ -104,10 +111,10 @@ async def setup(stack: RunningStack, channel: grpc.aio.Channel) -> Setup:
     )
     adapters = []
     for name in ("a", "b"):
-        uri, sha = stack.tiny.adapters[name]
+        uploaded = await upload_adapter(channel, admin, stack.tiny.adapters[name][0])
         adapters.append(await create_policy(
             channel, admin, SKILL, prompt_template=template, generation_defaults=generation,
-            adapter=reg.Adapter(artifact_uri=uri, sha256=sha),
+            adapter=uploaded,
         ))  # fmt: skip
     await promote(channel, admin, SKILL, v1)
     return Setup(
@@ -178,14 +185,12 @@ async def test_adapters_change_the_answer_and_a_bad_sha_is_refused(
     assert len(set(answers.values())) == 3, answers
     # An artifact that changes after it was registered (tampering, a botched copy) is
     # refused when it is loaded, before it serves a token.
-    source = Path(unquote(urlparse(stack.tiny.adapters["a"][0]).path))
-    copy = tmp_path / "adapter-copy"
-    shutil.copytree(source, copy)
-    bad = await create_policy(
-        channel, setup.admin, SKILL,
-        adapter=reg.Adapter(artifact_uri=copy.as_uri(), sha256=stack.tiny.adapters["a"][1]),
-    )  # fmt: skip
-    weights = copy / "adapter_model.safetensors"
+    from tests.backends.tiny import build_lora_adapter
+
+    build_lora_adapter(stack.tiny.model_dir, tmp_path / "adapter-c", seed=3)
+    uploaded = await upload_adapter(channel, setup.admin, tmp_path / "adapter-c")
+    bad = await create_policy(channel, setup.admin, SKILL, adapter=uploaded)
+    weights = stored_path(uploaded.artifact_uri) / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes() + b" ")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await gateway(channel).Infer(ask(policy_id=bad), metadata=md(setup.infer))

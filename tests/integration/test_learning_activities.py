@@ -21,7 +21,7 @@ from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from services.db.engine import create_engine, create_session_factory
 from services.objects.store import LocalObjectStore
 from tests.conftest import RunningStack
-from tests.helpers import md, new_tenant, scoped_key
+from tests.helpers import md, new_tenant, scoped_key, upload_adapter
 from workers.learning_activities import LearningActivities
 from workflows.learning_types import (
     BaselineInput,
@@ -69,7 +69,8 @@ async def test_register_stage_observe_and_count(
         assert (
             await env.run(acts.current_baseline, BaselineInput(tenant_id, skill))
         ).policy_id == v1
-        uri, sha = stack.tiny.adapters["a"]
+        uploaded = await upload_adapter(channel, admin, stack.tiny.adapters["a"][0])
+        uri, sha = uploaded.artifact_uri, uploaded.sha256
         made = RegisterCandidateInput(tenant_id, skill, v1, uri, sha, "run-1")
         candidate = (await env.run(acts.register_candidate, made)).policy_id
         assert candidate == f"{skill}@v2"
@@ -154,10 +155,12 @@ async def test_dataset_and_evaluation_activities(
         metadata=md(admin),
     )
     ids = []
-    for adapter in (None, stack.tiny.adapters["a"]):
+    for upload in (False, True):
         policy = reg.Policy(skill_id=skill, base_model="tiny")
-        if adapter:
-            policy.adapter.CopyFrom(reg.Adapter(artifact_uri=adapter[0], sha256=adapter[1]))
+        if upload:
+            policy.adapter.CopyFrom(
+                await upload_adapter(channel, admin, stack.tiny.adapters["a"][0])
+            )
         made = await r.CreatePolicy(
             reg.CreatePolicyRequest(policy=policy, request_id=rid()), metadata=md(admin)
         )

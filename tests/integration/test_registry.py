@@ -365,44 +365,35 @@ async def test_policy_references_and_adapter_artifacts_are_checked(
     assert code == grpc.StatusCode.NOT_FOUND
     assert (await create(parentPolicyId=f"{skill_id}@v5"))[0] == grpc.StatusCode.NOT_FOUND
 
-    path = stack.settings.objects_dir / "adapters" / skill_id / "adapter.tar"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"lora weights")
-    digest = hashlib.sha256(b"lora weights").hexdigest()
-    uri = "file://" + quote(str(path.resolve()), safe="/=:@-_.~")
+    # An adapter is an artifact of the tenant's own (tests/security covers theft and
+    # oracles): a PEFT directory under adapters/<tenant>/, its SHA-256 that of
+    # adapter_model.safetensors, the one the serving backends check.
+    peft = stack.settings.objects_dir / "adapters" / tenant.tenant_id / skill_id / "run-1"
+    peft.mkdir(parents=True)
+    (peft / "adapter_model.safetensors").write_bytes(b"tensors")
+    uri = "file://" + quote(str(peft.resolve()), safe="/=:@-_.~")
+    tensors = hashlib.sha256(b"tensors").hexdigest()
+    assert (await create(adapter={"artifactUri": uri, "sha256": tensors}))[:2] == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ADAPTER_MISSING",  # no adapter_config.json
+    )
+    (peft / "adapter_config.json").write_text("{}")
     assert (await create(adapter={"artifactUri": uri, "sha256": SHA}))[:2] == (
         grpc.StatusCode.FAILED_PRECONDITION,
         "ADAPTER_SHA256_MISMATCH",
     )
-    assert (await create(adapter={"artifactUri": uri + ".gone", "sha256": digest}))[:2] == (
+    assert (await create(adapter={"artifactUri": uri + "-gone", "sha256": tensors}))[:2] == (
         grpc.StatusCode.FAILED_PRECONDITION,
-        "ADAPTER_UNREADABLE",
+        "ADAPTER_MISSING",
     )
-    assert (await create(adapter={"artifactUri": "s3://elsewhere/x", "sha256": digest}))[:2] == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "ADAPTER_UNREADABLE",
+    assert (await create(adapter={"artifactUri": "s3://elsewhere/x", "sha256": tensors}))[:2] == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ADAPTER_NOT_OWNED",
     )
     made = await create_policy(
-        channel, tenant.admin, skill_id, adapter={"artifactUri": uri, "sha256": digest, "rank": 8}
+        channel, tenant.admin, skill_id, adapter={"artifactUri": uri, "sha256": tensors, "rank": 8}
     )
-    assert made.adapter.sha256 == digest and made.version == 1
-
-    # A PEFT directory: its SHA-256 is that of adapter_model.safetensors, the one the
-    # serving backends check.
-    peft = path.parent / "peft"
-    peft.mkdir()
-    (peft / "adapter_model.safetensors").write_bytes(b"tensors")
-    peft_uri = peft.resolve().as_uri()
-    tensors = hashlib.sha256(b"tensors").hexdigest()
-    assert (await create(adapter={"artifactUri": peft_uri, "sha256": tensors}))[:2] == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "ADAPTER_UNREADABLE",  # no adapter_config.json
-    )
-    (peft / "adapter_config.json").write_text("{}")
-    from_dir = await create_policy(
-        channel, tenant.admin, skill_id, adapter={"artifactUri": peft_uri, "sha256": tensors}
-    )
-    assert from_dir.version == 2
+    assert made.adapter.sha256 == tensors and made.version == 1
     child = await create_policy(channel, tenant.admin, skill_id, parentPolicyId=made.policy_id)
     assert child.parent_policy_id == made.policy_id
 

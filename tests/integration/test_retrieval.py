@@ -423,13 +423,26 @@ async def test_bad_input_is_refused_with_the_field_named(
             s.UpsertDocuments(
                 pb.UpsertDocumentsRequest(
                     index_id="strict",
+                    documents=[doc("a", ""), doc("b", "text"), doc("b", "text")],
+                    request_id=rid(),
+                ),
+                metadata=md(key),
+            ),
+            bad,
+            ["documents[0].text", "documents[2].document_id"],
+        ),
+        # A NUL is refused as the request is decoded, before any other check (every RPC).
+        (
+            s.UpsertDocuments(
+                pb.UpsertDocumentsRequest(
+                    index_id="strict",
                     documents=[doc("a", ""), doc("b", "x\x00y"), doc("b", "text")],
                     request_id=rid(),
                 ),
                 metadata=md(key),
             ),
             bad,
-            ["documents[0].text", "documents[1].text", "documents[2].document_id"],
+            ["documents[1].text"],
         ),
         (
             s.UpsertDocuments(

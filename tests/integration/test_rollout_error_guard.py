@@ -21,7 +21,9 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as pb
+from rlaas_sdk.adapters import upload_requests
 from tests.conftest import RunningStack
+from tests.helpers import stored_path
 from tests.integration.test_training_rollouts import Skill, eventually, rid, skill
 
 pytestmark = pytest.mark.integration
@@ -33,19 +35,21 @@ async def broken_candidate(s: Skill, stack: RunningStack, tmp_path: Path) -> str
     from tests.backends.tiny import build_lora_adapter
 
     directory = tmp_path / "adapter"
-    sha = build_lora_adapter(stack.tiny.model_dir, directory, seed=7)
+    build_lora_adapter(stack.tiny.model_dir, directory, seed=7)
+    uploaded = (await s.registry.UploadAdapter(upload_requests(directory), metadata=s.md())).adapter
     made = await s.registry.CreatePolicy(
         reg.CreatePolicyRequest(
             policy=reg.Policy(
                 skill_id=s.skill_id, base_model="tiny", description="damaged",
                 generation_defaults=reg.GenerationConfig(max_tokens=4),
-                adapter=reg.Adapter(artifact_uri=directory.resolve().as_uri(), sha256=sha),
+                adapter=uploaded,
             ),
             request_id=rid(),
         ),
         metadata=s.md(),
     )  # fmt: skip
-    (directory / "adapter_model.safetensors").write_bytes(b"damaged after registration")
+    weights = stored_path(uploaded.artifact_uri) / "adapter_model.safetensors"
+    weights.write_bytes(b"damaged after registration")
     return made.policy.policy_id
 
 

@@ -22,7 +22,10 @@ pytestmark = pytest.mark.integration
 
 
 async def test_health_reports_not_serving_during_graceful_shutdown(stack: RunningStack) -> None:
-    settings = Settings(grpc_port=0, services=["registry"], shutdown_grace_s=1)
+    # The stack's state dir: its server secret (Runtime.create needs one).
+    settings = Settings(
+        grpc_port=0, services=["registry"], shutdown_grace_s=1, state_dir=stack.settings.state_dir
+    )
     runtime = Runtime.create(settings, stack.database_url)
     running = await start_server(runtime, port=0)
     seen: list[int] = []

@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2
 from temporalio.client import Client
 
 from rlaas.options.v1 import options_pb2
+from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as pb
 from rlaas.training.v1 import training_pb2_grpc
 from tests.conftest import RunningStack
@@ -22,7 +23,15 @@ async def test_start_get_pause_resume_list_and_isolation(
     stack: RunningStack, channel: grpc.aio.Channel
 ) -> None:
     _, admin = await new_tenant(channel, stack.admin_key, "loops")
-    key = await scoped_key(channel, admin, options_pb2.SCOPE_TRAIN)
+    # A loop needs its skill to exist (NOT_FOUND otherwise: tests/security/test_validation.py).
+    await registry_pb2_grpc.RegistryServiceStub(channel).CreateSkill(
+        registry_pb2.CreateSkillRequest(
+            skill=registry_pb2.Skill(skill_id="support_email"), request_id=str(uuid.uuid4())
+        ),
+        metadata=md(admin),
+    )
+    # A loop rolls candidates out by itself: starting and pausing one needs the deploy scope.
+    key = await scoped_key(channel, admin, options_pb2.SCOPE_TRAIN, options_pb2.SCOPE_DEPLOY)
     t = training_pb2_grpc.TrainingServiceStub(channel)
     loop = pb.LearningLoop(
         skill_id="support_email",

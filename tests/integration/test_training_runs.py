@@ -34,7 +34,7 @@ from rlaas.training.v1 import training_pb2 as pb
 from rlaas.training.v1 import training_pb2_grpc
 from services.objects.store import LocalObjectStore
 from tests.conftest import RunningStack
-from tests.helpers import ROOT, md, new_tenant, rich_error, scoped_key
+from tests.helpers import ROOT, md, new_tenant, rich_error, scoped_key, upload_adapter
 
 pytestmark = pytest.mark.integration
 
@@ -114,9 +114,9 @@ async def tenant(
         reg.CreateSkillRequest(skill=reg.Skill(skill_id=SKILL), request_id=rid()),
         metadata=md(admin),
     )
-    uri, sha = stack.tiny.adapters["a"]
+    uploaded = await upload_adapter(channel, admin, stack.tiny.adapters["a"][0])
     ids = []
-    for adapter in (None, reg.Adapter(artifact_uri=uri, sha256=sha)):
+    for adapter in (None, uploaded):
         policy = reg.Policy(skill_id=SKILL, base_model="tiny", adapter=adapter,
                             generation_defaults=reg.GenerationConfig(max_tokens=6))  # fmt: skip
         made = await r.CreatePolicy(

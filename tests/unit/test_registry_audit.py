@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.db.models import AuditEventRow
-from services.registry.audit import GENESIS_HASH, Actor, entry_hash, new_entry, verify_rows
+from services.registry.audit import (
+    GENESIS_HASH,
+    Actor,
+    entry_hash,
+    erase_text,
+    new_entry,
+    payload_digest,
+    verify_rows,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -54,14 +62,21 @@ def test_an_untouched_chain_verifies() -> None:
 
 
 def test_hash_covers_every_field() -> None:
+    """Structure directly; the free text through its salted digest (version 2)."""
     row = chain(1)[0]
+    assert row.hash_version == 2 and row.payload_salt
     for name, value in [
-        ("reason", "other"), ("actor_api_key_id", "key2"), ("action", "x"),
-        ("before", '{"revision":"0"}'), ("after", "null"), ("request_id", "r9"),
+        ("actor_api_key_id", "key2"), ("action", "x"), ("request_id", "r9"),
         ("event_time", T0), ("sequence", 7), ("prev_hash", "f" * 64),
         ("tenant_id", "t-2"), ("audit_event_id", "ae-x"), ("resource_id", "y"),
+        ("payload_sha256", "e" * 64), ("hash_version", 3), ("actor_tenant_id", "t-9"),
     ]:  # fmt: skip
         assert entry_hash(copy(row, **{name: value})) != row.hash, name
+    for name, value in [
+        ("reason", "other"), ("before", '{"revision":"0"}'), ("after", "null"),
+        ("actor_display_name", "someone"), ("payload_salt", "0" * 32),
+    ]:  # fmt: skip
+        assert payload_digest(copy(row, **{name: value})) != row.payload_sha256, name
 
 
 @pytest.mark.parametrize("field", ["reason", "after"])
@@ -76,6 +91,7 @@ def test_an_edited_entry_is_the_first_invalid(field: str) -> None:
 def test_an_edited_entry_with_a_recomputed_hash_breaks_the_next_link() -> None:
     rows = chain(6)
     forged = copy(rows[2], reason="forged")
+    forged.payload_sha256 = payload_digest(forged)
     forged.hash = entry_hash(forged)
     rows[2] = forged
     verdict = verify_rows(rows, head_sequence=6)
@@ -111,3 +127,28 @@ def test_a_deleted_tail_is_caught_by_the_head() -> None:
     assert verify_rows(rows).valid  # without the head nothing says it was longer
     verdict = verify_rows(rows, head_sequence=6)
     assert (verdict.valid, verdict.first_invalid_sequence) == (False, 5)
+
+
+def test_erased_text_keeps_the_chain_valid_and_hides_nothing_else() -> None:
+    rows = chain(6)
+    digest = rows[3].payload_sha256
+    assert erase_text(rows[3], T0) and not erase_text(rows[3], T0)
+    assert (rows[3].reason, rows[3].before, rows[3].actor_display_name) == ("", "null", "")
+    assert rows[3].payload_salt is None and rows[3].payload_sha256 == digest
+    assert verify_rows(rows, head_sequence=6).valid
+    # Text written back into an erased entry is caught: the chain vouches for no text.
+    rows[3] = copy(rows[3], reason="step 4")
+    verdict = verify_rows(rows, head_sequence=6)
+    assert (verdict.valid, verdict.first_invalid_sequence) == (False, 4)
+
+
+def test_version_1_entries_still_verify() -> None:
+    """Entries written before erasable text hash the text itself."""
+    rows = chain(3)
+    for i, row in enumerate(rows):
+        row.hash_version, row.payload_sha256, row.payload_salt = 1, None, None
+        row.prev_hash = rows[i - 1].hash if i else GENESIS_HASH
+        row.hash = entry_hash(row)
+    assert verify_rows(rows, head_sequence=3).valid
+    rows[1] = copy(rows[1], reason="edited")
+    assert verify_rows(rows, head_sequence=3).first_invalid_sequence == 2

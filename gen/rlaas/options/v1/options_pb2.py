@@ -25,13 +25,13 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erlaas/options/v1/options.proto\x12\x10rlaas.options.v1\x1a google/protobuf/descriptor.proto*|\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_INGEST\x10\x01\x12\x0f\n\x0bSCOPE_INFER\x10\x02\x12\x0f\n\x0bSCOPE_TRAIN\x10\x03\x12\x0f\n\x0bSCOPE_ADMIN\x10\x04\x12\x17\n\x13SCOPE_AUTHENTICATED\x10\x05:Q\n\x0erequired_scope\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x17.rlaas.options.v1.Scope:7\n\roperator_only\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erlaas/options/v1/options.proto\x12\x10rlaas.options.v1\x1a google/protobuf/descriptor.proto*\x8e\x01\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSCOPE_INGEST\x10\x01\x12\x0f\n\x0bSCOPE_INFER\x10\x02\x12\x0f\n\x0bSCOPE_TRAIN\x10\x03\x12\x0f\n\x0bSCOPE_ADMIN\x10\x04\x12\x17\n\x13SCOPE_AUTHENTICATED\x10\x05\x12\x10\n\x0cSCOPE_DEPLOY\x10\x06:Q\n\x0erequired_scope\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0e\x32\x17.rlaas.options.v1.Scope:7\n\roperator_only\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rlaas.options.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SCOPE']._serialized_start=86
-  _globals['_SCOPE']._serialized_end=210
+  _globals['_SCOPE']._serialized_start=87
+  _globals['_SCOPE']._serialized_end=229
 # @@protoc_insertion_point(module_scope)

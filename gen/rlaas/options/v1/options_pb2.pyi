@@ -13,12 +13,14 @@ class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCOPE_TRAIN: _ClassVar[Scope]
     SCOPE_ADMIN: _ClassVar[Scope]
     SCOPE_AUTHENTICATED: _ClassVar[Scope]
+    SCOPE_DEPLOY: _ClassVar[Scope]
 SCOPE_UNSPECIFIED: Scope
 SCOPE_INGEST: Scope
 SCOPE_INFER: Scope
 SCOPE_TRAIN: Scope
 SCOPE_ADMIN: Scope
 SCOPE_AUTHENTICATED: Scope
+SCOPE_DEPLOY: Scope
 REQUIRED_SCOPE_FIELD_NUMBER: _ClassVar[int]
 required_scope: _descriptor.FieldDescriptor
 OPERATOR_ONLY_FIELD_NUMBER: _ClassVar[int]

@@ -422,6 +422,42 @@ class ListSkillsResponse(_message.Message):
     next_page_token: str
     def __init__(self, skills: _Optional[_Iterable[_Union[Skill, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class UploadAdapterRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: AdapterUploadHeader
+    chunk: AdapterFileChunk
+    def __init__(self, header: _Optional[_Union[AdapterUploadHeader, _Mapping]] = ..., chunk: _Optional[_Union[AdapterFileChunk, _Mapping]] = ...) -> None: ...
+
+class AdapterUploadHeader(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
+
+class AdapterFileChunk(_message.Message):
+    __slots__ = ("file", "data")
+    class File(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        FILE_UNSPECIFIED: _ClassVar[AdapterFileChunk.File]
+        FILE_CONFIG: _ClassVar[AdapterFileChunk.File]
+        FILE_WEIGHTS: _ClassVar[AdapterFileChunk.File]
+    FILE_UNSPECIFIED: AdapterFileChunk.File
+    FILE_CONFIG: AdapterFileChunk.File
+    FILE_WEIGHTS: AdapterFileChunk.File
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    file: AdapterFileChunk.File
+    data: bytes
+    def __init__(self, file: _Optional[_Union[AdapterFileChunk.File, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class UploadAdapterResponse(_message.Message):
+    __slots__ = ("adapter",)
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    adapter: Adapter
+    def __init__(self, adapter: _Optional[_Union[Adapter, _Mapping]] = ...) -> None: ...
+
 class CreatePolicyRequest(_message.Message):
     __slots__ = ("policy", "request_id")
     POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -679,7 +715,7 @@ class RollbackDeploymentResponse(_message.Message):
     def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
-    __slots__ = ("audit_event_id", "sequence", "tenant_id", "event_time", "actor_api_key_id", "actor_tenant_id", "actor_display_name", "action", "resource_type", "resource_id", "before", "after", "reason", "request_id", "prev_hash", "hash")
+    __slots__ = ("audit_event_id", "sequence", "tenant_id", "event_time", "actor_api_key_id", "actor_tenant_id", "actor_display_name", "action", "resource_type", "resource_id", "before", "after", "reason", "request_id", "prev_hash", "hash", "erase_time")
     AUDIT_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -696,6 +732,7 @@ class AuditEvent(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PREV_HASH_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
+    ERASE_TIME_FIELD_NUMBER: _ClassVar[int]
     audit_event_id: str
     sequence: int
     tenant_id: str
@@ -712,7 +749,22 @@ class AuditEvent(_message.Message):
     request_id: str
     prev_hash: str
     hash: str
-    def __init__(self, audit_event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., tenant_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_api_key_id: _Optional[str] = ..., actor_tenant_id: _Optional[str] = ..., actor_display_name: _Optional[str] = ..., action: _Optional[str] = ..., resource_type: _Optional[str] = ..., resource_id: _Optional[str] = ..., before: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., after: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ...) -> None: ...
+    erase_time: _timestamp_pb2.Timestamp
+    def __init__(self, audit_event_id: _Optional[str] = ..., sequence: _Optional[int] = ..., tenant_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_api_key_id: _Optional[str] = ..., actor_tenant_id: _Optional[str] = ..., actor_display_name: _Optional[str] = ..., action: _Optional[str] = ..., resource_type: _Optional[str] = ..., resource_id: _Optional[str] = ..., before: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., after: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ..., prev_hash: _Optional[str] = ..., hash: _Optional[str] = ..., erase_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EraseAuditEventsRequest(_message.Message):
+    __slots__ = ("audit_event_ids", "request_id")
+    AUDIT_EVENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    audit_event_ids: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, audit_event_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EraseAuditEventsResponse(_message.Message):
+    __slots__ = ("audit_events",)
+    AUDIT_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    audit_events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    def __init__(self, audit_events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "resource_type", "resource_id", "action", "actor_api_key_id", "start_time", "end_time")

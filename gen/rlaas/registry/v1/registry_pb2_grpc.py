@@ -108,6 +108,11 @@ class RegistryServiceStub:
                 request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsRequest.SerializeToString,
                 response_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsResponse.FromString,
                 _registered_method=True)
+        self.UploadAdapter = channel.stream_unary(
+                '/rlaas.registry.v1.RegistryService/UploadAdapter',
+                request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterRequest.SerializeToString,
+                response_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterResponse.FromString,
+                _registered_method=True)
         self.CreatePolicy = channel.unary_unary(
                 '/rlaas.registry.v1.RegistryService/CreatePolicy',
                 request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.CreatePolicyRequest.SerializeToString,
@@ -157,6 +162,11 @@ class RegistryServiceStub:
                 '/rlaas.registry.v1.RegistryService/ListAuditEvents',
                 request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
+        self.EraseAuditEvents = channel.unary_unary(
+                '/rlaas.registry.v1.RegistryService/EraseAuditEvents',
+                request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseAuditEventsRequest.SerializeToString,
+                response_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseAuditEventsResponse.FromString,
                 _registered_method=True)
         self.VerifyAuditLog = channel.unary_unary(
                 '/rlaas.registry.v1.RegistryService/VerifyAuditLog',
@@ -306,16 +316,38 @@ class RegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CreatePolicy(self, request, context):
+    def UploadAdapter(self, request_iterator, context):
         """---- Policies ----
 
-        Creates the next immutable policy version of a skill, `skill@v{N+1}`, in
+        Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
+        (adapter_config.json and adapter_model.safetensors), into the caller's own
+        artifact store, so that a policy can name it. A client stream: the first
+        message carries `header`, the next ones `chunk`s of the two files in order
+        (per file). Content-addressed: the same weights uploaded again return the
+        same `artifact_uri`, so a retried upload is harmless.
+        Returns INVALID_ARGUMENT if the first message is not a `header`, a chunk
+        names no file, a file is missing or larger than the server's limit,
+        adapter_config.json is not a PEFT config (a JSON object with `peft_type`),
+        the weights are not a safetensors file, or `header.sha256` is given and the
+        weights hash to another value, PERMISSION_DENIED if the key lacks
+        SCOPE_ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePolicy(self, request, context):
+        """Creates the next immutable policy version of a skill, `skill@v{N+1}`, in
         state CANDIDATE. Policies are never edited: a change is a new version.
+        An adapter must be an artifact of the caller's own tenant: one returned by
+        UploadAdapter or written by one of its training runs. No other location
+        (another tenant's artifact, a path on the server) is ever opened.
         Returns INVALID_ARGUMENT if `policy.skill_id`, `policy.base_model` or
-        `request_id` is missing, an adapter is given without a 64-hex `sha256`,
-        or a generation / guardrail / retrieval value is out of range, NOT_FOUND
-        if the skill or `parent_policy_id` does not exist, FAILED_PRECONDITION if
-        the adapter artifact cannot be read or its SHA-256 does not match,
+        `request_id` is missing, an adapter is given without a 64-hex `sha256` or
+        with an `artifact_uri` outside the tenant's artifacts, or a generation /
+        guardrail / retrieval value is out of range, NOT_FOUND if the skill or
+        `parent_policy_id` does not exist, FAILED_PRECONDITION if the tenant's
+        adapter artifact is missing or its SHA-256 does not match,
         ALREADY_EXISTS if `request_id` was used for a different policy,
         PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
         """
@@ -388,7 +420,7 @@ class RegistryServiceServicer:
         exist, FAILED_PRECONDITION if a named policy belongs to another skill or
         is RETIRED, or the skill has no baseline yet, ABORTED if
         `expected_revision` is set and differs from the current revision,
-        PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+        PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -402,7 +434,7 @@ class RegistryServiceServicer:
         missing, NOT_FOUND if the skill or policy does not exist,
         FAILED_PRECONDITION if the policy belongs to another skill or is not
         CANDIDATE, ABORTED if `expected_revision` is set and differs from the
-        current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+        current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -417,7 +449,7 @@ class RegistryServiceServicer:
         `to_revision` is not older than the current revision, NOT_FOUND if the
         skill or `to_revision` does not exist, FAILED_PRECONDITION if there is no
         earlier revision, ABORTED if `expected_revision` is set and differs from
-        the current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+        the current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -430,6 +462,23 @@ class RegistryServiceServicer:
         Returns INVALID_ARGUMENT if `page_size` is negative, `page_token` is
         malformed, or `start_time` is after `end_time`, PERMISSION_DENIED if the
         key lacks SCOPE_ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseAuditEvents(self, request, context):
+        """Erases the free text of audit entries (their `before` and `after`
+        documents, `reason` and `actor_display_name`), e.g. to honour a request to
+        remove personal data. The chain stays verifiable: each entry's hash covers
+        a salted digest of that text, not the text, and the salt is erased with it.
+        The entries themselves (who did what to which resource, when) stay, and
+        the erasure is recorded as a new entry. Erasing an erased entry changes
+        nothing. Entries written before erasable entries existed cannot be erased.
+        Returns INVALID_ARGUMENT if `audit_event_ids` is empty, has more than 1000
+        ids or `request_id` is missing, NOT_FOUND if an id is not an event of the
+        caller's tenant, FAILED_PRECONDITION if an entry predates erasable
+        entries, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -504,6 +553,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsRequest.FromString,
                     response_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsResponse.SerializeToString,
             ),
+            'UploadAdapter': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadAdapter,
+                    request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterRequest.FromString,
+                    response_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterResponse.SerializeToString,
+            ),
             'CreatePolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePolicy,
                     request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.CreatePolicyRequest.FromString,
@@ -553,6 +607,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'EraseAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseAuditEvents,
+                    request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseAuditEventsRequest.FromString,
+                    response_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseAuditEventsResponse.SerializeToString,
             ),
             'VerifyAuditLog': grpc.unary_unary_rpc_method_handler(
                     servicer.VerifyAuditLog,
@@ -887,6 +946,33 @@ class RegistryService:
             _registered_method=True)
 
     @staticmethod
+    def UploadAdapter(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/rlaas.registry.v1.RegistryService/UploadAdapter',
+            rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterRequest.SerializeToString,
+            rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreatePolicy(request,
             target,
             options=(),
@@ -1146,6 +1232,33 @@ class RegistryService:
             '/rlaas.registry.v1.RegistryService/ListAuditEvents',
             rlaas_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsRequest.SerializeToString,
             rlaas_dot_registry_dot_v1_dot_registry__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rlaas.registry.v1.RegistryService/EraseAuditEvents',
+            rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseAuditEventsRequest.SerializeToString,
+            rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -362,7 +362,7 @@ class TrainingServiceServicer:
         not exist, FAILED_PRECONDITION if the skill already has a RUNNING or
         PAUSED loop or has no baseline policy, ALREADY_EXISTS if `request_id` was
         used for a different loop, PERMISSION_DENIED if the key lacks
-        SCOPE_TRAIN.
+        SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -394,7 +394,7 @@ class TrainingServiceServicer:
         loop returns it unchanged.
         Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
         NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-        COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+        COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -405,7 +405,7 @@ class TrainingServiceServicer:
         RUNNING loop returns it unchanged.
         Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
         NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-        COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+        COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -425,7 +425,7 @@ class TrainingServiceServicer:
         no baseline or already has an unfinished rollout, or the named evaluation
         did not pass or is for another policy, ALREADY_EXISTS if `request_id` was
         used for a different rollout, PERMISSION_DENIED if the key lacks
-        SCOPE_TRAIN.
+        SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -458,7 +458,7 @@ class TrainingServiceServicer:
         missing or `target_stage` is SHADOW or ROLLED_BACK, NOT_FOUND if the
         rollout does not exist, FAILED_PRECONDITION if it is COMPLETED or
         `target_stage` is not after the current stage, PERMISSION_DENIED if the
-        key lacks SCOPE_TRAIN.
+        key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -471,7 +471,7 @@ class TrainingServiceServicer:
         Returns INVALID_ARGUMENT if `rollout_id`, `reason` or `request_id` is
         missing, NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if
         it already reached FULL (use RegistryService.RollbackDeployment),
-        PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+        PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -483,7 +483,7 @@ class TrainingServiceServicer:
         Pausing a PAUSED rollout returns it unchanged.
         Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
         NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-        COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+        COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -494,7 +494,7 @@ class TrainingServiceServicer:
         restarts. Resuming a RUNNING rollout returns it unchanged.
         Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
         NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-        COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+        COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -19,15 +19,25 @@ export enum Scope {
   SCOPE_INGEST = 1,
   /** SCOPE_INFER - Call the inference gateway. */
   SCOPE_INFER = 2,
-  /** SCOPE_TRAIN - Build datasets, start training runs, evaluations and learning loops. */
+  /**
+   * SCOPE_TRAIN - Build datasets, start training runs and evaluations, read skills, policies,
+   * deployments, rollouts and learning loops.
+   */
   SCOPE_TRAIN = 3,
   /**
-   * SCOPE_ADMIN - Manage the tenant: API keys, skills, policies, deployments, audit log.
+   * SCOPE_ADMIN - Manage the tenant: API keys, skills, policies, the audit log.
    * A key with SCOPE_ADMIN may call every RPC of its own tenant.
    */
   SCOPE_ADMIN = 4,
   /** SCOPE_AUTHENTICATED - Any valid key, whatever its scopes (e.g. "who am I"). */
   SCOPE_AUTHENTICATED = 5,
+  /**
+   * SCOPE_DEPLOY - Change what is served: traffic weights, promotion and rollback of policies,
+   * rollouts (create, promote, roll back, pause, resume) and learning loops (start,
+   * pause, resume), since a loop rolls its candidates out by itself. Every path that
+   * changes which policy answers a tenant's users requires this scope (or admin).
+   */
+  SCOPE_DEPLOY = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -51,6 +61,9 @@ export function scopeFromJSON(object: any): Scope {
     case 5:
     case "SCOPE_AUTHENTICATED":
       return Scope.SCOPE_AUTHENTICATED;
+    case 6:
+    case "SCOPE_DEPLOY":
+      return Scope.SCOPE_DEPLOY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -72,6 +85,8 @@ export function scopeToJSON(object: Scope): string {
       return "SCOPE_ADMIN";
     case Scope.SCOPE_AUTHENTICATED:
       return "SCOPE_AUTHENTICATED";
+    case Scope.SCOPE_DEPLOY:
+      return "SCOPE_DEPLOY";
     case Scope.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -9,6 +9,8 @@ import {
   Client,
   type ClientOptions,
   type ClientUnaryCall,
+  type ClientWritableStream,
+  type handleClientStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -642,6 +644,85 @@ export interface ListSkillsResponse {
   nextPageToken: string;
 }
 
+/** One message of an UploadAdapter stream. */
+export interface UploadAdapterRequest {
+  /** What the client declares about the upload (first message only). */
+  header?:
+    | AdapterUploadHeader
+    | undefined;
+  /** The next bytes of one of the adapter's files. */
+  chunk?: AdapterFileChunk | undefined;
+}
+
+/** The first message of an UploadAdapter stream. */
+export interface AdapterUploadHeader {
+  /**
+   * Hex SHA-256 the client computed over adapter_model.safetensors; when set,
+   * the upload fails unless the received weights hash to it.
+   */
+  sha256: string;
+}
+
+/** A piece of one file of an adapter being uploaded. */
+export interface AdapterFileChunk {
+  /** Which file these bytes belong to; chunks of one file arrive in order. */
+  file: AdapterFileChunk_File;
+  /** The bytes (keep each message well under the server's 4 MiB message limit). */
+  data: Buffer;
+}
+
+/** The files of a PEFT LoRA adapter. */
+export enum AdapterFileChunk_File {
+  /** FILE_UNSPECIFIED - Never valid. */
+  FILE_UNSPECIFIED = 0,
+  /** FILE_CONFIG - adapter_config.json. */
+  FILE_CONFIG = 1,
+  /** FILE_WEIGHTS - adapter_model.safetensors. */
+  FILE_WEIGHTS = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function adapterFileChunk_FileFromJSON(object: any): AdapterFileChunk_File {
+  switch (object) {
+    case 0:
+    case "FILE_UNSPECIFIED":
+      return AdapterFileChunk_File.FILE_UNSPECIFIED;
+    case 1:
+    case "FILE_CONFIG":
+      return AdapterFileChunk_File.FILE_CONFIG;
+    case 2:
+    case "FILE_WEIGHTS":
+      return AdapterFileChunk_File.FILE_WEIGHTS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AdapterFileChunk_File.UNRECOGNIZED;
+  }
+}
+
+export function adapterFileChunk_FileToJSON(object: AdapterFileChunk_File): string {
+  switch (object) {
+    case AdapterFileChunk_File.FILE_UNSPECIFIED:
+      return "FILE_UNSPECIFIED";
+    case AdapterFileChunk_File.FILE_CONFIG:
+      return "FILE_CONFIG";
+    case AdapterFileChunk_File.FILE_WEIGHTS:
+      return "FILE_WEIGHTS";
+    case AdapterFileChunk_File.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Response of UploadAdapter. */
+export interface UploadAdapterResponse {
+  /**
+   * The artifact to name in `Policy.adapter`: `artifact_uri`, `sha256` and
+   * `size_bytes` are set.
+   */
+  adapter: Adapter | undefined;
+}
+
 /** Request of CreatePolicy. */
 export interface CreatePolicyRequest {
   /** The policy to create; `policy.skill_id` names its skill. */
@@ -1084,6 +1165,25 @@ export interface AuditEvent {
   prevHash: string;
   /** Hex SHA-256 of this entry, chained to `prev_hash`. */
   hash: string;
+  /**
+   * When the entry's free text was erased (EraseAuditEvents); unset if never.
+   * An erased entry has no `before`, `after`, `reason` or `actor_display_name`.
+   */
+  eraseTime: Date | undefined;
+}
+
+/** Request of EraseAuditEvents. */
+export interface EraseAuditEventsRequest {
+  /** The entries whose free text to erase (at most 1000). */
+  auditEventIds: string[];
+  /** Idempotency key: a retry with the same id returns the original result. */
+  requestId: string;
+}
+
+/** Response of EraseAuditEvents. */
+export interface EraseAuditEventsResponse {
+  /** The entries as they are now, in the order asked. */
+  auditEvents: AuditEvent[];
 }
 
 /** Request of ListAuditEvents. */
@@ -5415,6 +5515,316 @@ export const ListSkillsResponse: MessageFns<ListSkillsResponse> = {
   },
 };
 
+function createBaseUploadAdapterRequest(): UploadAdapterRequest {
+  return { header: undefined, chunk: undefined };
+}
+
+export const UploadAdapterRequest: MessageFns<UploadAdapterRequest> = {
+  encode(message: UploadAdapterRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.header !== undefined) {
+      AdapterUploadHeader.encode(message.header, writer.uint32(10).fork()).join();
+    }
+    if (message.chunk !== undefined) {
+      AdapterFileChunk.encode(message.chunk, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadAdapterRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadAdapterRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.header = AdapterUploadHeader.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.chunk = AdapterFileChunk.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadAdapterRequest {
+    return {
+      header: isSet(object.header) ? AdapterUploadHeader.fromJSON(object.header) : undefined,
+      chunk: isSet(object.chunk) ? AdapterFileChunk.fromJSON(object.chunk) : undefined,
+    };
+  },
+
+  toJSON(message: UploadAdapterRequest): unknown {
+    const obj: any = {};
+    if (message.header !== undefined) {
+      obj.header = AdapterUploadHeader.toJSON(message.header);
+    }
+    if (message.chunk !== undefined) {
+      obj.chunk = AdapterFileChunk.toJSON(message.chunk);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadAdapterRequest>, I>>(base?: I): UploadAdapterRequest {
+    return UploadAdapterRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadAdapterRequest>, I>>(object: I): UploadAdapterRequest {
+    const message = createBaseUploadAdapterRequest();
+    message.header = (object.header !== undefined && object.header !== null)
+      ? AdapterUploadHeader.fromPartial(object.header)
+      : undefined;
+    message.chunk = (object.chunk !== undefined && object.chunk !== null)
+      ? AdapterFileChunk.fromPartial(object.chunk)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAdapterUploadHeader(): AdapterUploadHeader {
+  return { sha256: "" };
+}
+
+export const AdapterUploadHeader: MessageFns<AdapterUploadHeader> = {
+  encode(message: AdapterUploadHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sha256 !== "") {
+      writer.uint32(10).string(message.sha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdapterUploadHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdapterUploadHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sha256 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdapterUploadHeader {
+    return { sha256: isSet(object.sha256) ? globalThis.String(object.sha256) : "" };
+  },
+
+  toJSON(message: AdapterUploadHeader): unknown {
+    const obj: any = {};
+    if (message.sha256 !== "") {
+      obj.sha256 = message.sha256;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AdapterUploadHeader>, I>>(base?: I): AdapterUploadHeader {
+    return AdapterUploadHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AdapterUploadHeader>, I>>(object: I): AdapterUploadHeader {
+    const message = createBaseAdapterUploadHeader();
+    message.sha256 = object.sha256 ?? "";
+    return message;
+  },
+};
+
+function createBaseAdapterFileChunk(): AdapterFileChunk {
+  return { file: 0, data: Buffer.alloc(0) };
+}
+
+export const AdapterFileChunk: MessageFns<AdapterFileChunk> = {
+  encode(message: AdapterFileChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.file !== 0) {
+      writer.uint32(8).int32(message.file);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdapterFileChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdapterFileChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.file = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdapterFileChunk {
+    return {
+      file: isSet(object.file) ? adapterFileChunk_FileFromJSON(object.file) : 0,
+      data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: AdapterFileChunk): unknown {
+    const obj: any = {};
+    if (message.file !== 0) {
+      obj.file = adapterFileChunk_FileToJSON(message.file);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AdapterFileChunk>, I>>(base?: I): AdapterFileChunk {
+    return AdapterFileChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AdapterFileChunk>, I>>(object: I): AdapterFileChunk {
+    const message = createBaseAdapterFileChunk();
+    message.file = object.file ?? 0;
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseUploadAdapterResponse(): UploadAdapterResponse {
+  return { adapter: undefined };
+}
+
+export const UploadAdapterResponse: MessageFns<UploadAdapterResponse> = {
+  encode(message: UploadAdapterResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.adapter !== undefined) {
+      Adapter.encode(message.adapter, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadAdapterResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadAdapterResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.adapter = Adapter.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadAdapterResponse {
+    return { adapter: isSet(object.adapter) ? Adapter.fromJSON(object.adapter) : undefined };
+  },
+
+  toJSON(message: UploadAdapterResponse): unknown {
+    const obj: any = {};
+    if (message.adapter !== undefined) {
+      obj.adapter = Adapter.toJSON(message.adapter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadAdapterResponse>, I>>(base?: I): UploadAdapterResponse {
+    return UploadAdapterResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadAdapterResponse>, I>>(object: I): UploadAdapterResponse {
+    const message = createBaseUploadAdapterResponse();
+    message.adapter = (object.adapter !== undefined && object.adapter !== null)
+      ? Adapter.fromPartial(object.adapter)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseCreatePolicyRequest(): CreatePolicyRequest {
   return { policy: undefined, requestId: "" };
 }
@@ -8082,6 +8492,7 @@ function createBaseAuditEvent(): AuditEvent {
     requestId: "",
     prevHash: "",
     hash: "",
+    eraseTime: undefined,
   };
 }
 
@@ -8134,6 +8545,9 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     }
     if (message.hash !== "") {
       writer.uint32(130).string(message.hash);
+    }
+    if (message.eraseTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.eraseTime), writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -8279,6 +8693,14 @@ export const AuditEvent: MessageFns<AuditEvent> = {
             message.hash = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.eraseTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8349,6 +8771,11 @@ export const AuditEvent: MessageFns<AuditEvent> = {
         ? globalThis.String(object.prev_hash)
         : "",
       hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+      eraseTime: isSet(object.eraseTime)
+        ? fromJsonTimestamp(object.eraseTime)
+        : isSet(object.erase_time)
+        ? fromJsonTimestamp(object.erase_time)
+        : undefined,
     };
   },
 
@@ -8402,6 +8829,9 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     if (message.hash !== "") {
       obj.hash = message.hash;
     }
+    if (message.eraseTime !== undefined) {
+      obj.eraseTime = message.eraseTime.toISOString();
+    }
     return obj;
   },
 
@@ -8426,6 +8856,173 @@ export const AuditEvent: MessageFns<AuditEvent> = {
     message.requestId = object.requestId ?? "";
     message.prevHash = object.prevHash ?? "";
     message.hash = object.hash ?? "";
+    message.eraseTime = object.eraseTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseEraseAuditEventsRequest(): EraseAuditEventsRequest {
+  return { auditEventIds: [], requestId: "" };
+}
+
+export const EraseAuditEventsRequest: MessageFns<EraseAuditEventsRequest> = {
+  encode(message: EraseAuditEventsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.auditEventIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EraseAuditEventsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEraseAuditEventsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.auditEventIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EraseAuditEventsRequest {
+    return {
+      auditEventIds: globalThis.Array.isArray(object?.auditEventIds)
+        ? object.auditEventIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.audit_event_ids)
+        ? object.audit_event_ids.map((e: any) => globalThis.String(e))
+        : [],
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: EraseAuditEventsRequest): unknown {
+    const obj: any = {};
+    if (message.auditEventIds?.length) {
+      obj.auditEventIds = message.auditEventIds;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EraseAuditEventsRequest>, I>>(base?: I): EraseAuditEventsRequest {
+    return EraseAuditEventsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EraseAuditEventsRequest>, I>>(object: I): EraseAuditEventsRequest {
+    const message = createBaseEraseAuditEventsRequest();
+    message.auditEventIds = object.auditEventIds?.map((e) => e) || [];
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseEraseAuditEventsResponse(): EraseAuditEventsResponse {
+  return { auditEvents: [] };
+}
+
+export const EraseAuditEventsResponse: MessageFns<EraseAuditEventsResponse> = {
+  encode(message: EraseAuditEventsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.auditEvents) {
+      AuditEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EraseAuditEventsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEraseAuditEventsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.auditEvents.push(AuditEvent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EraseAuditEventsResponse {
+    return {
+      auditEvents: globalThis.Array.isArray(object?.auditEvents)
+        ? object.auditEvents.map((e: any) => AuditEvent.fromJSON(e))
+        : globalThis.Array.isArray(object?.audit_events)
+        ? object.audit_events.map((e: any) => AuditEvent.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: EraseAuditEventsResponse): unknown {
+    const obj: any = {};
+    if (message.auditEvents?.length) {
+      obj.auditEvents = message.auditEvents.map((e) => AuditEvent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EraseAuditEventsResponse>, I>>(base?: I): EraseAuditEventsResponse {
+    return EraseAuditEventsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EraseAuditEventsResponse>, I>>(object: I): EraseAuditEventsResponse {
+    const message = createBaseEraseAuditEventsResponse();
+    message.auditEvents = object.auditEvents?.map((e) => AuditEvent.fromPartial(e)) || [];
     return message;
   },
 };
@@ -9177,13 +9774,41 @@ export const RegistryServiceService = {
     responseDeserialize: (value: Buffer): ListSkillsResponse => ListSkillsResponse.decode(value),
   },
   /**
+   * Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
+   * (adapter_config.json and adapter_model.safetensors), into the caller's own
+   * artifact store, so that a policy can name it. A client stream: the first
+   * message carries `header`, the next ones `chunk`s of the two files in order
+   * (per file). Content-addressed: the same weights uploaded again return the
+   * same `artifact_uri`, so a retried upload is harmless.
+   * Returns INVALID_ARGUMENT if the first message is not a `header`, a chunk
+   * names no file, a file is missing or larger than the server's limit,
+   * adapter_config.json is not a PEFT config (a JSON object with `peft_type`),
+   * the weights are not a safetensors file, or `header.sha256` is given and the
+   * weights hash to another value, PERMISSION_DENIED if the key lacks
+   * SCOPE_ADMIN.
+   */
+  uploadAdapter: {
+    path: "/rlaas.registry.v1.RegistryService/UploadAdapter" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: UploadAdapterRequest): Buffer => Buffer.from(UploadAdapterRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UploadAdapterRequest => UploadAdapterRequest.decode(value),
+    responseSerialize: (value: UploadAdapterResponse): Buffer =>
+      Buffer.from(UploadAdapterResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UploadAdapterResponse => UploadAdapterResponse.decode(value),
+  },
+  /**
    * Creates the next immutable policy version of a skill, `skill@v{N+1}`, in
    * state CANDIDATE. Policies are never edited: a change is a new version.
+   * An adapter must be an artifact of the caller's own tenant: one returned by
+   * UploadAdapter or written by one of its training runs. No other location
+   * (another tenant's artifact, a path on the server) is ever opened.
    * Returns INVALID_ARGUMENT if `policy.skill_id`, `policy.base_model` or
-   * `request_id` is missing, an adapter is given without a 64-hex `sha256`,
-   * or a generation / guardrail / retrieval value is out of range, NOT_FOUND
-   * if the skill or `parent_policy_id` does not exist, FAILED_PRECONDITION if
-   * the adapter artifact cannot be read or its SHA-256 does not match,
+   * `request_id` is missing, an adapter is given without a 64-hex `sha256` or
+   * with an `artifact_uri` outside the tenant's artifacts, or a generation /
+   * guardrail / retrieval value is out of range, NOT_FOUND if the skill or
+   * `parent_policy_id` does not exist, FAILED_PRECONDITION if the tenant's
+   * adapter artifact is missing or its SHA-256 does not match,
    * ALREADY_EXISTS if `request_id` was used for a different policy,
    * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
    */
@@ -9290,7 +9915,7 @@ export const RegistryServiceService = {
    * exist, FAILED_PRECONDITION if a named policy belongs to another skill or
    * is RETIRED, or the skill has no baseline yet, ABORTED if
    * `expected_revision` is set and differs from the current revision,
-   * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   setTraffic: {
     path: "/rlaas.registry.v1.RegistryService/SetTraffic" as const,
@@ -9309,7 +9934,7 @@ export const RegistryServiceService = {
    * missing, NOT_FOUND if the skill or policy does not exist,
    * FAILED_PRECONDITION if the policy belongs to another skill or is not
    * CANDIDATE, ABORTED if `expected_revision` is set and differs from the
-   * current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   promotePolicy: {
     path: "/rlaas.registry.v1.RegistryService/PromotePolicy" as const,
@@ -9330,7 +9955,7 @@ export const RegistryServiceService = {
    * `to_revision` is not older than the current revision, NOT_FOUND if the
    * skill or `to_revision` does not exist, FAILED_PRECONDITION if there is no
    * earlier revision, ABORTED if `expected_revision` is set and differs from
-   * the current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * the current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   rollbackDeployment: {
     path: "/rlaas.registry.v1.RegistryService/RollbackDeployment" as const,
@@ -9359,6 +9984,30 @@ export const RegistryServiceService = {
     responseSerialize: (value: ListAuditEventsResponse): Buffer =>
       Buffer.from(ListAuditEventsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListAuditEventsResponse => ListAuditEventsResponse.decode(value),
+  },
+  /**
+   * Erases the free text of audit entries (their `before` and `after`
+   * documents, `reason` and `actor_display_name`), e.g. to honour a request to
+   * remove personal data. The chain stays verifiable: each entry's hash covers
+   * a salted digest of that text, not the text, and the salt is erased with it.
+   * The entries themselves (who did what to which resource, when) stay, and
+   * the erasure is recorded as a new entry. Erasing an erased entry changes
+   * nothing. Entries written before erasable entries existed cannot be erased.
+   * Returns INVALID_ARGUMENT if `audit_event_ids` is empty, has more than 1000
+   * ids or `request_id` is missing, NOT_FOUND if an id is not an event of the
+   * caller's tenant, FAILED_PRECONDITION if an entry predates erasable
+   * entries, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   */
+  eraseAuditEvents: {
+    path: "/rlaas.registry.v1.RegistryService/EraseAuditEvents" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EraseAuditEventsRequest): Buffer =>
+      Buffer.from(EraseAuditEventsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EraseAuditEventsRequest => EraseAuditEventsRequest.decode(value),
+    responseSerialize: (value: EraseAuditEventsResponse): Buffer =>
+      Buffer.from(EraseAuditEventsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EraseAuditEventsResponse => EraseAuditEventsResponse.decode(value),
   },
   /**
    * Recomputes the hash chain of the caller's tenant's audit log (or a
@@ -9464,13 +10113,32 @@ export interface RegistryServiceServer extends UntypedServiceImplementation {
    */
   listSkills: handleUnaryCall<ListSkillsRequest, ListSkillsResponse>;
   /**
+   * Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
+   * (adapter_config.json and adapter_model.safetensors), into the caller's own
+   * artifact store, so that a policy can name it. A client stream: the first
+   * message carries `header`, the next ones `chunk`s of the two files in order
+   * (per file). Content-addressed: the same weights uploaded again return the
+   * same `artifact_uri`, so a retried upload is harmless.
+   * Returns INVALID_ARGUMENT if the first message is not a `header`, a chunk
+   * names no file, a file is missing or larger than the server's limit,
+   * adapter_config.json is not a PEFT config (a JSON object with `peft_type`),
+   * the weights are not a safetensors file, or `header.sha256` is given and the
+   * weights hash to another value, PERMISSION_DENIED if the key lacks
+   * SCOPE_ADMIN.
+   */
+  uploadAdapter: handleClientStreamingCall<UploadAdapterRequest, UploadAdapterResponse>;
+  /**
    * Creates the next immutable policy version of a skill, `skill@v{N+1}`, in
    * state CANDIDATE. Policies are never edited: a change is a new version.
+   * An adapter must be an artifact of the caller's own tenant: one returned by
+   * UploadAdapter or written by one of its training runs. No other location
+   * (another tenant's artifact, a path on the server) is ever opened.
    * Returns INVALID_ARGUMENT if `policy.skill_id`, `policy.base_model` or
-   * `request_id` is missing, an adapter is given without a 64-hex `sha256`,
-   * or a generation / guardrail / retrieval value is out of range, NOT_FOUND
-   * if the skill or `parent_policy_id` does not exist, FAILED_PRECONDITION if
-   * the adapter artifact cannot be read or its SHA-256 does not match,
+   * `request_id` is missing, an adapter is given without a 64-hex `sha256` or
+   * with an `artifact_uri` outside the tenant's artifacts, or a generation /
+   * guardrail / retrieval value is out of range, NOT_FOUND if the skill or
+   * `parent_policy_id` does not exist, FAILED_PRECONDITION if the tenant's
+   * adapter artifact is missing or its SHA-256 does not match,
    * ALREADY_EXISTS if `request_id` was used for a different policy,
    * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
    */
@@ -9523,7 +10191,7 @@ export interface RegistryServiceServer extends UntypedServiceImplementation {
    * exist, FAILED_PRECONDITION if a named policy belongs to another skill or
    * is RETIRED, or the skill has no baseline yet, ABORTED if
    * `expected_revision` is set and differs from the current revision,
-   * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   setTraffic: handleUnaryCall<SetTrafficRequest, SetTrafficResponse>;
   /**
@@ -9534,7 +10202,7 @@ export interface RegistryServiceServer extends UntypedServiceImplementation {
    * missing, NOT_FOUND if the skill or policy does not exist,
    * FAILED_PRECONDITION if the policy belongs to another skill or is not
    * CANDIDATE, ABORTED if `expected_revision` is set and differs from the
-   * current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   promotePolicy: handleUnaryCall<PromotePolicyRequest, PromotePolicyResponse>;
   /**
@@ -9546,7 +10214,7 @@ export interface RegistryServiceServer extends UntypedServiceImplementation {
    * `to_revision` is not older than the current revision, NOT_FOUND if the
    * skill or `to_revision` does not exist, FAILED_PRECONDITION if there is no
    * earlier revision, ABORTED if `expected_revision` is set and differs from
-   * the current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * the current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   rollbackDeployment: handleUnaryCall<RollbackDeploymentRequest, RollbackDeploymentResponse>;
   /**
@@ -9556,6 +10224,20 @@ export interface RegistryServiceServer extends UntypedServiceImplementation {
    * key lacks SCOPE_ADMIN.
    */
   listAuditEvents: handleUnaryCall<ListAuditEventsRequest, ListAuditEventsResponse>;
+  /**
+   * Erases the free text of audit entries (their `before` and `after`
+   * documents, `reason` and `actor_display_name`), e.g. to honour a request to
+   * remove personal data. The chain stays verifiable: each entry's hash covers
+   * a salted digest of that text, not the text, and the salt is erased with it.
+   * The entries themselves (who did what to which resource, when) stay, and
+   * the erasure is recorded as a new entry. Erasing an erased entry changes
+   * nothing. Entries written before erasable entries existed cannot be erased.
+   * Returns INVALID_ARGUMENT if `audit_event_ids` is empty, has more than 1000
+   * ids or `request_id` is missing, NOT_FOUND if an id is not an event of the
+   * caller's tenant, FAILED_PRECONDITION if an entry predates erasable
+   * entries, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   */
+  eraseAuditEvents: handleUnaryCall<EraseAuditEventsRequest, EraseAuditEventsResponse>;
   /**
    * Recomputes the hash chain of the caller's tenant's audit log (or a
    * sequence range of it) and reports whether it is intact and where it first
@@ -9804,13 +10486,47 @@ export interface RegistryServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListSkillsResponse) => void,
   ): ClientUnaryCall;
   /**
+   * Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
+   * (adapter_config.json and adapter_model.safetensors), into the caller's own
+   * artifact store, so that a policy can name it. A client stream: the first
+   * message carries `header`, the next ones `chunk`s of the two files in order
+   * (per file). Content-addressed: the same weights uploaded again return the
+   * same `artifact_uri`, so a retried upload is harmless.
+   * Returns INVALID_ARGUMENT if the first message is not a `header`, a chunk
+   * names no file, a file is missing or larger than the server's limit,
+   * adapter_config.json is not a PEFT config (a JSON object with `peft_type`),
+   * the weights are not a safetensors file, or `header.sha256` is given and the
+   * weights hash to another value, PERMISSION_DENIED if the key lacks
+   * SCOPE_ADMIN.
+   */
+  uploadAdapter(
+    callback: (error: ServiceError | null, response: UploadAdapterResponse) => void,
+  ): ClientWritableStream<UploadAdapterRequest>;
+  uploadAdapter(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UploadAdapterResponse) => void,
+  ): ClientWritableStream<UploadAdapterRequest>;
+  uploadAdapter(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadAdapterResponse) => void,
+  ): ClientWritableStream<UploadAdapterRequest>;
+  uploadAdapter(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UploadAdapterResponse) => void,
+  ): ClientWritableStream<UploadAdapterRequest>;
+  /**
    * Creates the next immutable policy version of a skill, `skill@v{N+1}`, in
    * state CANDIDATE. Policies are never edited: a change is a new version.
+   * An adapter must be an artifact of the caller's own tenant: one returned by
+   * UploadAdapter or written by one of its training runs. No other location
+   * (another tenant's artifact, a path on the server) is ever opened.
    * Returns INVALID_ARGUMENT if `policy.skill_id`, `policy.base_model` or
-   * `request_id` is missing, an adapter is given without a 64-hex `sha256`,
-   * or a generation / guardrail / retrieval value is out of range, NOT_FOUND
-   * if the skill or `parent_policy_id` does not exist, FAILED_PRECONDITION if
-   * the adapter artifact cannot be read or its SHA-256 does not match,
+   * `request_id` is missing, an adapter is given without a 64-hex `sha256` or
+   * with an `artifact_uri` outside the tenant's artifacts, or a generation /
+   * guardrail / retrieval value is out of range, NOT_FOUND if the skill or
+   * `parent_policy_id` does not exist, FAILED_PRECONDITION if the tenant's
+   * adapter artifact is missing or its SHA-256 does not match,
    * ALREADY_EXISTS if `request_id` was used for a different policy,
    * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
    */
@@ -9947,7 +10663,7 @@ export interface RegistryServiceClient extends Client {
    * exist, FAILED_PRECONDITION if a named policy belongs to another skill or
    * is RETIRED, or the skill has no baseline yet, ABORTED if
    * `expected_revision` is set and differs from the current revision,
-   * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   setTraffic(
     request: SetTrafficRequest,
@@ -9972,7 +10688,7 @@ export interface RegistryServiceClient extends Client {
    * missing, NOT_FOUND if the skill or policy does not exist,
    * FAILED_PRECONDITION if the policy belongs to another skill or is not
    * CANDIDATE, ABORTED if `expected_revision` is set and differs from the
-   * current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   promotePolicy(
     request: PromotePolicyRequest,
@@ -9998,7 +10714,7 @@ export interface RegistryServiceClient extends Client {
    * `to_revision` is not older than the current revision, NOT_FOUND if the
    * skill or `to_revision` does not exist, FAILED_PRECONDITION if there is no
    * earlier revision, ABORTED if `expected_revision` is set and differs from
-   * the current revision, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   * the current revision, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   rollbackDeployment(
     request: RollbackDeploymentRequest,
@@ -10037,6 +10753,34 @@ export interface RegistryServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListAuditEventsResponse) => void,
   ): ClientUnaryCall;
   /**
+   * Erases the free text of audit entries (their `before` and `after`
+   * documents, `reason` and `actor_display_name`), e.g. to honour a request to
+   * remove personal data. The chain stays verifiable: each entry's hash covers
+   * a salted digest of that text, not the text, and the salt is erased with it.
+   * The entries themselves (who did what to which resource, when) stay, and
+   * the erasure is recorded as a new entry. Erasing an erased entry changes
+   * nothing. Entries written before erasable entries existed cannot be erased.
+   * Returns INVALID_ARGUMENT if `audit_event_ids` is empty, has more than 1000
+   * ids or `request_id` is missing, NOT_FOUND if an id is not an event of the
+   * caller's tenant, FAILED_PRECONDITION if an entry predates erasable
+   * entries, PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   */
+  eraseAuditEvents(
+    request: EraseAuditEventsRequest,
+    callback: (error: ServiceError | null, response: EraseAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  eraseAuditEvents(
+    request: EraseAuditEventsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EraseAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  eraseAuditEvents(
+    request: EraseAuditEventsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EraseAuditEventsResponse) => void,
+  ): ClientUnaryCall;
+  /**
    * Recomputes the hash chain of the caller's tenant's audit log (or a
    * sequence range of it) and reports whether it is intact and where it first
    * breaks.
@@ -10068,6 +10812,14 @@ export const RegistryServiceClient = makeGenericClientConstructor(
   service: typeof RegistryServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;

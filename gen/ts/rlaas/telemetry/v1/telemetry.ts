@@ -344,7 +344,10 @@ export interface ChatMessage {
    * `tool_calls`.
    */
   content: string;
-  /** Optional participant name (e.g. a tool name for ROLE_TOOL). */
+  /**
+   * Optional participant name (e.g. a tool name for ROLE_TOOL); scrubbed of
+   * PII like free text.
+   */
   name: string;
   /** For ROLE_TOOL: the `ToolCall.tool_call_id` this message answers. */
   toolCallId: string;
@@ -633,10 +636,16 @@ export interface Interaction {
   skill: string;
   /**
    * The tenant's end user (opaque, may be pseudonymous). Also the sticky
-   * routing key for A/B splits.
+   * routing key for A/B splits. When the tenant's PII scrubbing finds personal
+   * data in it (an email address), it is stored and returned as a keyed
+   * pseudonym (`pii_...`, stable per tenant); filters by the original id still
+   * match.
    */
   userId: string;
-  /** Conversation / thread the interaction is part of. */
+  /**
+   * Conversation / thread the interaction is part of (pseudonymised like
+   * `user_id`).
+   */
   threadId: string;
   /** What was sent to the model. */
   input:
@@ -887,7 +896,7 @@ export interface Feedback {
   tenantId: string;
   /**
    * Who gave the feedback (end user or reviewer); defaults to the
-   * interaction's `user_id`.
+   * interaction's `user_id`. Pseudonymised like `Interaction.user_id`.
    */
   userId: string;
   /** Explicit signals. At least one of `explicit` and `implicit` is required. */

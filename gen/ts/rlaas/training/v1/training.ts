@@ -13530,7 +13530,7 @@ export const TrainingServiceService = {
    * not exist, FAILED_PRECONDITION if the skill already has a RUNNING or
    * PAUSED loop or has no baseline policy, ALREADY_EXISTS if `request_id` was
    * used for a different loop, PERMISSION_DENIED if the key lacks
-   * SCOPE_TRAIN.
+   * SCOPE_DEPLOY.
    */
   startLearningLoop: {
     path: "/rlaas.training.v1.TrainingService/StartLearningLoop" as const,
@@ -13583,7 +13583,7 @@ export const TrainingServiceService = {
    * loop returns it unchanged.
    * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
    * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   pauseLearningLoop: {
     path: "/rlaas.training.v1.TrainingService/PauseLearningLoop" as const,
@@ -13601,7 +13601,7 @@ export const TrainingServiceService = {
    * RUNNING loop returns it unchanged.
    * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
    * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeLearningLoop: {
     path: "/rlaas.training.v1.TrainingService/ResumeLearningLoop" as const,
@@ -13626,7 +13626,7 @@ export const TrainingServiceService = {
    * no baseline or already has an unfinished rollout, or the named evaluation
    * did not pass or is for another policy, ALREADY_EXISTS if `request_id` was
    * used for a different rollout, PERMISSION_DENIED if the key lacks
-   * SCOPE_TRAIN.
+   * SCOPE_DEPLOY.
    */
   createRollout: {
     path: "/rlaas.training.v1.TrainingService/CreateRollout" as const,
@@ -13676,7 +13676,7 @@ export const TrainingServiceService = {
    * missing or `target_stage` is SHADOW or ROLLED_BACK, NOT_FOUND if the
    * rollout does not exist, FAILED_PRECONDITION if it is COMPLETED or
    * `target_stage` is not after the current stage, PERMISSION_DENIED if the
-   * key lacks SCOPE_TRAIN.
+   * key lacks SCOPE_DEPLOY.
    */
   promoteRollout: {
     path: "/rlaas.training.v1.TrainingService/PromoteRollout" as const,
@@ -13696,7 +13696,7 @@ export const TrainingServiceService = {
    * Returns INVALID_ARGUMENT if `rollout_id`, `reason` or `request_id` is
    * missing, NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if
    * it already reached FULL (use RegistryService.RollbackDeployment),
-   * PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   rollbackRollout: {
     path: "/rlaas.training.v1.TrainingService/RollbackRollout" as const,
@@ -13715,7 +13715,7 @@ export const TrainingServiceService = {
    * Pausing a PAUSED rollout returns it unchanged.
    * Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
    * NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   pauseRollout: {
     path: "/rlaas.training.v1.TrainingService/PauseRollout" as const,
@@ -13732,7 +13732,7 @@ export const TrainingServiceService = {
    * restarts. Resuming a RUNNING rollout returns it unchanged.
    * Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
    * NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeRollout: {
     path: "/rlaas.training.v1.TrainingService/ResumeRollout" as const,
@@ -13866,7 +13866,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * not exist, FAILED_PRECONDITION if the skill already has a RUNNING or
    * PAUSED loop or has no baseline policy, ALREADY_EXISTS if `request_id` was
    * used for a different loop, PERMISSION_DENIED if the key lacks
-   * SCOPE_TRAIN.
+   * SCOPE_DEPLOY.
    */
   startLearningLoop: handleUnaryCall<StartLearningLoopRequest, StartLearningLoopResponse>;
   /**
@@ -13889,7 +13889,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * loop returns it unchanged.
    * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
    * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   pauseLearningLoop: handleUnaryCall<PauseLearningLoopRequest, PauseLearningLoopResponse>;
   /**
@@ -13897,7 +13897,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * RUNNING loop returns it unchanged.
    * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
    * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeLearningLoop: handleUnaryCall<ResumeLearningLoopRequest, ResumeLearningLoopResponse>;
   /**
@@ -13912,7 +13912,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * no baseline or already has an unfinished rollout, or the named evaluation
    * did not pass or is for another policy, ALREADY_EXISTS if `request_id` was
    * used for a different rollout, PERMISSION_DENIED if the key lacks
-   * SCOPE_TRAIN.
+   * SCOPE_DEPLOY.
    */
   createRollout: handleUnaryCall<CreateRolloutRequest, CreateRolloutResponse>;
   /**
@@ -13936,7 +13936,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * missing or `target_stage` is SHADOW or ROLLED_BACK, NOT_FOUND if the
    * rollout does not exist, FAILED_PRECONDITION if it is COMPLETED or
    * `target_stage` is not after the current stage, PERMISSION_DENIED if the
-   * key lacks SCOPE_TRAIN.
+   * key lacks SCOPE_DEPLOY.
    */
   promoteRollout: handleUnaryCall<PromoteRolloutRequest, PromoteRolloutResponse>;
   /**
@@ -13946,7 +13946,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * Returns INVALID_ARGUMENT if `rollout_id`, `reason` or `request_id` is
    * missing, NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if
    * it already reached FULL (use RegistryService.RollbackDeployment),
-   * PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   rollbackRollout: handleUnaryCall<RollbackRolloutRequest, RollbackRolloutResponse>;
   /**
@@ -13955,7 +13955,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * Pausing a PAUSED rollout returns it unchanged.
    * Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
    * NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   pauseRollout: handleUnaryCall<PauseRolloutRequest, PauseRolloutResponse>;
   /**
@@ -13963,7 +13963,7 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * restarts. Resuming a RUNNING rollout returns it unchanged.
    * Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
    * NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeRollout: handleUnaryCall<ResumeRolloutRequest, ResumeRolloutResponse>;
 }
@@ -14242,7 +14242,7 @@ export interface TrainingServiceClient extends Client {
    * not exist, FAILED_PRECONDITION if the skill already has a RUNNING or
    * PAUSED loop or has no baseline policy, ALREADY_EXISTS if `request_id` was
    * used for a different loop, PERMISSION_DENIED if the key lacks
-   * SCOPE_TRAIN.
+   * SCOPE_DEPLOY.
    */
   startLearningLoop(
     request: StartLearningLoopRequest,
@@ -14307,7 +14307,7 @@ export interface TrainingServiceClient extends Client {
    * loop returns it unchanged.
    * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
    * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   pauseLearningLoop(
     request: PauseLearningLoopRequest,
@@ -14329,7 +14329,7 @@ export interface TrainingServiceClient extends Client {
    * RUNNING loop returns it unchanged.
    * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
    * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeLearningLoop(
     request: ResumeLearningLoopRequest,
@@ -14358,7 +14358,7 @@ export interface TrainingServiceClient extends Client {
    * no baseline or already has an unfinished rollout, or the named evaluation
    * did not pass or is for another policy, ALREADY_EXISTS if `request_id` was
    * used for a different rollout, PERMISSION_DENIED if the key lacks
-   * SCOPE_TRAIN.
+   * SCOPE_DEPLOY.
    */
   createRollout(
     request: CreateRolloutRequest,
@@ -14424,7 +14424,7 @@ export interface TrainingServiceClient extends Client {
    * missing or `target_stage` is SHADOW or ROLLED_BACK, NOT_FOUND if the
    * rollout does not exist, FAILED_PRECONDITION if it is COMPLETED or
    * `target_stage` is not after the current stage, PERMISSION_DENIED if the
-   * key lacks SCOPE_TRAIN.
+   * key lacks SCOPE_DEPLOY.
    */
   promoteRollout(
     request: PromoteRolloutRequest,
@@ -14448,7 +14448,7 @@ export interface TrainingServiceClient extends Client {
    * Returns INVALID_ARGUMENT if `rollout_id`, `reason` or `request_id` is
    * missing, NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if
    * it already reached FULL (use RegistryService.RollbackDeployment),
-   * PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   rollbackRollout(
     request: RollbackRolloutRequest,
@@ -14471,7 +14471,7 @@ export interface TrainingServiceClient extends Client {
    * Pausing a PAUSED rollout returns it unchanged.
    * Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
    * NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   pauseRollout(
     request: PauseRolloutRequest,
@@ -14493,7 +14493,7 @@ export interface TrainingServiceClient extends Client {
    * restarts. Resuming a RUNNING rollout returns it unchanged.
    * Returns INVALID_ARGUMENT if `rollout_id` or `request_id` is empty,
    * NOT_FOUND if the rollout does not exist, FAILED_PRECONDITION if it is
-   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+   * COMPLETED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeRollout(
     request: ResumeRolloutRequest,
