@@ -14,6 +14,8 @@ import grpc
 from google.protobuf import any_pb2, json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from services.server.status import MAX_DESCRIPTION, MAX_FIELD, bounded
+
 # runtime.HTTPStatusFromCode (grpc-gateway v2, runtime/errors.go).
 HTTP_STATUS = {
     code_pb2.OK: 200,
@@ -46,6 +48,9 @@ class BadInput(Exception):
     """A request the bridge itself rejects before calling the server (400)."""
 
     def __init__(self, field: str, description: str) -> None:
+        # Both may quote the request (a path segment, a query key): echo them bounded
+        # and escaped, as the server does (services.server.status).
+        field, description = bounded(field, MAX_FIELD), bounded(description, MAX_DESCRIPTION)
         super().__init__(f"{field}: {description}" if field else description)
         self.field = field
         self.description = description

@@ -39,3 +39,14 @@ def test_other_errors_carry_error_info() -> None:
 def test_invalid_argument_requires_a_field() -> None:
     with pytest.raises(ValueError):
         InvalidArgument([])
+
+
+def test_rest_bridge_400s_echo_input_bounded_and_escaped() -> None:
+    """The bridge's own 400s quote request parts (query keys, enum texts): bounded and
+    escaped like the server's errors, whatever the caller sent."""
+    from services.rest.errors import BadInput
+
+    status = BadInput("q" * 10_000 + "\r\nX-Injected: 1", "x\x00" * 5_000).status()
+    assert status.ByteSize() < 1024
+    assert "\r" not in status.message and "\x00" not in status.message
+    assert "truncated" in status.message
