@@ -416,5 +416,7 @@ async def test_bandit_learns_from_feedback_through_the_server(
     later = await serve_and_rate(60)
     # Exploration (half the traffic at most) now goes almost all to the liked arm.
     assert later[setup.v2] >= 18, later
-    assert later[setup.v1] >= 24, later  # the baseline keeps its minimum share
+    # The baseline keeps its minimum share (half): ~Binomial(60, 0.5), mean 30, sd 3.9.
+    # 24 failed about 1 run in 20 (seen: 21); 18 is three standard deviations below.
+    assert later[setup.v1] >= 18, later
     await set_traffic(channel, setup.admin, SKILL)
