@@ -59,6 +59,7 @@ class LearningLoopWorkflow:
         self._run_now = False
         self._phase = "starting"
         self._rollout: workflow.ChildWorkflowHandle[Any, RolloutResult] | None = None
+        self._stop_reason = "learning loop stopped"
 
     @workflow.signal
     async def pause(self) -> None:
@@ -85,12 +86,29 @@ class LearningLoopWorkflow:
     def run_now(self) -> None:
         self._run_now = True
 
+    @workflow.signal
+    async def stop(self, reason: str = "") -> None:
+        """End the loop at the next step boundary; roll back a rollout in progress so
+        the baseline keeps serving. No patch: the behaviour starts only with this new
+        signal, which no earlier history holds, so those replay unchanged."""
+        if self._state is None or self._state.stopped:
+            return
+        self._state.stopped = True
+        self._stop_reason = reason or self._stop_reason
+        await self._roll_back_for_stop()
+
+    async def _roll_back_for_stop(self) -> None:
+        if self._rollout is None:
+            return
+        with contextlib.suppress(Exception):  # the child may have just finished
+            await self._rollout.signal(RolloutWorkflow.rollback, self._stop_reason)
+
     @workflow.query
     def status(self) -> LoopStatus:
         s = self._state
         if s is None:
             return LoopStatus(self._phase, 0, False)
-        return LoopStatus(self._phase, s.iteration, s.paused, list(s.history))
+        return LoopStatus(self._phase, s.iteration, s.paused, list(s.history), s.stopped)
 
     @workflow.run
     async def run(self, state: LoopState) -> LoopState:
@@ -101,15 +119,30 @@ class LearningLoopWorkflow:
                 self._phase = "done"
                 return state
             await self._wait_for_feedback(state)
+            if state.stopped:
+                return await self._end_stopped(state)
             state.last_iteration_start = workflow.now().isoformat()
             summary = await self._iterate(state)
             state.iteration += 1
             state.history = [*state.history, summary][-_HISTORY_KEPT:]
             self._phase = f"iteration {state.iteration} {summary.outcome}"
             workflow.logger.info("iteration %d: %s", state.iteration, summary.outcome)
+            if state.stopped:
+                return await self._end_stopped(state)
         # Keep the event history small: carry the state into a fresh run.
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(state)
+
+    async def _end_stopped(self, state: LoopState) -> LoopState:
+        self._phase = "stopped"
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return state
+
+    def _stopped(self, summary: IterationSummary) -> IterationSummary:
+        """A stop arrived during the step just done: its result is kept (a dataset, a
+        registered candidate), nothing further runs."""
+        summary.outcome, summary.reason = "stopped", self._stop_reason
+        return summary
 
     async def _wait_for_feedback(self, state: LoopState) -> None:
         if workflow.patched(SCHEDULED_ITERATIONS):
@@ -124,7 +157,9 @@ class LearningLoopWorkflow:
         cfg = state.config
         while True:
             self._phase = "paused" if state.paused else "waiting for feedback"
-            await workflow.wait_condition(lambda: not state.paused)
+            await workflow.wait_condition(lambda: not state.paused or state.stopped)
+            if state.stopped:
+                return
             if self._run_now:
                 self._run_now = False
                 return
@@ -133,7 +168,7 @@ class LearningLoopWorkflow:
                 self._phase = f"waiting until {due.isoformat()}"
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda: self._run_now or state.paused, timeout=due - now
+                        lambda: self._run_now or state.paused or state.stopped, timeout=due - now
                     )
                 continue
             if cfg.min_new_feedback <= 0:
@@ -149,7 +184,7 @@ class LearningLoopWorkflow:
                 return
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._run_now or state.paused,
+                    lambda: self._run_now or state.paused or state.stopped,
                     timeout=timedelta(seconds=cfg.check_interval_s),
                 )
 
@@ -165,7 +200,9 @@ class LearningLoopWorkflow:
         cfg = state.config
         while True:
             self._phase = "paused" if state.paused else "waiting for feedback"
-            await workflow.wait_condition(lambda: not state.paused)
+            await workflow.wait_condition(lambda: not state.paused or state.stopped)
+            if state.stopped:
+                return
             counted: CountFeedbackOutput = await workflow.execute_activity(
                 "count_new_feedback",
                 CountFeedbackInput(state.tenant_id, state.skill_id, state.feedback_watermark),
@@ -178,7 +215,8 @@ class LearningLoopWorkflow:
                 return
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    lambda: self._run_now, timeout=timedelta(seconds=cfg.check_interval_s)
+                    lambda: self._run_now or state.stopped,
+                    timeout=timedelta(seconds=cfg.check_interval_s),
                 )
 
     async def _iterate(self, state: LoopState) -> IterationSummary:
@@ -196,6 +234,12 @@ class LearningLoopWorkflow:
         state.feedback_watermark = until
         if not dataset.dataset_uri:
             return IterationSummary(n, "not_enough_data", reason=f"{dataset.pairs} pairs")
+        if state.stopped:
+            return self._stopped(
+                IterationSummary(
+                    n, "", dataset_uri=dataset.dataset_uri, dataset_id=dataset.dataset_id
+                )
+            )
         baseline: BaselineOutput = await workflow.execute_activity(
             "current_baseline",
             BaselineInput(state.tenant_id, state.skill_id),
@@ -223,6 +267,11 @@ class LearningLoopWorkflow:
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
         )  # fmt: skip
+        if state.stopped:
+            return self._stopped(
+                IterationSummary(n, "", candidate.policy_id, dataset.dataset_uri,
+                                 trained.adapter_uri, dataset_id=dataset.dataset_id)
+            )  # fmt: skip
         self._phase = f"iteration {n}: evaluating"
         # Evaluation generates with both policies: it runs where the model is. The
         # judge only changes the activity's input, not the commands: no patch needed
@@ -251,6 +300,8 @@ class LearningLoopWorkflow:
         )  # fmt: skip
         if not evaluation.passed:
             return summary
+        if state.stopped:
+            return self._stopped(summary)
         self._phase = f"iteration {n}: rolling out {candidate.policy_id}"
         rollout = RolloutInput(state.tenant_id, state.skill_id, f"{run_id}-rollout",
                                candidate.policy_id, baseline.policy_id, cfg.rollout)  # fmt: skip
@@ -260,7 +311,9 @@ class LearningLoopWorkflow:
             RolloutWorkflow.run, rollout, id=child_id, memo=memo
         )
         try:
-            if state.paused:  # paused while this iteration trained: the rollout waits too
+            if state.stopped:  # stopped while the child started: it must not go on
+                await self._roll_back_for_stop()
+            elif state.paused:  # paused while this iteration trained: the rollout waits too
                 await self._forward("pause")
             result: RolloutResult = await self._rollout
         finally:

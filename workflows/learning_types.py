@@ -112,7 +112,7 @@ class LoopConfig:
 @dataclass
 class IterationSummary:
     iteration: int
-    outcome: str  # "promoted" | "rolled_back" | "rejected_by_eval" | "not_enough_data"
+    outcome: str  # "promoted" | "rolled_back" | "rejected_by_eval" | "not_enough_data" | "stopped"
     candidate_policy_id: str = ""
     dataset_uri: str = ""
     adapter_uri: str = ""
@@ -135,6 +135,8 @@ class LoopState:
     paused: bool = False
     last_iteration_start: str = ""
     """When (ISO) the latest iteration started; the schedule counts from it."""
+    stopped: bool = False
+    """Stopped by the `stop` signal: the loop ends at the next step boundary."""
 
 
 # ---- activity payloads -------------------------------------------------------------
@@ -370,6 +372,7 @@ class LoopStatus:
     iteration: int
     paused: bool
     history: list[IterationSummary] = field(default_factory=list)
+    stopped: bool = False
 
 
 # ---- training runs and evaluations as resources --------------------------------------

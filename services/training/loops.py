@@ -6,6 +6,7 @@ request_id, so a retried start finds the loop it started."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
@@ -20,6 +21,7 @@ from temporalio.service import RPCError
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
 from services.errors import (
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
@@ -27,7 +29,7 @@ from services.errors import (
     ResourceExhausted,
 )
 from services.registry.service import RegistryCore
-from services.registry.validation import POLICY_ID, skill_id_problem
+from services.registry.validation import MAX_REASON, POLICY_ID, skill_id_problem
 from services.rewards.judge import DEFAULT_TEMPLATES
 from services.tenancy.principal import Principal, Scope
 from services.training.rollouts import plan_from_proto
@@ -41,6 +43,7 @@ _OUTCOMES = {
     "rolled_back": pb.LearningLoopIteration.OUTCOME_ROLLED_BACK,
     "rejected_by_eval": pb.LearningLoopIteration.OUTCOME_REJECTED,
     "not_enough_data": pb.LearningLoopIteration.OUTCOME_SKIPPED,
+    "stopped": pb.LearningLoopIteration.OUTCOME_STOPPED,
 }
 _PHASES = {
     "waiting": pb.LearningLoop.PHASE_WAITING,
@@ -48,9 +51,14 @@ _PHASES = {
     "training": pb.LearningLoop.PHASE_TRAINING,
     "evaluating": pb.LearningLoop.PHASE_EVALUATING,
     "rolling": pb.LearningLoop.PHASE_ROLLING_OUT,
+    # Ended (or ending once a step in progress finishes): not running.
+    "done": pb.LearningLoop.PHASE_UNSPECIFIED,
+    "stopped": pb.LearningLoop.PHASE_UNSPECIFIED,
 }
 
 
+_STOP_WAIT_S = 5.0
+"""How long StopLearningLoop waits for a waiting loop to end before it answers."""
 _VISIBILITY_LAG_S = 10.0
 """How long a start counts against the cap on this process's word alone."""
 
@@ -297,6 +305,9 @@ class LoopService:
         # passed by the starts of that moment, never by a steady stream.
         self._start_turns: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent_starts: dict[str, float] = {}  # workflow id -> monotonic time
+        # Loops this process stopped, for the same while: visibility still lists them
+        # as running for moments after they ended.
+        self._recent_stops: dict[str, float] = {}
 
     async def _temporal(self) -> Client:
         if self._client is None:
@@ -355,8 +366,9 @@ class LoopService:
         if self._max_loops is None:
             return
         now = time.monotonic()
-        for started in [w for w, t in self._recent_starts.items() if now - t > _VISIBILITY_LAG_S]:
-            del self._recent_starts[started]
+        for recent in (self._recent_starts, self._recent_stops):
+            for old in [w for w, t in recent.items() if now - t > _VISIBILITY_LAG_S]:
+                del recent[old]
         prefix = _workflow_id(tenant_id, "")
         quoted = prefix.replace("\\", "\\\\").replace("'", "\\'")
         query = (
@@ -365,6 +377,7 @@ class LoopService:
         )
         open_loops = {execution.id async for execution in client.list_workflows(query)}
         open_loops.update(w for w in self._recent_starts if w.startswith(prefix))
+        open_loops.difference_update(self._recent_stops)
         if workflow_id in open_loops or len(open_loops) < self._max_loops:
             return
         raise ResourceExhausted(
@@ -395,19 +408,57 @@ class LoopService:
         elif described.status == WorkflowExecutionStatus.COMPLETED:
             # A finished loop answers no queries; its result carries the history.
             final = await handle.result()
-            status = LoopStatus("done", final.iteration, final.paused, list(final.history))
+            status = LoopStatus(
+                "done", final.iteration, final.paused, list(final.history), final.stopped
+            )
         return self._to_proto(caller.tenant_id, loop_id, memo, described.status, status,
                               described.id)  # fmt: skip
 
     async def signal(
         self, caller: Principal, loop_id: str, signal: str, request_id: str
     ) -> pb.LearningLoop:
+        """`pause` or `resume` a RUNNING or PAUSED loop."""
         caller.require(Scope.DEPLOY)  # pausing a loop pauses its running rollout
         idempotency.validate_request_id(request_id)
-        await self.get(caller, loop_id)  # NOT_FOUND for another tenant's or a missing loop
+        loop = await self.get(caller, loop_id)  # NOT_FOUND: another tenant's or missing
+        self._require_open(loop)
         client = await self._temporal()
         await client.get_workflow_handle(_workflow_id(caller.tenant_id, loop_id)).signal(signal)
         return await self.get(caller, loop_id)
+
+    async def stop(
+        self, caller: Principal, loop_id: str, reason: str, request_id: str
+    ) -> pb.LearningLoop:
+        """End a loop for good; a STOPPED loop is returned as it is."""
+        caller.require(Scope.DEPLOY)  # stopping a loop rolls back its running rollout
+        idempotency.validate_request_id(request_id)
+        reason = reason.strip()
+        if len(reason) > MAX_REASON:  # it becomes a rollback's audited reason
+            raise InvalidArgument.field("reason", f"must be at most {MAX_REASON} characters")
+        loop = await self.get(caller, loop_id)
+        if loop.state == pb.LearningLoop.STATE_STOPPED:
+            return loop
+        self._require_open(loop)
+        client = await self._temporal()
+        workflow_id = _workflow_id(caller.tenant_id, loop_id)
+        handle = client.get_workflow_handle(workflow_id)
+        await handle.signal(LearningLoopWorkflow.stop, reason)
+        # A waiting loop ends at once: answer with its final state when it does. One
+        # finishing a step answers STOPPED now and ends when the step does.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(handle.result(), _STOP_WAIT_S)
+            self._recent_starts.pop(workflow_id, None)
+            self._recent_stops[workflow_id] = time.monotonic()
+        return await self.get(caller, loop_id)
+
+    @staticmethod
+    def _require_open(loop: pb.LearningLoop) -> None:
+        if loop.state in (pb.LearningLoop.STATE_RUNNING, pb.LearningLoop.STATE_PAUSED):
+            return
+        state = pb.LearningLoop.State.Name(loop.state).removeprefix("STATE_")
+        raise FailedPrecondition(
+            f"learning loop {loop.learning_loop_id} is {state}", reason="LEARNING_LOOP_ENDED"
+        )
 
     async def list(self, caller: Principal, skill_id: str = "") -> list[pb.LearningLoop]:
         caller.require(Scope.TRAIN)
@@ -437,7 +488,10 @@ class LoopService:
             display_name=str(memo.get("display_name", "")), tenant_id=tenant_id,
             workflow_id=workflow_id,
         )  # fmt: skip
-        if execution == WorkflowExecutionStatus.COMPLETED:
+        if status is not None and status.stopped:
+            # Stopped at once for the caller; a step still finishing shows in `phase`.
+            out.state = pb.LearningLoop.STATE_STOPPED
+        elif execution == WorkflowExecutionStatus.COMPLETED:
             out.state = pb.LearningLoop.STATE_COMPLETED
         elif execution == WorkflowExecutionStatus.RUNNING:
             out.state = (

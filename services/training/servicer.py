@@ -124,6 +124,14 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         )
         return training_pb2.ResumeLearningLoopResponse(learning_loop=loop)
 
+    async def StopLearningLoop(
+        self, request: training_pb2.StopLearningLoopRequest, context: grpc.aio.ServicerContext
+    ) -> training_pb2.StopLearningLoopResponse:
+        loop = await self._loops.stop(
+            principal(), request.learning_loop_id, request.reason, request.request_id
+        )
+        return training_pb2.StopLearningLoopResponse(learning_loop=loop)
+
     # ---- rollouts ---------------------------------------------------------------
 
     async def CreateRollout(

@@ -265,6 +265,69 @@ async def test_pausing_the_loop_pauses_its_rollout(stack: RunningStack) -> None:
             await replayer.replay_workflow(history)
 
 
+async def _wait_for(predicate: Callable[[], object], what: str) -> None:
+    import asyncio
+
+    for _ in range(200):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_stopping_a_waiting_loop_ends_it_before_any_training(stack: RunningStack) -> None:
+    script = Script()
+    # Never enough feedback: the loop waits until it is stopped.
+    state = loop_state(f"q-{uuid.uuid4().hex[:8]}", min_new_feedback=10_000)
+    client = await Client.connect(stack.settings.temporal_target)
+    queue = state.config.gpu_task_queue.removesuffix("-gpu")
+    async with Worker(
+        client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
+        activities=script.activities(),
+    ):  # fmt: skip
+        loop = await client.start_workflow(
+            LearningLoopWorkflow.run, state, id=state.loop_id, task_queue=queue
+        )
+        await _wait_for(lambda: script.counted, "the first feedback count")
+        await loop.signal(LearningLoopWorkflow.stop, "tenant is leaving")
+        result: LoopState = await loop.result()
+    assert result.stopped and result.iteration == 0 and not result.history
+    assert not script.trained
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    async for history in client.list_workflows(f"WorkflowId = '{state.loop_id}'").map_histories():
+        await replayer.replay_workflow(history)
+
+
+async def test_stopping_the_loop_rolls_back_its_rollout(stack: RunningStack) -> None:
+    script = Script(decide=lambda inp, n: "continue")  # the rollout never decides alone
+    state = loop_state(f"q-{uuid.uuid4().hex[:8]}")  # no max_iterations: only stop ends it
+    client = await Client.connect(stack.settings.temporal_target)
+    queue = state.config.gpu_task_queue.removesuffix("-gpu")
+    async with (
+        Worker(client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
+               activities=script.activities()),
+        Worker(client, task_queue=state.config.gpu_task_queue, activities=script.activities()),
+    ):  # fmt: skip
+        loop = await client.start_workflow(
+            LearningLoopWorkflow.run, state, id=state.loop_id, task_queue=queue
+        )
+        await _wait_for(lambda: script.rollout_ids, "the rollout")
+        child = client.get_workflow_handle(
+            rollout_workflow_id("t", script.rollout_ids[0]), result_type=RolloutResult
+        )
+        await loop.signal(LearningLoopWorkflow.stop, "tenant is leaving")
+        result: LoopState = await loop.result()
+        rolled: RolloutResult = await child.result()
+    # The candidate never reached full traffic: the baseline keeps serving.
+    assert rolled.outcome == "rolled_back" and rolled.reason == "tenant is leaving"
+    assert "promote" not in script.stages and script.stages[-1] == "rollback"
+    assert result.stopped and [h.outcome for h in result.history] == ["rolled_back"]
+    assert len(script.trained) == 1  # no second iteration started
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    async for history in client.list_workflows(f"WorkflowId = '{state.loop_id}'").map_histories():
+        await replayer.replay_workflow(history)
+
+
 async def rollout(stack: RunningStack, script: Script) -> tuple[WorkflowHandle, Worker, str]:
     client = await Client.connect(stack.settings.temporal_target)
     queue = f"q-{uuid.uuid4().hex[:8]}"

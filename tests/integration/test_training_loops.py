@@ -84,5 +84,26 @@ async def test_start_get_pause_resume_list_and_isolation(
         await t.ListLearningLoops(pb.ListLearningLoopsRequest(), metadata=md(key_b))
     ).learning_loops
 
+    # Stopped for good: it ends (it was waiting), a retry answers the same, and a
+    # stopped loop can be neither paused nor resumed.
+    stop = pb.StopLearningLoopRequest(learning_loop_id=loop_id, reason="done", request_id=rid())
+    stopped = (await t.StopLearningLoop(stop, metadata=md(key))).learning_loop
+    assert stopped.state == pb.LearningLoop.STATE_STOPPED
+    assert stopped.phase == pb.LearningLoop.PHASE_UNSPECIFIED
     client = await Client.connect(stack.settings.temporal_target)
-    await client.get_workflow_handle(started.workflow_id).terminate("test over")
+    ended = await client.get_workflow_handle(started.workflow_id).describe()
+    assert ended.status is not None and ended.status.name == "COMPLETED"
+    again_stopped = (await t.StopLearningLoop(stop, metadata=md(key))).learning_loop
+    assert again_stopped.state == pb.LearningLoop.STATE_STOPPED
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await t.PauseLearningLoop(
+            pb.PauseLearningLoopRequest(learning_loop_id=loop_id, request_id=rid()),
+            metadata=md(key),
+        )
+    assert rich_error(info.value).reason == "LEARNING_LOOP_ENDED"
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # Stopping needs the deploy scope (it rolls back a rollout in progress).
+    train_only = await scoped_key(channel, admin, options_pb2.SCOPE_TRAIN)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await t.StopLearningLoop(stop, metadata=md(train_only))
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED

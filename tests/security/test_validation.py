@@ -9,6 +9,7 @@ could start loops without bound. Each is now refused naming its field.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -20,6 +21,7 @@ import pytest
 from google.protobuf import duration_pb2
 from pydantic import ValidationError
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
@@ -144,9 +146,24 @@ async def test_loops_per_tenant_are_capped_even_under_a_burst(
             )  # fmt: skip
             again = await t.StartLearningLoop(accepted, metadata=md(admin))
             assert again.learning_loop.learning_loop_id in {x.learning_loop_id for x in started}
+            # A tenant at its cap stops one loop and has room again.
+            stopped = await t.StopLearningLoop(
+                pb.StopLearningLoopRequest(
+                    learning_loop_id=started[0].learning_loop_id, request_id=rid()
+                ),
+                metadata=md(admin),
+            )
+            assert stopped.learning_loop.state == pb.LearningLoop.STATE_STOPPED
+            fresh = await t.StartLearningLoop(
+                pb.StartLearningLoopRequest(learning_loop=_loop("capped"), request_id=rid()),
+                metadata=md(admin),
+            )
+            assert fresh.learning_loop.state == pb.LearningLoop.STATE_RUNNING
+            started.append(fresh.learning_loop)
     finally:
         for loop in started:
-            await temporal.get_workflow_handle(loop.workflow_id).terminate("test over")
+            with contextlib.suppress(RPCError):  # the stopped one has ended
+                await temporal.get_workflow_handle(loop.workflow_id).terminate("test over")
 
 
 async def test_infer_refuses_non_finite_and_out_of_range_sampling(

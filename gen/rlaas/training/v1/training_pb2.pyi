@@ -820,12 +820,14 @@ class LearningLoopIteration(_message.Message):
         OUTCOME_ROLLED_BACK: _ClassVar[LearningLoopIteration.Outcome]
         OUTCOME_SKIPPED: _ClassVar[LearningLoopIteration.Outcome]
         OUTCOME_FAILED: _ClassVar[LearningLoopIteration.Outcome]
+        OUTCOME_STOPPED: _ClassVar[LearningLoopIteration.Outcome]
     OUTCOME_UNSPECIFIED: LearningLoopIteration.Outcome
     OUTCOME_PROMOTED: LearningLoopIteration.Outcome
     OUTCOME_REJECTED: LearningLoopIteration.Outcome
     OUTCOME_ROLLED_BACK: LearningLoopIteration.Outcome
     OUTCOME_SKIPPED: LearningLoopIteration.Outcome
     OUTCOME_FAILED: LearningLoopIteration.Outcome
+    OUTCOME_STOPPED: LearningLoopIteration.Outcome
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     TRAINING_RUN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -857,11 +859,13 @@ class LearningLoop(_message.Message):
         STATE_PAUSED: _ClassVar[LearningLoop.State]
         STATE_COMPLETED: _ClassVar[LearningLoop.State]
         STATE_FAILED: _ClassVar[LearningLoop.State]
+        STATE_STOPPED: _ClassVar[LearningLoop.State]
     STATE_UNSPECIFIED: LearningLoop.State
     STATE_RUNNING: LearningLoop.State
     STATE_PAUSED: LearningLoop.State
     STATE_COMPLETED: LearningLoop.State
     STATE_FAILED: LearningLoop.State
+    STATE_STOPPED: LearningLoop.State
     class Phase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         PHASE_UNSPECIFIED: _ClassVar[LearningLoop.Phase]
@@ -979,6 +983,22 @@ class ResumeLearningLoopRequest(_message.Message):
     def __init__(self, learning_loop_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class ResumeLearningLoopResponse(_message.Message):
+    __slots__ = ("learning_loop",)
+    LEARNING_LOOP_FIELD_NUMBER: _ClassVar[int]
+    learning_loop: LearningLoop
+    def __init__(self, learning_loop: _Optional[_Union[LearningLoop, _Mapping]] = ...) -> None: ...
+
+class StopLearningLoopRequest(_message.Message):
+    __slots__ = ("learning_loop_id", "reason", "request_id")
+    LEARNING_LOOP_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    learning_loop_id: str
+    reason: str
+    request_id: str
+    def __init__(self, learning_loop_id: _Optional[str] = ..., reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class StopLearningLoopResponse(_message.Message):
     __slots__ = ("learning_loop",)
     LEARNING_LOOP_FIELD_NUMBER: _ClassVar[int]
     learning_loop: LearningLoop

@@ -139,6 +139,11 @@ class TrainingServiceStub:
                 request_serializer=rlaas_dot_training_dot_v1_dot_training__pb2.ResumeLearningLoopRequest.SerializeToString,
                 response_deserializer=rlaas_dot_training_dot_v1_dot_training__pb2.ResumeLearningLoopResponse.FromString,
                 _registered_method=True)
+        self.StopLearningLoop = channel.unary_unary(
+                '/rlaas.training.v1.TrainingService/StopLearningLoop',
+                request_serializer=rlaas_dot_training_dot_v1_dot_training__pb2.StopLearningLoopRequest.SerializeToString,
+                response_deserializer=rlaas_dot_training_dot_v1_dot_training__pb2.StopLearningLoopResponse.FromString,
+                _registered_method=True)
         self.CreateRollout = channel.unary_unary(
                 '/rlaas.training.v1.TrainingService/CreateRollout',
                 request_serializer=rlaas_dot_training_dot_v1_dot_training__pb2.CreateRolloutRequest.SerializeToString,
@@ -411,6 +416,22 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StopLearningLoop(self, request, context):
+        """Stops a RUNNING or PAUSED loop for good (state -> STOPPED). No new step
+        starts; a step in progress (building a dataset, training, evaluating)
+        finishes and its result is kept but goes no further; a rollout in
+        progress is rolled back, so the baseline keeps serving. `phase` shows a
+        step still finishing; once the loop has ended it no longer counts
+        towards the tenant's loop limit.
+        Stopping a STOPPED loop returns it unchanged.
+        Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
+        NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
+        COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateRollout(self, request, context):
         """---- Rollouts ----
 
@@ -582,6 +603,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.ResumeLearningLoop,
                     request_deserializer=rlaas_dot_training_dot_v1_dot_training__pb2.ResumeLearningLoopRequest.FromString,
                     response_serializer=rlaas_dot_training_dot_v1_dot_training__pb2.ResumeLearningLoopResponse.SerializeToString,
+            ),
+            'StopLearningLoop': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopLearningLoop,
+                    request_deserializer=rlaas_dot_training_dot_v1_dot_training__pb2.StopLearningLoopRequest.FromString,
+                    response_serializer=rlaas_dot_training_dot_v1_dot_training__pb2.StopLearningLoopResponse.SerializeToString,
             ),
             'CreateRollout': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateRollout,
@@ -1076,6 +1102,33 @@ class TrainingService:
             '/rlaas.training.v1.TrainingService/ResumeLearningLoop',
             rlaas_dot_training_dot_v1_dot_training__pb2.ResumeLearningLoopRequest.SerializeToString,
             rlaas_dot_training_dot_v1_dot_training__pb2.ResumeLearningLoopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopLearningLoop(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rlaas.training.v1.TrainingService/StopLearningLoop',
+            rlaas_dot_training_dot_v1_dot_training__pb2.StopLearningLoopRequest.SerializeToString,
+            rlaas_dot_training_dot_v1_dot_training__pb2.StopLearningLoopResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1390,6 +1390,8 @@ export enum LearningLoopIteration_Outcome {
   OUTCOME_SKIPPED = 4,
   /** OUTCOME_FAILED - A step failed; see `error`. */
   OUTCOME_FAILED = 5,
+  /** OUTCOME_STOPPED - The loop was stopped during this iteration. */
+  OUTCOME_STOPPED = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -1413,6 +1415,9 @@ export function learningLoopIteration_OutcomeFromJSON(object: any): LearningLoop
     case 5:
     case "OUTCOME_FAILED":
       return LearningLoopIteration_Outcome.OUTCOME_FAILED;
+    case 6:
+    case "OUTCOME_STOPPED":
+      return LearningLoopIteration_Outcome.OUTCOME_STOPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -1434,6 +1439,8 @@ export function learningLoopIteration_OutcomeToJSON(object: LearningLoopIteratio
       return "OUTCOME_SKIPPED";
     case LearningLoopIteration_Outcome.OUTCOME_FAILED:
       return "OUTCOME_FAILED";
+    case LearningLoopIteration_Outcome.OUTCOME_STOPPED:
+      return "OUTCOME_STOPPED";
     case LearningLoopIteration_Outcome.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -1499,6 +1506,8 @@ export enum LearningLoop_State {
   STATE_COMPLETED = 3,
   /** STATE_FAILED - Stopped by an unrecoverable error; see `error`. */
   STATE_FAILED = 4,
+  /** STATE_STOPPED - Stopped by StopLearningLoop. */
+  STATE_STOPPED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -1519,6 +1528,9 @@ export function learningLoop_StateFromJSON(object: any): LearningLoop_State {
     case 4:
     case "STATE_FAILED":
       return LearningLoop_State.STATE_FAILED;
+    case 5:
+    case "STATE_STOPPED":
+      return LearningLoop_State.STATE_STOPPED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -1538,6 +1550,8 @@ export function learningLoop_StateToJSON(object: LearningLoop_State): string {
       return "STATE_COMPLETED";
     case LearningLoop_State.STATE_FAILED:
       return "STATE_FAILED";
+    case LearningLoop_State.STATE_STOPPED:
+      return "STATE_STOPPED";
     case LearningLoop_State.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -1692,6 +1706,25 @@ export interface ResumeLearningLoopRequest {
 /** Response of ResumeLearningLoop. */
 export interface ResumeLearningLoopResponse {
   /** The loop, RUNNING. */
+  learningLoop: LearningLoop | undefined;
+}
+
+/** Request of StopLearningLoop. */
+export interface StopLearningLoopRequest {
+  /** The loop to stop. */
+  learningLoopId: string;
+  /** Why (recorded as the reason of a rollout it rolls back). */
+  reason: string;
+  /**
+   * Idempotency key. A retry with the same `request_id` returns the original
+   * result.
+   */
+  requestId: string;
+}
+
+/** Response of StopLearningLoop. */
+export interface StopLearningLoopResponse {
+  /** The loop, STOPPED. */
   learningLoop: LearningLoop | undefined;
 }
 
@@ -11263,6 +11296,190 @@ export const ResumeLearningLoopResponse: MessageFns<ResumeLearningLoopResponse> 
   },
 };
 
+function createBaseStopLearningLoopRequest(): StopLearningLoopRequest {
+  return { learningLoopId: "", reason: "", requestId: "" };
+}
+
+export const StopLearningLoopRequest: MessageFns<StopLearningLoopRequest> = {
+  encode(message: StopLearningLoopRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.learningLoopId !== "") {
+      writer.uint32(10).string(message.learningLoopId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(26).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopLearningLoopRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopLearningLoopRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.learningLoopId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StopLearningLoopRequest {
+    return {
+      learningLoopId: isSet(object.learningLoopId)
+        ? globalThis.String(object.learningLoopId)
+        : isSet(object.learning_loop_id)
+        ? globalThis.String(object.learning_loop_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StopLearningLoopRequest): unknown {
+    const obj: any = {};
+    if (message.learningLoopId !== "") {
+      obj.learningLoopId = message.learningLoopId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StopLearningLoopRequest>, I>>(base?: I): StopLearningLoopRequest {
+    return StopLearningLoopRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopLearningLoopRequest>, I>>(object: I): StopLearningLoopRequest {
+    const message = createBaseStopLearningLoopRequest();
+    message.learningLoopId = object.learningLoopId ?? "";
+    message.reason = object.reason ?? "";
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseStopLearningLoopResponse(): StopLearningLoopResponse {
+  return { learningLoop: undefined };
+}
+
+export const StopLearningLoopResponse: MessageFns<StopLearningLoopResponse> = {
+  encode(message: StopLearningLoopResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.learningLoop !== undefined) {
+      LearningLoop.encode(message.learningLoop, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StopLearningLoopResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStopLearningLoopResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.learningLoop = LearningLoop.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StopLearningLoopResponse {
+    return {
+      learningLoop: isSet(object.learningLoop)
+        ? LearningLoop.fromJSON(object.learningLoop)
+        : isSet(object.learning_loop)
+        ? LearningLoop.fromJSON(object.learning_loop)
+        : undefined,
+    };
+  },
+
+  toJSON(message: StopLearningLoopResponse): unknown {
+    const obj: any = {};
+    if (message.learningLoop !== undefined) {
+      obj.learningLoop = LearningLoop.toJSON(message.learningLoop);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StopLearningLoopResponse>, I>>(base?: I): StopLearningLoopResponse {
+    return StopLearningLoopResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StopLearningLoopResponse>, I>>(object: I): StopLearningLoopResponse {
+    const message = createBaseStopLearningLoopResponse();
+    message.learningLoop = (object.learningLoop !== undefined && object.learningLoop !== null)
+      ? LearningLoop.fromPartial(object.learningLoop)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseArmMetrics(): ArmMetrics {
   return {
     policyId: "",
@@ -13615,6 +13832,29 @@ export const TrainingServiceService = {
     responseDeserialize: (value: Buffer): ResumeLearningLoopResponse => ResumeLearningLoopResponse.decode(value),
   },
   /**
+   * Stops a RUNNING or PAUSED loop for good (state -> STOPPED). No new step
+   * starts; a step in progress (building a dataset, training, evaluating)
+   * finishes and its result is kept but goes no further; a rollout in
+   * progress is rolled back, so the baseline keeps serving. `phase` shows a
+   * step still finishing; once the loop has ended it no longer counts
+   * towards the tenant's loop limit.
+   * Stopping a STOPPED loop returns it unchanged.
+   * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
+   * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
+   */
+  stopLearningLoop: {
+    path: "/rlaas.training.v1.TrainingService/StopLearningLoop" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StopLearningLoopRequest): Buffer =>
+      Buffer.from(StopLearningLoopRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StopLearningLoopRequest => StopLearningLoopRequest.decode(value),
+    responseSerialize: (value: StopLearningLoopResponse): Buffer =>
+      Buffer.from(StopLearningLoopResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): StopLearningLoopResponse => StopLearningLoopResponse.decode(value),
+  },
+  /**
    * Starts the staged rollout of a CANDIDATE policy: shadow first, then the
    * canary steps, then full (the candidate becomes the skill's baseline).
    * Learning loops create their rollouts themselves. At most one rollout per
@@ -13900,6 +14140,19 @@ export interface TrainingServiceServer extends UntypedServiceImplementation {
    * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
    */
   resumeLearningLoop: handleUnaryCall<ResumeLearningLoopRequest, ResumeLearningLoopResponse>;
+  /**
+   * Stops a RUNNING or PAUSED loop for good (state -> STOPPED). No new step
+   * starts; a step in progress (building a dataset, training, evaluating)
+   * finishes and its result is kept but goes no further; a rollout in
+   * progress is rolled back, so the baseline keeps serving. `phase` shows a
+   * step still finishing; once the loop has ended it no longer counts
+   * towards the tenant's loop limit.
+   * Stopping a STOPPED loop returns it unchanged.
+   * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
+   * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
+   */
+  stopLearningLoop: handleUnaryCall<StopLearningLoopRequest, StopLearningLoopResponse>;
   /**
    * Starts the staged rollout of a CANDIDATE policy: shadow first, then the
    * canary steps, then full (the candidate becomes the skill's baseline).
@@ -14345,6 +14598,33 @@ export interface TrainingServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ResumeLearningLoopResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Stops a RUNNING or PAUSED loop for good (state -> STOPPED). No new step
+   * starts; a step in progress (building a dataset, training, evaluating)
+   * finishes and its result is kept but goes no further; a rollout in
+   * progress is rolled back, so the baseline keeps serving. `phase` shows a
+   * step still finishing; once the loop has ended it no longer counts
+   * towards the tenant's loop limit.
+   * Stopping a STOPPED loop returns it unchanged.
+   * Returns INVALID_ARGUMENT if `learning_loop_id` or `request_id` is empty,
+   * NOT_FOUND if the loop does not exist, FAILED_PRECONDITION if it is
+   * COMPLETED or FAILED, PERMISSION_DENIED if the key lacks SCOPE_DEPLOY.
+   */
+  stopLearningLoop(
+    request: StopLearningLoopRequest,
+    callback: (error: ServiceError | null, response: StopLearningLoopResponse) => void,
+  ): ClientUnaryCall;
+  stopLearningLoop(
+    request: StopLearningLoopRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: StopLearningLoopResponse) => void,
+  ): ClientUnaryCall;
+  stopLearningLoop(
+    request: StopLearningLoopRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: StopLearningLoopResponse) => void,
   ): ClientUnaryCall;
   /**
    * Starts the staged rollout of a CANDIDATE policy: shadow first, then the
