@@ -58,7 +58,7 @@ gen-check: setup node-deps ## fail if gen/ is stale
 lint: proto-deps node-deps ## ruff, mypy, buf lint, gen freshness, buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services workflows workers infra tests bench sdk
+	$(BIN)/mypy services workflows workers infra tests bench sdk simulation
 	$(BIN)/buf lint
 	$(PY) -m infra.codegen --check
 	# The Node example type-checked against the generated TypeScript client.

@@ -251,7 +251,7 @@ async def main() -> None:
             "RLAAS_STATE_DIR": str(Path(tmp) / "state"), "RLAAS_SERVER_SECRET": secret,
         }  # fmt: skip
         server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.cli", "serve", env=env, cwd=ROOT,
+            sys.executable, "-m", "infra.cli", "serve", env=env, cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         target = f"127.0.0.1:{port}"

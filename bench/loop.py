@@ -35,10 +35,10 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from infra.smoke import temporary_operator_key
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
-from services.demo.job import Job, JobConfig, app_channel, loop_config
-from services.smoke import temporary_operator_key
+from simulation.job import Job, JobConfig, app_channel, loop_config
 from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import (
@@ -87,7 +87,7 @@ def _env(state_dir: Path) -> dict[str, str]:
 
 
 def _cli(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
 
 

@@ -110,7 +110,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     import os
 
-    from services.smoke import run_smoke
+    from infra.smoke import run_smoke
 
     return asyncio.run(run_smoke(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
 
@@ -118,7 +118,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from services.demo.job import run_demo
+    from simulation.job import run_demo
 
     return asyncio.run(run_demo(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
 

@@ -417,7 +417,7 @@ class Stack:
 
         await self._ensure(
             "serve",
-            self._python("-m", "services.cli", "serve"),
+            self._python("-m", "infra.cli", "serve"),
             serve_env,
             serving,
             ports=(("RLAAS_GRPC_PORT", s.grpc_port), ("RLAAS_REST_PORT", s.rest_port))
@@ -432,7 +432,7 @@ class Stack:
             # which hosts the workflows; activity tasks for the GPU worker).
             await self._ensure(
                 f"worker-{kind}",
-                self._python("-m", "services.cli", "worker", "--queue", kind),
+                self._python("-m", "infra.cli", "worker", "--queue", kind),
                 env,
                 functools.partial(
                     queue_has_pollers, s.temporal_target, s.temporal_namespace, queue, queue_type

@@ -36,10 +36,10 @@ from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as trn
 from rlaas.training.v1 import training_pb2_grpc
 from services.config import Settings
-from services.demo import report as rep
-from services.demo.simulated_user import HiddenPreference, SimulatedUser
-from services.demo.traffic import SupportApp
-from services.demo.workload import SupportEmail, held_out, training_stream
+from simulation import report as rep
+from simulation.simulated_user import HiddenPreference, SimulatedUser
+from simulation.traffic import SupportApp
+from simulation.workload import SupportEmail, held_out, training_stream
 
 SKILL = "support_email"
 BASE_MODEL = "SmolLM2-135M-Instruct"
@@ -448,7 +448,7 @@ async def run_demo(
     cfg: JobConfig | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
-    from services.smoke import temporary_operator_key
+    from infra.smoke import temporary_operator_key
 
     cfg = cfg or JobConfig(out_dir=settings.state_dir / "demo")
     cleanup = None

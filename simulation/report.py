@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.demo.simulated_user import Review, rating_of
 from services.training.evaluation import outcome_from_scores, paired_stats
+from simulation.simulated_user import Review, rating_of
 
 RULES = ("greets_by_name", "quotes_order_number", "concise", "sign_off")
 

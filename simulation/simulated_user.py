@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from services.demo.workload import SupportEmail
+from simulation.workload import SupportEmail
 
 SIGN_OFF = "Best regards,\nNorthwind Support"
 _GREETING = re.compile(

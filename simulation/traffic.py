@@ -15,9 +15,9 @@ from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
-from services.demo.report import LiveRequest
-from services.demo.simulated_user import Review, SimulatedUser
-from services.demo.workload import SupportEmail
+from simulation.report import LiveRequest
+from simulation.simulated_user import Review, SimulatedUser
+from simulation.workload import SupportEmail
 
 AGENT_PROMPT = (
     "You are a customer support agent for Northwind Goods, an online store. "

@@ -52,7 +52,7 @@ def rlaas(
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `rlaas` CLI (as `make up` does)."""
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "infra.cli", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,

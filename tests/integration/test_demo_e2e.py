@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.smoke import temporary_operator_key
 from services.config import Settings
-from services.demo.job import JobConfig, app_channel, run_job
-from services.smoke import temporary_operator_key
+from simulation.job import JobConfig, app_channel, run_job
 from tests.helpers import rlaas, stack_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -343,7 +343,7 @@ async def test_backend_down_is_unavailable_not_a_hang(stack: RunningStack, setup
         "RLAAS_INFER_TIMEOUT_S": "5",
     }  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "serve", env=env, cwd=ROOT,
+        sys.executable, "-m", "infra.cli", "serve", env=env, cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:

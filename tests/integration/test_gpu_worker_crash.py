@@ -66,7 +66,7 @@ class GpuWorker:
         self.log = log
         self._out: IO[bytes] = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", "--queue", "gpu"],
+            [sys.executable, "-m", "infra.cli", "worker", "--queue", "gpu"],
             env={**stack.env, "RLAAS_GPU_TASK_QUEUE": queue},
             cwd=ROOT,
             stdout=self._out,

@@ -63,7 +63,7 @@ async def test_sigterm_stops_serve_gracefully_and_flushes_traces(stack: RunningS
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "infra.cli",
         "serve",
         env=env,
         cwd=ROOT,

@@ -50,7 +50,7 @@ async def _start_serve(stack: RunningStack, port: int) -> asyncio.subprocess.Pro
         "RLAAS_SERVICES": '["telemetry", "registry"]',
     }
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", "serve", env=env, cwd=ROOT,
+        sys.executable, "-m", "infra.cli", "serve", env=env, cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

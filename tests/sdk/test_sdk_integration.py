@@ -156,7 +156,7 @@ def test_outage_is_buffered_bounded_then_drained_exactly_once(
             "RLAAS_REST_PORT": "0",  # and its REST port
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve"],
+            [sys.executable, "-m", "infra.cli", "serve"],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

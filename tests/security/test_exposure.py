@@ -137,7 +137,7 @@ async def test_serve_on_all_interfaces_keeps_metrics_on_loopback(stack: RunningS
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "infra.cli",
         "serve",
         env=env,
         cwd=ROOT,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.demo import report as rep
-from services.demo.simulated_user import HiddenPreference, SimulatedUser, rules_met
-from services.demo.workload import held_out, training_stream
+from simulation import report as rep
+from simulation.simulated_user import HiddenPreference, SimulatedUser, rules_met
+from simulation.workload import held_out, training_stream
 
 ALL_RULES = ("greets_by_name", "quotes_order_number", "concise", "sign_off")
 
@@ -67,19 +67,19 @@ def test_only_some_reviews_are_rated() -> None:
 
 
 def test_the_simulated_user_shares_no_code_with_the_reward_engines() -> None:
-    source = Path(__file__).parents[2] / "services" / "demo" / "simulated_user.py"
+    source = Path(__file__).parents[2] / "simulation" / "simulated_user.py"
     imported: set[str] = set()
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
         elif isinstance(node, ast.Import):
             imported.update(alias.name for alias in node.names)
-    services = {m for m in imported if m.startswith("services.")}
-    assert services == {"services.demo.workload"}, services
+    ours = {m for m in imported if m.startswith(("services.", "simulation."))}
+    assert ours == {"simulation.workload"}, ours
 
 
 def _reviews(sims: list[float]) -> list:
-    from services.demo.simulated_user import Review
+    from simulation.simulated_user import Review
 
     return [Review("x", s >= 0.35, None, s, (), 10.0) for s in sims]
 
@@ -117,8 +117,8 @@ def test_report_plot_and_summary(tmp_path: Path) -> None:
 def test_the_golden_set_asks_what_the_application_asks() -> None:
     """The packaged support_email golden set is the demo application's: the same system
     message, and never a hint of the user's hidden preference."""
-    from services.demo.traffic import AGENT_PROMPT
     from services.training.evaluation import load_golden_set
+    from simulation.traffic import AGENT_PROMPT
 
     golden = load_golden_set()
     assert golden and {g.system for g in golden} == {AGENT_PROMPT}
@@ -131,7 +131,7 @@ async def test_the_application_retries_unavailable_calls() -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from services.demo.job import app_channel
+    from simulation.job import app_channel
 
     calls = []
 

@@ -8,7 +8,6 @@ import re
 
 import pytest
 
-from services.demo.workload import training_stream
 from services.errors import InvalidArgument
 from services.retrieval.embedding import default_embedder
 from services.training.evaluation import load_golden_set
@@ -22,6 +21,7 @@ from services.training.preferences import (
     embedding_decontaminate,
     embedding_dedup,
 )
+from simulation.workload import training_stream
 from tests.unit.test_preferences import CONFIG, LOOSE, edited, many_edits
 
 pytestmark = pytest.mark.unit
