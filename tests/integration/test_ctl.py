@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 
 def ctl(stack: RunningStack, key: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "services.ctl", "--target", stack.grpc_target]
+    command = [sys.executable, "-m", "rlaasctl", "--target", stack.grpc_target]
     return subprocess.run(
         [*command, "--api-key", key, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,

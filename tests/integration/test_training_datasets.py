@@ -404,7 +404,7 @@ async def test_a_learning_loops_build_is_recorded_once(
 
 
 def ctl(stack: RunningStack, key: str, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "services.ctl", "--target", stack.grpc_target]
+    command = [sys.executable, "-m", "rlaasctl", "--target", stack.grpc_target]
     return subprocess.run(
         [*command, "--api-key", key, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from services import ctl
+from rlaasctl import errors, main
+from rlaasctl.commands import GROUPS
 from tests.helpers import ROOT, free_port
 
 pytestmark = pytest.mark.unit
@@ -34,7 +35,7 @@ def walk(
 
 
 def leaves() -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
-    return [(path, p) for path, p, _ in walk(ctl.build_parser()) if not _has_subcommands(p)]
+    return [(path, p) for path, p, _ in walk(main.build_parser()) if not _has_subcommands(p)]
 
 
 def _has_subcommands(parser: argparse.ArgumentParser) -> bool:
@@ -46,7 +47,7 @@ LEAF_COMMANDS = sorted(" ".join(path) for path, _ in leaves())
 
 
 def test_every_command_and_argument_has_help_text() -> None:
-    tree = list(walk(ctl.build_parser()))
+    tree = list(walk(main.build_parser()))
     assert len(tree) > 50
     for path, parser, listed_help in tree:
         name = " ".join(path)
@@ -66,7 +67,7 @@ def test_every_command_takes_output_and_calls_exactly_one_handler() -> None:
 
 
 def test_no_command_argument_shadows_a_global_option() -> None:
-    parser = ctl.build_parser()
+    parser = main.build_parser()
     shared = {a.dest for a in parser._actions} | {"command", "action", "handler"}
     for path, leaf in leaves():
         for action in leaf._actions:
@@ -75,25 +76,25 @@ def test_no_command_argument_shadows_a_global_option() -> None:
 
 
 def test_output_json_is_accepted_before_and_after_the_command() -> None:
-    parser = ctl.build_parser()
+    parser = main.build_parser()
     before = parser.parse_args(["--output", "json", "status", "s"])
     after = parser.parse_args(["status", "s", "--output", "json"])
     default = parser.parse_args(["status", "s"])
     assert (before.output, after.output, default.output) == ("json", "json", "text")
 
 
-@pytest.mark.parametrize("path", [(), *[p for p, _, _ in walk(ctl.build_parser())]])
+@pytest.mark.parametrize("path", [(), *[p for p, _, _ in walk(main.build_parser())]])
 def test_help_exits_zero_for_every_command_in_process(path: tuple[str, ...]) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
-        ctl.build_parser().parse_args([*path, "--help"])
+        main.build_parser().parse_args([*path, "--help"])
     assert exited.value.code == 0
     assert out.getvalue().startswith(f"usage: rlaasctl {' '.join(path)}".rstrip())
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.ctl", *args],
+        [sys.executable, "-m", "rlaasctl", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -112,22 +113,22 @@ def test_help_as_a_real_process(path: tuple[str, ...]) -> None:
 
 
 def test_exit_codes_are_mapped_in_one_place_and_documented() -> None:
-    assert ctl.exit_code(grpc.StatusCode.OK) == 0
-    assert ctl.exit_code(grpc.StatusCode.INVALID_ARGUMENT) == 2
-    assert ctl.exit_code(grpc.StatusCode.NOT_FOUND) == 3
-    assert ctl.exit_code(grpc.StatusCode.UNAUTHENTICATED) == 4
-    assert ctl.exit_code(grpc.StatusCode.PERMISSION_DENIED) == 4
+    assert errors.exit_code(grpc.StatusCode.OK) == 0
+    assert errors.exit_code(grpc.StatusCode.INVALID_ARGUMENT) == 2
+    assert errors.exit_code(grpc.StatusCode.NOT_FOUND) == 3
+    assert errors.exit_code(grpc.StatusCode.UNAUTHENTICATED) == 4
+    assert errors.exit_code(grpc.StatusCode.PERMISSION_DENIED) == 4
     for code in ("FAILED_PRECONDITION", "ABORTED", "ALREADY_EXISTS"):
-        assert ctl.exit_code(grpc.StatusCode[code]) == 5
+        assert errors.exit_code(grpc.StatusCode[code]) == 5
     for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"):
-        assert ctl.exit_code(grpc.StatusCode[code]) == 6
+        assert errors.exit_code(grpc.StatusCode[code]) == 6
     for code in ("INTERNAL", "UNKNOWN", "UNIMPLEMENTED", "CANCELLED", "DATA_LOSS"):
-        assert ctl.exit_code(grpc.StatusCode[code]) == 1
+        assert errors.exit_code(grpc.StatusCode[code]) == 1
     # The module docstring and the --help epilog carry the same table, naming every code.
-    assert ctl.EXIT_CODES_HELP.split("\n", 1)[1] in (ctl.__doc__ or "")
+    assert errors.EXIT_CODES_HELP.split("\n", 1)[1] in (main.__doc__ or "")
     for status in grpc.StatusCode:
-        if ctl.exit_code(status) > 1:
-            assert status.name in ctl.EXIT_CODES_HELP, status
+        if errors.exit_code(status) > 1:
+            assert status.name in errors.EXIT_CODES_HELP, status
 
 
 def test_usage_errors_exit_2() -> None:
@@ -135,7 +136,7 @@ def test_usage_errors_exit_2() -> None:
     assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
     assert cli("--api-key", "k", "no-such-command").returncode == 2
     no_key = subprocess.run(
-        [sys.executable, "-m", "services.ctl", "status", "s"], cwd=ROOT, capture_output=True,
+        [sys.executable, "-m", "rlaasctl", "status", "s"], cwd=ROOT, capture_output=True,
         text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert no_key.returncode == 2 and "RLAAS_API_KEY" in no_key.stderr
@@ -151,3 +152,31 @@ def test_server_down_exits_6_with_the_code_on_stderr() -> None:
     as_json = cli("--target", target, "--api-key", "k", "status", "s", "--output", "json")
     assert as_json.returncode == 6
     assert json.loads(as_json.stderr)["code"] == "UNAVAILABLE"
+
+
+def test_every_top_level_command_comes_from_one_registered_group() -> None:
+    """`rlaasctl.commands.GROUPS` is the registry: each group module adds the command named
+    after it (and maybe more), no two add the same one, and nothing else adds any."""
+    registered: list[str] = []
+    for name, group in GROUPS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        group.register(sub)
+        assert name in sub.choices, name
+        registered += sub.choices
+    top = [path[0] for path, _, _ in walk(main.build_parser()) if len(path) == 1]
+    assert registered == top
+
+
+def test_the_cli_imports_no_server_code() -> None:
+    """rlaasctl is a client of the public API, like the SDK: stubs, grpc, rlaas_sdk only."""
+    check = (
+        "import sys, rlaasctl.main; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'services', 'workflows', 'workers', 'infra', 'simulation', 'tests'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd="/", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
