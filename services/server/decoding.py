@@ -21,6 +21,7 @@ the bytes do hold a 0x00 (round doubles such as 0.5, explicit zeros), for the wi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, cast
 
@@ -41,22 +42,40 @@ _MESSAGE = FieldDescriptor.TYPE_MESSAGE
 _GROUP = FieldDescriptor.TYPE_GROUP
 
 
-def decode(deserializer: Any, raw: bytes, full_method: str) -> Any:
-    """The request message, or the InvalidArgument that says why these bytes are not one."""
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A message that parsed but holds what no RPC accepts (a NUL, a time out of range),
+    for a stream whose servicer answers each message on its own: the message (for the
+    ids its answer echoes) and the error that answer carries."""
+
+    message: Message
+    error: InvalidArgument
+
+
+def decode(deserializer: Any, raw: bytes, full_method: str, *, per_message: bool = False) -> Any:
+    """The request message, or the InvalidArgument that says why these bytes are not one.
+    ``per_message``: a message that parsed but is refused comes back as a ``Refused``."""
     try:
         message = deserializer(raw)
     except Exception:  # DecodeError (upb), or RecursionError from the pure-Python parser
         return undecodable(raw, full_method)
     if isinstance(message, Message):
-        descriptor = cast(Descriptor, message.DESCRIPTOR)
-        path = nul_field(raw, descriptor)
-        if path is not None:
-            return InvalidArgument.field(path, NUL_MESSAGE, reason="NUL_CHARACTER")
-        if _time_plan(descriptor):  # cached: most requests hold no time at all
-            found = bad_time(message)
-            if found is not None:
-                return InvalidArgument.field(found[0], found[1], reason="INVALID_TIME")
+        error = _refusal(raw, message)
+        if error is not None:
+            return Refused(message, error) if per_message else error
     return message
+
+
+def _refusal(raw: bytes, message: Message) -> InvalidArgument | None:
+    descriptor = cast(Descriptor, message.DESCRIPTOR)
+    path = nul_field(raw, descriptor)
+    if path is not None:
+        return InvalidArgument.field(path, NUL_MESSAGE, reason="NUL_CHARACTER")
+    if _time_plan(descriptor):  # cached: most requests hold no time at all
+        found = bad_time(message)
+        if found is not None:
+            return InvalidArgument.field(found[0], found[1], reason="INVALID_TIME")
+    return None
 
 
 # ---- NUL in string fields: a walk of the wire format ---------------------------------------

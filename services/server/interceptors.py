@@ -81,20 +81,28 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or is_public(method):
+        if handler is None:
             return handler
-        return _wrap(handler, _Call(self._tenancy, self._rules.get(method), method))
+        # Public methods (health, reflection) take no key, but their requests are decoded
+        # as safely as any: bad bytes are INVALID_ARGUMENT there too, never UNKNOWN.
+        public = is_public(method)
+        return _wrap(handler, _Call(self._tenancy, self._rules.get(method), method, public))
 
 
 class _Call:
     """Per-method behaviour shared by the four handler shapes."""
 
-    def __init__(self, tenancy: TenancyService, rule: MethodRule | None, method: str) -> None:
+    def __init__(
+        self, tenancy: TenancyService, rule: MethodRule | None, method: str, public: bool = False
+    ) -> None:
         self.tenancy = tenancy
         self.rule = rule
         self.method = method
+        self.public = public
 
-    async def authorize(self, context: grpc.aio.ServicerContext) -> Principal:
+    async def authorize(self, context: grpc.aio.ServicerContext) -> Principal | None:
+        if self.public:
+            return None
         if self.rule is None:
             # Fail closed: a method with no rule in the contract is never callable.
             raise PermissionDenied(f"{self.method} has no access rule", reason="NO_ACCESS_RULE")
@@ -126,6 +134,8 @@ class _Call:
         principal: Principal | None,
         exc: BaseException | None,
     ) -> None:
+        if self.public and exc is None:
+            return  # health checks poll all day: only their failures are worth a line
         if isinstance(exc, asyncio.CancelledError):
             code = grpc.StatusCode.CANCELLED.name  # the client went away
         elif isinstance(exc, NotImplementedError):
@@ -151,6 +161,13 @@ class _Call:
         log.info("rpc", **fields)
 
 
+# Client streams whose servicer answers every message on its own: a message that parses
+# but is refused (a NUL, a time out of range) reaches the servicer as a `Refused` and gets
+# its own rejected result; the stream goes on. Bytes that do not parse still end the
+# stream: nothing in them can be trusted, not even the sequence number to answer with.
+PER_MESSAGE_STREAMS = frozenset({"/rlaas.telemetry.v1.TelemetryService/IngestEvents"})
+
+
 class _Decoder:
     """The method's request deserializer, made safe (see services.server.decoding).
 
@@ -164,10 +181,11 @@ class _Decoder:
         self._deserializer = deserializer
         self._method = method
         self._stream = stream
+        self._per_message = method in PER_MESSAGE_STREAMS
         self._count = 0  # one decoder per call (handlers are wrapped per call)
 
     def __call__(self, raw: bytes) -> Any:
-        result = decode(self._deserializer, raw, self._method)
+        result = decode(self._deserializer, raw, self._method, per_message=self._per_message)
         if not self._stream:
             return result
         self._count += 1

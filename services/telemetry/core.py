@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias, cast
@@ -149,9 +149,16 @@ class TelemetryCore:
         metrics.record(tenant_id, INTERACTION, written.outcome.value)
         return written
 
-    async def ingest(self, caller: Principal, events: Sequence[IncomingEvent]) -> list[Written]:
+    async def ingest(
+        self,
+        caller: Principal,
+        events: Sequence[IncomingEvent],
+        refused: Mapping[int, DomainError] | None = None,
+    ) -> list[Written]:
         """Store a batch of events exactly once; one result per event, in order. A bad
-        event is rejected alone: the others are stored."""
+        event is rejected alone: the others are stored. ``refused``: events (by index)
+        already refused when their message was decoded; they are rejected with that
+        error."""
         caller.require(Scope.INGEST)
         cfg = await self.tenant_settings.get(caller.tenant_id)
         now = datetime.now(UTC)
@@ -160,6 +167,8 @@ class TelemetryCore:
         positions: list[int] = []
         for i, event in enumerate(events):
             try:
+                if refused and i in refused:
+                    raise refused[i]
                 ready.append(self._prepare(event, caller.tenant_id, cfg, now))
                 positions.append(i)
             except DomainError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 
@@ -14,6 +15,7 @@ from services.config import Settings
 from services.errors import InvalidArgument, ResourceExhausted
 from services.paging import PageTokens
 from services.server.app import Runtime, ServiceSpec
+from services.server.decoding import Refused
 from services.server.interceptors import principal
 from services.telemetry import converters as cv
 from services.telemetry import metrics
@@ -80,7 +82,11 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         caller = principal()
         # A bounded read-ahead: when the database is the bottleneck the reader stops
         # pulling, and HTTP/2 flow control pushes back on the client.
-        queue: asyncio.Queue[pb.IngestEventsRequest | _End] = asyncio.Queue(maxsize=2 * self._batch)
+        # A message refused at decoding (a NUL, a bad time; see PER_MESSAGE_STREAMS)
+        # arrives as a `Refused` and is answered as a rejected event.
+        queue: asyncio.Queue[pb.IngestEventsRequest | Refused | _End] = asyncio.Queue(
+            maxsize=2 * self._batch
+        )
 
         async def read() -> None:
             # The reader never swallows a failure: it is handed to the writer, which
@@ -99,7 +105,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         seen = 0
         try:
             while True:
-                batch: list[pb.IngestEventsRequest] = []
+                batch: list[pb.IngestEventsRequest | Refused] = []
                 item = await queue.get()
                 # Take what is already there, never wait for more: a client that sends
                 # one event and awaits its result must not stall on a half-full batch.
@@ -110,11 +116,12 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     item = queue.get_nowait()
                 if batch:
                     seen = self._count(seen, len(batch))
-                    events = _events_of(batch, first_index=seen - len(batch))
-                    for message, written in zip(
-                        batch, await self._core.ingest(caller, events), strict=True
-                    ):
-                        yield cv.ingest_result(message.sequence, written)
+                    messages = [_request_of(m) for m in batch]
+                    refused = {i: m.error for i, m in enumerate(batch) if isinstance(m, Refused)}
+                    events = _events_of(messages, first_index=seen - len(batch))
+                    written = await self._core.ingest(caller, events, refused)
+                    for message, result in zip(messages, written, strict=True):
+                        yield cv.ingest_result(message.sequence, result)
                 if isinstance(item, _End):
                     if item.error is not None:
                         raise item.error
@@ -249,6 +256,12 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
             request_id=request.request_id,
         )
         return pb.UpdateTelemetrySettingsResponse(settings=cv.settings_to_proto(updated))
+
+
+def _request_of(item: pb.IngestEventsRequest | Refused) -> pb.IngestEventsRequest:
+    if isinstance(item, Refused):
+        return cast(pb.IngestEventsRequest, item.message)
+    return item
 
 
 def _events_of(

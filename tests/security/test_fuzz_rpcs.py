@@ -23,11 +23,13 @@ import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2
 from rlaas.telemetry.v1 import telemetry_pb2 as pb
+from services.server.interceptors import PER_MESSAGE_STREAMS
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, rich_error
 from tests.security.descriptors import all_methods
@@ -362,6 +364,11 @@ async def launch(channel: grpc.aio.Channel, target: Target, attack: Attack) -> s
         return why
     if attack.expect_reason is None:
         return None
+    if (
+        f"/{attack.service.full_name}/{method.name}" in PER_MESSAGE_STREAMS
+        and attack.expect_reason in PER_MESSAGE_REASONS
+    ):
+        return rejected_alone(out, attack)
     if out.error is None or out.code != grpc.StatusCode.INVALID_ARGUMENT:
         return f"expected INVALID_ARGUMENT, got {out.code.name}"
     error = rich_error(out.error)
@@ -376,6 +383,55 @@ async def launch(channel: grpc.aio.Channel, target: Target, attack: Attack) -> s
         # one after it never is, and the stream says why: nothing dropped in silence.
         return f"expected one acknowledgement before the error, got {len(out.responses)}"
     return None
+
+
+# What a per-message stream answers event by event: the message parsed, so its sequence
+# and ids can be echoed; bytes that do not parse (UTF-8, depth) still end the stream.
+PER_MESSAGE_REASONS = {"NUL_CHARACTER", "INVALID_TIME"}
+
+
+def rejected_alone(out: Outcome, attack: Attack) -> str | None:
+    """The bad event of [good, bad, good] is rejected on its own; the stream goes on."""
+    if out.code != grpc.StatusCode.OK:
+        return f"expected the stream to go on, got {out.code.name}"
+    outcomes = [a.outcome for a in out.responses if isinstance(a, pb.IngestEventsResponse)]
+    accepted, rejected = (
+        pb.IngestEventsResponse.OUTCOME_ACCEPTED,
+        pb.IngestEventsResponse.OUTCOME_REJECTED,
+    )
+    if outcomes != [accepted, rejected, accepted]:
+        return f"expected accepted, rejected, accepted; got {outcomes}"
+    ack = out.responses[1]
+    assert isinstance(ack, pb.IngestEventsResponse)
+    info = {d.reason for d in _error_infos(ack.error)}
+    if (
+        ack.error.code != grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        or attack.expect_reason not in info
+    ):
+        return f"expected INVALID_ARGUMENT {attack.expect_reason}, got {ack.error!r:.300}"
+    if attack.expect_field is not None:
+        fields = [v.field for d in _bad_requests(ack.error) for v in d.field_violations]
+        if fields != [attack.expect_field]:
+            return f"expected field {attack.expect_field!r}, got {fields!r:.300}"
+    return None
+
+
+def _error_infos(status: status_pb2.Status) -> list[error_details_pb2.ErrorInfo]:
+    found = []
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            found.append(info)
+    return found
+
+
+def _bad_requests(status: status_pb2.Status) -> list[error_details_pb2.BadRequest]:
+    found = []
+    for detail in status.details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            found.append(bad)
+    return found
 
 
 @pytest.mark.parametrize("kind", ["nul", "utf8", "struct", "huge"])

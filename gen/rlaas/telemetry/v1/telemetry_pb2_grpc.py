@@ -224,10 +224,13 @@ class TelemetryServiceServicer:
         RPC would have returned).
         The server reads ahead only a bounded window of events (backpressure
         through HTTP/2 flow control) and writes them in small batches.
+        An event holding a NUL character or a time out of range is rejected
+        alone (INVALID_ARGUMENT, reason NUL_CHARACTER or INVALID_TIME).
         The stream itself fails with INVALID_ARGUMENT if a message carries no
-        event, RESOURCE_EXHAUSTED if it carries more events than the server's
-        per-stream bound (open a new stream), PERMISSION_DENIED if the key lacks
-        SCOPE_INGEST.
+        event or its bytes do not parse (invalid UTF-8, nesting too deep; the
+        messages before it have their results), RESOURCE_EXHAUSTED if it carries
+        more events than the server's per-stream bound (open a new stream),
+        PERMISSION_DENIED if the key lacks SCOPE_INGEST.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
