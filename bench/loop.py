@@ -39,7 +39,6 @@ from infra.smoke import temporary_operator_key
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
 from simulation.job import Job, JobConfig, app_channel, loop_config
-from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import (
     BaselineOutput,
@@ -54,6 +53,7 @@ from workflows.learning_types import (
     SetStageOutput,
     TrainOutput,
 )
+from workflows.queues import CPU_TASK_QUEUE
 from workflows.rollout import RolloutWorkflow
 from workflows.stack_check import StackCheckInput, StackCheckWorkflow
 

@@ -20,7 +20,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from infra import migrate
     from infra.stack import database_url
+    from services import server_secret
     from services.server.app import serve
     from services.server_secret import ServerSecretMissing
 
@@ -33,8 +35,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.rest_port is not None:
         updates["rest_port"] = args.rest_port
     settings = settings.model_copy(update=updates)
+    url = database_url(settings)
+
+    async def migrate_then_serve() -> None:
+        server_secret.resolve(settings)  # refuse to start before touching anything
+        await migrate.upgrade_async(url)
+        await serve(settings, url)
+
     try:
-        asyncio.run(serve(settings, database_url(settings)))
+        asyncio.run(migrate_then_serve())
     except ServerSecretMissing as err:
         print(f"rlaas serve: {err}", file=sys.stderr)
         return 2
@@ -42,9 +51,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from infra.stack import database_url
     from workers.worker import run_worker
 
-    asyncio.run(run_worker(_settings(args), args.queue))
+    settings = _settings(args)
+    asyncio.run(run_worker(settings, args.queue, database_url(settings)))
     return 0
 
 

@@ -26,10 +26,10 @@ from services import server_secret
 from services.config import Settings
 from services.db.engine import create_engine, create_session_factory
 from services.server.app import service_specs
+from services.temporal import connect
 from services.tenancy.principal import Principal, Scope
 from services.tenancy.service import TenancyService
-from workers.queues import CPU_TASK_QUEUE
-from workers.worker import connect
+from workflows.queues import CPU_TASK_QUEUE
 from workflows.stack_check import StackCheckInput, StackCheckResult, StackCheckWorkflow
 
 
@@ -207,7 +207,7 @@ async def run_smoke(
         client = await connect(settings)
         result: StackCheckResult = await client.execute_workflow(
             StackCheckWorkflow.run,
-            StackCheckInput("smoke"),
+            StackCheckInput("smoke", settings.gpu_task_queue),
             id=f"stack-check-{uuid.uuid4()}",
             task_queue=CPU_TASK_QUEUE,
         )

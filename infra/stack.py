@@ -35,7 +35,7 @@ from services.config import Settings
 from services.objects.store import object_store
 from services.tenancy.bootstrap import bootstrap_operator
 from services.tenancy.service import CreatedKey
-from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+from workflows.queues import CPU_TASK_QUEUE
 
 log = structlog.get_logger(__name__)
 
@@ -427,7 +427,7 @@ class Stack:
         echo(f"rlaas serve  {s.grpc_target}: SERVING")
         if rest_url:
             echo(f"rest bridge  {rest_url}: serving (OpenAPI at {rest_url}/openapi.json)")
-        for kind, queue, queue_type in (("cpu", CPU_TASK_QUEUE, 1), ("gpu", GPU_TASK_QUEUE, 2)):
+        for kind, queue, queue_type in (("cpu", CPU_TASK_QUEUE, 1), ("gpu", s.gpu_task_queue, 2)):
             # Readiness = the worker polls its queue (workflow tasks for the CPU worker,
             # which hosts the workflows; activity tasks for the GPU worker).
             await self._ensure(

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows.queues import GPU_TASK_QUEUE
+
 
 class LogFormat(StrEnum):
     AUTO = "auto"  # JSON unless stderr is a terminal
@@ -59,7 +61,7 @@ class Settings(BaseSettings):
     """How often a rollout's regression guard looks at the online data (reward, error
     rate, latency). Shorter catches a bad candidate sooner; each look is a workflow
     activity, and a stage may last a day, so keep it well above a second."""
-    gpu_task_queue: str = Field(default="rlaas-gpu", min_length=1)
+    gpu_task_queue: str = Field(default=GPU_TASK_QUEUE, min_length=1)
     """Task queue that ``rlaas worker --queue gpu`` polls. A learning loop trains on the
     queue its config names (``rlaas-gpu`` unless set), and ``rlaas up`` and the stack check
     expect a worker on ``rlaas-gpu``: set this for the workers of an additional GPU pool."""

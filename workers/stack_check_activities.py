@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 
 from temporalio import activity
 
 from workers.device import detect_device
+from workflows.stack_check import DESCRIBE_WORKER, DescribeWorkerInput, WorkerDescription
 
 
-@dataclass
-class DescribeWorkerInput:
-    message: str
-
-
-@dataclass
-class WorkerDescription:
-    task_queue: str
-    worker: str  # host:pid of the process that ran the activity
-    device: str
-    message: str
-
-
-@activity.defn
+@activity.defn(name=DESCRIBE_WORKER)
 async def describe_worker(inp: DescribeWorkerInput) -> WorkerDescription:
     return WorkerDescription(
         task_queue=activity.info().task_queue,

@@ -13,11 +13,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from services.config import Settings
+from services.temporal import connect
 from workers.device import detect_device
-from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workers.stack_check_activities import describe_worker
 from workflows.evaluation import EvaluationWorkflow
 from workflows.learning_loop import LearningLoopWorkflow
+from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.rollout import RolloutWorkflow
 from workflows.stack_check import StackCheckWorkflow
 from workflows.training_run import TrainingRunWorkflow
@@ -61,13 +62,10 @@ def build_worker(
     raise ValueError(f"unknown worker kind {kind!r}; use 'cpu' or 'gpu'")
 
 
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_target, namespace=settings.temporal_namespace)
-
-
-def _gpu_activities(settings: Settings) -> tuple[list[Callable[..., Any]], AsyncEngine]:
+def _gpu_activities(
+    settings: Settings, database_url: str
+) -> tuple[list[Callable[..., Any]], AsyncEngine]:
     """What runs where the model is: training and evaluation (model opened lazily)."""
-    from infra.stack import database_url
     from services.db.engine import create_engine, create_session_factory
     from services.inference.backend_factory import LazyBackend
     from services.objects.store import object_store
@@ -75,7 +73,7 @@ def _gpu_activities(settings: Settings) -> tuple[list[Callable[..., Any]], Async
     from workers.evaluation_activities import EvaluationActivities
     from workers.training_activities import TrainingActivities
 
-    engine = create_engine(database_url(settings), pool_size=2)
+    engine = create_engine(database_url, pool_size=2)
     objects = object_store(settings)
     backend = LazyBackend(settings)
     training = TrainingActivities(
@@ -87,25 +85,24 @@ def _gpu_activities(settings: Settings) -> tuple[list[Callable[..., Any]], Async
     return [training.train_adapter, evaluation.evaluate_candidate], engine
 
 
-async def run_worker(settings: Settings, kind: str) -> None:
+async def run_worker(settings: Settings, kind: str, database_url: str) -> None:
     client = await connect(settings)
     activities: list[Callable[..., Any]] = []
     engine = None
     if kind == "cpu":
-        from infra.stack import database_url
         from services.db.engine import create_engine, create_session_factory
         from services.objects.store import object_store
         from workers.dataset_activities import DatasetActivities
         from workers.learning_activities import LearningActivities
 
-        engine = create_engine(database_url(settings), pool_size=4)
+        engine = create_engine(database_url, pool_size=4)
         objects = object_store(settings)
         activities = [
             *LearningActivities(engine, create_session_factory(engine), objects).all(),
             DatasetActivities(engine, objects).build_preference_dataset,
         ]
     else:
-        activities, engine = _gpu_activities(settings)
+        activities, engine = _gpu_activities(settings, database_url)
     # A GPU worker names its device: TrainingService refuses QLoRA and GPU runs unless
     # a poller of the training queue has CUDA.
     identity = f"{client.identity} {detect_device()}" if kind == "gpu" else None

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.queues import GPU_TASK_QUEUE
+
 
 @dataclass
 class CanaryStep:
@@ -88,7 +90,7 @@ class LoopConfig:
     """Trainer LoRA settings (services.training.trainer.LoraSettings fields)."""
     dpo: dict[str, Any] = field(default_factory=dict)
     """Trainer DPO settings (services.training.trainer.DpoSettings fields)."""
-    gpu_task_queue: str = "rlaas-gpu"
+    gpu_task_queue: str = GPU_TASK_QUEUE
     """Task queue of the GPU workers that train (one per GPU pool)."""
     train_heartbeat_timeout_s: float = 120.0
     train_timeout_s: float = 6 * 3600.0

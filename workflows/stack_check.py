@@ -9,17 +9,28 @@ from datetime import timedelta
 
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
-    from workers.stack_check_activities import (
-        DescribeWorkerInput,
-        WorkerDescription,
-        describe_worker,
-    )
+from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+
+DESCRIBE_WORKER = "describe_worker"
 
 
 @dataclass
 class StackCheckInput:
+    message: str
+    gpu_task_queue: str = GPU_TASK_QUEUE
+    """The GPU workers' queue (``RLAAS_GPU_TASK_QUEUE``)."""
+
+
+@dataclass
+class DescribeWorkerInput:
+    message: str
+
+
+@dataclass
+class WorkerDescription:
+    task_queue: str
+    worker: str  # host:pid of the process that ran the activity
+    device: str
     message: str
 
 
@@ -34,11 +45,12 @@ class StackCheckWorkflow:
     @workflow.run
     async def run(self, inp: StackCheckInput) -> StackCheckResult:
         results = []
-        for queue in (CPU_TASK_QUEUE, GPU_TASK_QUEUE):
+        for queue in (CPU_TASK_QUEUE, inp.gpu_task_queue):
             results.append(
                 await workflow.execute_activity(
-                    describe_worker,
+                    DESCRIBE_WORKER,
                     DescribeWorkerInput(inp.message),
+                    result_type=WorkerDescription,
                     task_queue=queue,
                     # Fail fast when a queue has no worker instead of waiting forever.
                     schedule_to_close_timeout=timedelta(seconds=60),

@@ -19,7 +19,6 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from infra import migrate
 from services import server_secret
 from services.config import SERVICE_NAMES, Settings
 from services.db.engine import create_engine, create_session_factory
@@ -251,9 +250,9 @@ async def start_rest(settings: Settings, running: RunningServer) -> RunningBridg
 
 
 async def serve(settings: Settings, database_url: str) -> None:
-    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    """Run until SIGTERM/SIGINT, then shut down gracefully. The database must be at the
+    current schema (`rlaas serve` migrates it first)."""
     server_secret.resolve(settings)  # refuse to start before touching anything
-    await migrate.upgrade_async(database_url)
     if settings.metrics_port:
         # Prometheus scrape endpoint (ingest counters and the process collectors).
         # It has no authentication, so it listens on RLAAS_METRICS_HOST (loopback unless

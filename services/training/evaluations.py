@@ -54,9 +54,9 @@ from services.training.workflow_resources import (
     set_time,
     unpack,
 )
-from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.evaluation import EvaluationWorkflow, evaluation_workflow_id
 from workflows.learning_types import EvaluateInput, EvaluateOutput, EvaluationInput, JudgeSpec
+from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 
 T = TypeVar("T")
 _EVALUATE = "evaluate_candidate"

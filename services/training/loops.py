@@ -34,9 +34,9 @@ from services.rewards.judge import DEFAULT_TEMPLATES
 from services.tenancy.principal import Principal, Scope
 from services.training.rollouts import plan_from_proto
 from services.training.workflow_resources import can_exist
-from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import JudgeSpec, LoopConfig, LoopState, LoopStatus
+from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 
 _OUTCOMES = {
     "promoted": pb.LearningLoopIteration.OUTCOME_PROMOTED,
@@ -243,8 +243,12 @@ DEFAULT_INTERVAL_S = 24 * 3600.0
 MAX_FEEDBACK_CHECK_S = 300.0
 
 
-def _config(proto: pb.LearningLoopConfig, poll_interval_s: float | None = None) -> LoopConfig:
-    cfg = LoopConfig()
+def _config(
+    proto: pb.LearningLoopConfig,
+    poll_interval_s: float | None = None,
+    gpu_task_queue: str = GPU_TASK_QUEUE,
+) -> LoopConfig:
+    cfg = LoopConfig(gpu_task_queue=gpu_task_queue)
     if proto.HasField("training"):
         cfg.lora, cfg.dpo = training_settings(proto.training, "learning_loop.config.training")
     # The contract's schedule: at least `interval` (default 24 h) between iteration
@@ -289,10 +293,13 @@ class LoopService:
         poll_interval_s: float | None = None,
         registry: RegistryCore | None = None,
         max_loops_per_tenant: int | None = None,
+        gpu_task_queue: str = GPU_TASK_QUEUE,
     ) -> None:
         """``registry``: checks that the skill, and a judge policy the config names,
         exist. ``max_loops_per_tenant``: running (or paused) loops one tenant may have;
-        None: no cap."""
+        None: no cap. ``gpu_task_queue``: where iterations train and evaluate
+        (``RLAAS_GPU_TASK_QUEUE``)."""
+        self._gpu_task_queue = gpu_task_queue
         self._client_factory = client_factory
         self._client: Client | None = None
         self._poll_interval_s = poll_interval_s
@@ -328,7 +335,10 @@ class LoopService:
         loop_id = f"{loop.skill_id}-{hashlib.sha256(request_id.encode()).hexdigest()[:12]}"
         workflow_id = _workflow_id(caller.tenant_id, loop_id)
         state = LoopState(
-            caller.tenant_id, loop.skill_id, loop_id, _config(loop.config, self._poll_interval_s)
+            caller.tenant_id,
+            loop.skill_id,
+            loop_id,
+            _config(loop.config, self._poll_interval_s, self._gpu_task_queue),
         )
         judge = state.config.judge
         if judge is not None and judge.judge_model and self._registry is not None:

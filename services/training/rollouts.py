@@ -46,7 +46,6 @@ from services.registry.service import RegistryCore
 from services.registry.validation import parse_policy_id, require_reason
 from services.tenancy.principal import Principal, Scope
 from services.training.workflow_resources import can_exist
-from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_types import (
     ArmStats,
     CanaryStep,
@@ -55,6 +54,7 @@ from workflows.learning_types import (
     RolloutResult,
     RolloutStatus,
 )
+from workflows.queues import CPU_TASK_QUEUE
 from workflows.rollout import RolloutWorkflow, rollout_workflow_id
 
 DEFAULT_CANARY_STEPS = (5.0, 25.0, 50.0)

@@ -49,13 +49,13 @@ from services.training.workflow_resources import (
     set_time,
     unpack,
 )
-from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.learning_types import (
     TrainAdapterInput,
     TrainingRunInput,
     TrainingRunResult,
     TrainingRunStatus,
 )
+from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.training_run import TrainingRunWorkflow, training_run_workflow_id
 
 _TRAIN = "train_adapter"

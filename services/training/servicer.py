@@ -253,7 +253,7 @@ def _make(runtime: Runtime) -> TrainingServicer:
     from temporalio.client import Client
 
     from services.registry.service import RegistryCore
-    from workers.worker import connect
+    from services.temporal import connect
 
     shared: list[Client] = []
 
@@ -279,6 +279,7 @@ def _make(runtime: Runtime) -> TrainingServicer:
             poll_interval_s=runtime.settings.rollout_poll_interval_s,
             registry=registry,
             max_loops_per_tenant=runtime.settings.max_learning_loops_per_tenant,
+            gpu_task_queue=queue,
         ),
         RolloutService(client, registry, poll_interval_s=runtime.settings.rollout_poll_interval_s),
         datasets,

@@ -34,10 +34,10 @@ from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from tests.conftest import RunningStack
 from tests.helpers import ROOT, md, new_tenant, scoped_key
-from workers.queues import CPU_TASK_QUEUE
 from workers.training_activities import TrainAdapterOutput
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import LoopConfig, LoopState, RolloutPlan
+from workflows.queues import CPU_TASK_QUEUE
 
 pytestmark = pytest.mark.e2e
 

@@ -23,9 +23,9 @@ from rlaas.training.v1 import training_pb2 as trn
 from rlaas.training.v1 import training_pb2_grpc
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, scoped_key
-from workers.queues import CPU_TASK_QUEUE
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import LoopConfig, LoopState, RolloutPlan
+from workflows.queues import CPU_TASK_QUEUE
 
 pytestmark = pytest.mark.e2e
 PROMPTS = ["hello", "one two three", "what is the capital of france", "red green blue",

@@ -19,7 +19,7 @@ from infra.stack import postgres_pid
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.conftest import RunningStack, settings_from_env
 from tests.helpers import KEY_LINE, free_port, md, rlaas, stack_env
-from workers.queues import CPU_TASK_QUEUE
+from workflows.queues import CPU_TASK_QUEUE
 from workflows.stack_check import StackCheckInput, StackCheckWorkflow
 
 pytestmark = pytest.mark.integration

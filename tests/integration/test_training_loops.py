@@ -15,6 +15,7 @@ from rlaas.training.v1 import training_pb2 as pb
 from rlaas.training.v1 import training_pb2_grpc
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, rich_error, scoped_key
+from workflows.learning_types import LoopState
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +108,44 @@ async def test_start_get_pause_resume_list_and_isolation(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await t.StopLearningLoop(stop, metadata=md(train_only))
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_loop_trains_on_the_configured_gpu_queue(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    """RLAAS_GPU_TASK_QUEUE reaches a learning loop's training and evaluation, as it does
+    a training run's (loops used to keep the default queue name)."""
+    from services.server.app import Runtime, start_server
+
+    settings = stack.settings.model_copy(update={"gpu_task_queue": "gpu-elsewhere"})
+    runtime = Runtime.create(settings, stack.database_url)
+    running = await start_server(runtime, ["training"], port=0)
+    _, admin = await new_tenant(channel, stack.admin_key, "loops-queue")
+    await registry_pb2_grpc.RegistryServiceStub(channel).CreateSkill(
+        registry_pb2.CreateSkillRequest(
+            skill=registry_pb2.Skill(skill_id="queued"), request_id=str(uuid.uuid4())
+        ),
+        metadata=md(admin),
+    )
+    client = await Client.connect(stack.settings.temporal_target)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as other:
+            t = training_pb2_grpc.TrainingServiceStub(other)
+            started = await t.StartLearningLoop(
+                pb.StartLearningLoopRequest(
+                    learning_loop=pb.LearningLoop(
+                        skill_id="queued", config=pb.LearningLoopConfig(min_new_feedback=10_000)
+                    ),
+                    request_id=str(uuid.uuid4()),
+                ),
+                metadata=md(admin),
+            )
+        handle = client.get_workflow_handle(started.learning_loop.workflow_id)
+        history = await handle.fetch_history()
+        first = history.events[0].workflow_execution_started_event_attributes
+        [state] = await client.data_converter.decode(first.input.payloads, [LoopState])
+        assert state.config.gpu_task_queue == "gpu-elsewhere"
+        await handle.terminate("test over")
+    finally:
+        await running.stop(0)
+        await runtime.close()

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.conftest import RunningStack
-from workers.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.stack_check import StackCheckInput, StackCheckResult, StackCheckWorkflow
 
 pytestmark = pytest.mark.integration
