@@ -55,10 +55,12 @@ docs: setup ## regenerate the README's configuration table from services/config.
 gen-check: setup node-deps ## fail if gen/ is stale
 	$(PY) -m infra.codegen --check
 
-lint: proto-deps node-deps ## ruff, mypy, buf lint, gen freshness, buf breaking
+lint: proto-deps node-deps ## ruff, mypy, import contract, buf lint, gen freshness, buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy services workflows workers infra tests bench sdk simulation
+	# The import contract (pyproject's [tool.importlinter]): layers, clients, no cycles.
+	$(BIN)/lint-imports
 	$(BIN)/buf lint
 	$(PY) -m infra.codegen --check
 	# The Node example type-checked against the generated TypeScript client.

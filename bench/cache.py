@@ -45,11 +45,11 @@ from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.retrieval.v1 import retrieval_pb2 as rpb
 from rlaas.retrieval.v1 import retrieval_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
+from services.app import Runtime, start_server
 from services.config import LogFormat, Settings
 from services.inference.backend_factory import LazyBackend
 from services.logs import configure_logging
 from services.retrieval.support_kb import load_labelled_queries, load_support_kb
-from services.server.app import Runtime, start_server
 from services.tenancy.bootstrap import bootstrap_operator
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,9 +26,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra import migrate
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
+from services.app import Runtime, start_server
 from services.config import LogFormat, Settings
 from services.logs import configure_logging
-from services.server.app import Runtime, start_server
 from services.tenancy.bootstrap import bootstrap_operator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "foundation.json"

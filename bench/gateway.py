@@ -30,10 +30,10 @@ from rlaas.inference.v1 import inference_pb2_grpc
 from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
+from services.app import Runtime, start_server
 from services.config import LogFormat, Settings
 from services.inference.backends.base import GenerationRequest, GenerationResult
 from services.logs import configure_logging
-from services.server.app import Runtime, start_server
 from services.tenancy.bootstrap import bootstrap_operator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway.json"

@@ -35,7 +35,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from infra.smoke import temporary_operator_key
+from infra.operator_key import temporary_operator_key
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
 from simulation.job import Job, JobConfig, app_channel, loop_config

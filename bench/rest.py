@@ -33,10 +33,10 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
+from services.app import Runtime, service_specs, start_server
 from services.config import LogFormat, Settings
 from services.logs import configure_logging
 from services.rest.server import start_bridge
-from services.server.app import Runtime, service_specs, start_server
 from services.tenancy.bootstrap import bootstrap_operator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rest.json"

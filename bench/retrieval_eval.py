@@ -27,10 +27,10 @@ from bench.milvus import milvus_lite_server
 from infra import migrate
 from rlaas.retrieval.v1 import retrieval_pb2 as pb
 from rlaas.retrieval.v1 import retrieval_pb2_grpc
+from services.app import Runtime, start_server
 from services.config import LogFormat, Settings
 from services.logs import configure_logging
 from services.retrieval.support_kb import load_labelled_queries, load_support_kb
-from services.server.app import Runtime, start_server
 from services.tenancy.bootstrap import bootstrap_operator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "retrieval_eval.json"

@@ -23,7 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from infra import migrate
     from infra.stack import database_url
     from services import server_secret
-    from services.server.app import serve
+    from services.app import serve
     from services.server_secret import ServerSecretMissing
 
     settings = _settings(args)
@@ -129,9 +129,24 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from simulation.job import run_demo
+    return asyncio.run(_demo(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
 
-    return asyncio.run(run_demo(_settings(args), args.api_key or os.environ.get("RLAAS_API_KEY")))
+
+async def _demo(settings: Settings, api_key: str | None) -> int:
+    """The main job (simulation.job) against the running stack, with a temporary
+    operator key unless one is given."""
+    from infra.operator_key import temporary_operator_key
+    from simulation.job import JobConfig, app_channel, run_job
+
+    cleanup = None
+    if api_key is None:
+        api_key, cleanup = await temporary_operator_key(settings, minutes=90, purpose="main job")
+    try:
+        async with app_channel(settings.grpc_target) as channel:
+            return await run_job(channel, api_key, JobConfig(out_dir=settings.state_dir / "demo"))
+    finally:
+        if cleanup is not None:
+            await cleanup()
 
 
 def cmd_model_server(args: argparse.Namespace) -> int:

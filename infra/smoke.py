@@ -11,24 +11,20 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from infra.stack import database_url, milvus_ready
+from infra.operator_key import temporary_operator_key
+from infra.stack import milvus_ready
 from rlaas.inference.v1 import inference_pb2, inference_pb2_grpc
 from rlaas.options.v1 import options_pb2
 from rlaas.registry.v1 import registry_pb2, registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
 from rlaas_sdk import Client
-from services import server_secret
+from services.app import service_specs
 from services.config import Settings
-from services.db.engine import create_engine, create_session_factory
-from services.server.app import service_specs
 from services.temporal import connect
-from services.tenancy.principal import Principal, Scope
-from services.tenancy.service import TenancyService
 from workflows.queues import CPU_TASK_QUEUE
 from workflows.stack_check import StackCheckInput, StackCheckResult, StackCheckWorkflow
 
@@ -45,31 +41,6 @@ async def _expect_code(call: Awaitable[object], code: grpc.StatusCode) -> None:
             return
         raise AssertionError(f"expected {code.name}, got {err.code().name}") from err
     raise AssertionError(f"expected {code.name}, got OK")
-
-
-async def temporary_operator_key(
-    settings: Settings, minutes: float = 15, purpose: str = "smoke job"
-) -> tuple[str, Callable[[], Awaitable[None]]]:
-    engine = create_engine(database_url(settings), pool_size=1)
-    tenancy = TenancyService(
-        create_session_factory(engine), cache_ttl_s=0, server_secret=server_secret.resolve(settings)
-    )
-    operator = Principal("operator", "local-operator", frozenset({Scope.ADMIN}), operator=True)
-    created = await tenancy.create_api_key(
-        operator,
-        display_name=f"{purpose} (temporary)",
-        scopes=[Scope.ADMIN],
-        expire_time=datetime.now(UTC) + timedelta(minutes=minutes),
-        request_id=str(uuid.uuid4()),
-    )
-
-    async def cleanup() -> None:
-        await tenancy.revoke_api_key(
-            operator, created.api_key.api_key_id, request_id=str(uuid.uuid4())
-        )
-        await engine.dispose()
-
-    return created.secret, cleanup
 
 
 async def run_smoke(

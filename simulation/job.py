@@ -35,7 +35,6 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as trn
 from rlaas.training.v1 import training_pb2_grpc
-from services.config import Settings
 from simulation import report as rep
 from simulation.simulated_user import HiddenPreference, SimulatedUser
 from simulation.traffic import SupportApp
@@ -440,23 +439,3 @@ def app_channel(target: str) -> grpc.aio.Channel:
         target,
         options=[("grpc.enable_retries", 1), ("grpc.service_config", _RETRY_SERVICE_CONFIG)],
     )
-
-
-async def run_demo(
-    settings: Settings,
-    api_key: str | None,
-    cfg: JobConfig | None = None,
-    echo: Callable[[str], None] = print,
-) -> int:
-    from infra.smoke import temporary_operator_key
-
-    cfg = cfg or JobConfig(out_dir=settings.state_dir / "demo")
-    cleanup = None
-    if api_key is None:
-        api_key, cleanup = await temporary_operator_key(settings, minutes=90, purpose="main job")
-    try:
-        async with app_channel(settings.grpc_target) as channel:
-            return await run_job(channel, api_key, cfg, echo)
-    finally:
-        if cleanup is not None:
-            await cleanup()

@@ -18,7 +18,6 @@ from services.errors import DomainError, NotFound
 from services.inference.backends.base import AdapterRef, Backend
 from services.objects.store import ObjectStore
 from services.registry.service import RegistryCore
-from services.rewards.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
 from services.training.artifacts import key_for_uri
 from services.training.evaluation import (
     GoldenExample,
@@ -28,6 +27,7 @@ from services.training.evaluation import (
     load_golden_set,
     load_safety_suite,
 )
+from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
 from services.training.preferences import content_sha256, read_parquet, render_prompt
 from workflows.learning_types import EvaluateInput, EvaluateOutput, JudgeSpec
 

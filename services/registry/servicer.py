@@ -14,7 +14,6 @@ from services.paging import PageTokens
 from services.registry import converters as cv
 from services.registry.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterUpload
 from services.registry.service import AuditFilter, RegistryCore
-from services.server.app import ServiceSpec
 from services.server.interceptors import principal
 from services.tenancy.service import TenancyService
 
@@ -324,16 +323,3 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
             head_hash=verdict.head_hash,
             detail=verdict.detail,
         )
-
-
-SPEC = ServiceSpec(
-    name="registry",
-    descriptor=registry_pb2.DESCRIPTOR.services_by_name["RegistryService"],
-    register=registry_pb2_grpc.add_RegistryServiceServicer_to_server,
-    make_servicer=lambda runtime: RegistryServicer(
-        runtime.tenancy,
-        RegistryCore(runtime.sessions, runtime.objects),
-        runtime.settings,
-        runtime.page_tokens,
-    ),
-)

@@ -10,7 +10,6 @@ from rlaas.retrieval.v1 import retrieval_pb2 as pb
 from rlaas.retrieval.v1 import retrieval_pb2_grpc
 from services.paging import PageTokens
 from services.retrieval.core import DEFAULT_TOP_K, RetrievalCore
-from services.server.app import ServiceSpec
 from services.server.interceptors import principal
 
 
@@ -103,11 +102,3 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             mode=request.mode,
             rerank=request.rerank,
         )
-
-
-SPEC = ServiceSpec(
-    name="retrieval",
-    descriptor=pb.DESCRIPTOR.services_by_name["RetrievalService"],
-    register=retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server,
-    make_servicer=lambda runtime: RetrievalServicer(runtime.retrieval, runtime.page_tokens),
-)

@@ -14,7 +14,6 @@ from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from services.config import Settings
 from services.errors import InvalidArgument, ResourceExhausted
 from services.paging import PageTokens
-from services.server.app import Runtime, ServiceSpec
 from services.server.decoding import Refused
 from services.server.interceptors import principal
 from services.telemetry import converters as cv
@@ -274,19 +273,3 @@ def _events_of(
             raise InvalidArgument.field("event", f"message {first_index + i} carries no event")
         events.append(getattr(message, kind))
     return events
-
-
-def _make(runtime: Runtime) -> TelemetryServicer:
-    core = TelemetryCore(runtime.settings, runtime.engine, runtime.sessions, runtime.pseudonyms)
-    exporter = Exporter(
-        runtime.engine, runtime.objects, max_range_days=runtime.settings.export_max_range_days
-    )
-    return TelemetryServicer(core, exporter, runtime.settings, runtime.page_tokens)
-
-
-SPEC = ServiceSpec(
-    name="telemetry",
-    descriptor=pb.DESCRIPTOR.services_by_name["TelemetryService"],
-    register=telemetry_pb2_grpc.add_TelemetryServiceServicer_to_server,
-    make_servicer=_make,
-)

@@ -38,7 +38,7 @@ from scipy import stats
 
 from services.inference.backends.base import AdapterRef, Backend, GenerationRequest
 from services.rewards.engines import edit_similarity
-from services.rewards.judge import PairwiseJudge
+from services.training.judge import PairwiseJudge
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 GOLDEN_SUPPORT_EMAIL = DATA_DIR / "support_email_golden.jsonl"

@@ -12,13 +12,12 @@ import grpc
 
 from rlaas.training.v1 import training_pb2, training_pb2_grpc
 from services.paging import PageTokens, next_page_token, page_request
-from services.server.app import Runtime, ServiceSpec
 from services.server.interceptors import principal
 from services.training.datasets import DatasetService
 from services.training.evaluations import EvaluationService
 from services.training.loops import LoopService
 from services.training.rollouts import RolloutService
-from services.training.runs import DatasetResources, DatasetUris, TrainingRunService
+from services.training.runs import TrainingRunService
 
 
 class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
@@ -247,51 +246,3 @@ class TrainingServicer(training_pb2_grpc.TrainingServiceServicer):
         return training_pb2.ListEvaluationsResponse(
             evaluations=evaluations, next_page_token=page.seal(token)
         )
-
-
-def _make(runtime: Runtime) -> TrainingServicer:
-    from temporalio.client import Client
-
-    from services.registry.service import RegistryCore
-    from services.temporal import connect
-
-    shared: list[Client] = []
-
-    async def client() -> Client:
-        # One Temporal connection for all of them, opened on first use.
-        if not shared:
-            shared.append(await connect(runtime.settings))
-        return shared[0]
-
-    registry = RegistryCore(runtime.sessions, runtime.objects)
-    datasets = DatasetService(runtime.engine, runtime.objects)
-    # Training and evaluation run where the model is: the GPU workers' queue.
-    queue = runtime.settings.gpu_task_queue
-    # A run names its dataset by id, or by the object-store URI a loop's build left.
-    named = DatasetResources(datasets.get, DatasetUris(runtime.objects))
-    runs = TrainingRunService(client, registry, named, task_queue=queue)
-    evaluations = EvaluationService(
-        client, registry, runtime.objects, runs, datasets=datasets.get, task_queue=queue
-    )
-    return TrainingServicer(
-        LoopService(
-            client,
-            poll_interval_s=runtime.settings.rollout_poll_interval_s,
-            registry=registry,
-            max_loops_per_tenant=runtime.settings.max_learning_loops_per_tenant,
-            gpu_task_queue=queue,
-        ),
-        RolloutService(client, registry, poll_interval_s=runtime.settings.rollout_poll_interval_s),
-        datasets,
-        runs,
-        evaluations,
-        runtime.page_tokens,
-    )
-
-
-SPEC = ServiceSpec(
-    name="training",
-    descriptor=training_pb2.DESCRIPTOR.services_by_name["TrainingService"],
-    register=training_pb2_grpc.add_TrainingServiceServicer_to_server,
-    make_servicer=_make,
-)

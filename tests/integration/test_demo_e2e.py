@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.smoke import temporary_operator_key
+from infra.operator_key import temporary_operator_key
 from services.config import Settings
 from simulation.job import JobConfig, app_channel, run_job
 from tests.helpers import rlaas, stack_env

@@ -420,3 +420,36 @@ async def test_bandit_learns_from_feedback_through_the_server(
     # 24 failed about 1 run in 20 (seen: 21); 18 is three standard deviations below.
     assert later[setup.v1] >= 18, later
     await set_traffic(channel, setup.admin, SKILL)
+
+
+async def test_a_pii_setting_change_reaches_the_gateways_log_at_once(
+    channel: grpc.aio.Channel, setup: Setup
+) -> None:
+    """The gateway logs through the process's one telemetry core: a tenant that turns
+    scrubbing off (or on) through TelemetryService sees its next Infer logged that way,
+    not after a second core's settings cache expires."""
+    email = "dana.whitfield@example.org"
+    t = telemetry_pb2_grpc.TelemetryServiceStub(channel)
+
+    async def logged_input() -> str:
+        answer = await gateway(channel).Infer(
+            ask(f"write to {email} today"), metadata=md(setup.infer)
+        )
+        got = await t.GetInteraction(
+            tel.GetInteractionRequest(interaction_id=answer.interaction_id),
+            metadata=md(setup.ingest),
+        )
+        return str(got.interaction.input)
+
+    def scrubbing(enabled: bool) -> tel.UpdateTelemetrySettingsRequest:
+        return tel.UpdateTelemetrySettingsRequest(
+            settings=tel.TelemetrySettings(pii_scrubbing_enabled=enabled), request_id=rid()
+        )
+
+    assert email not in await logged_input()  # scrubbed by default; the cache is warm
+    await t.UpdateTelemetrySettings(scrubbing(False), metadata=md(setup.admin))
+    try:
+        assert email in await logged_input()
+    finally:
+        await t.UpdateTelemetrySettings(scrubbing(True), metadata=md(setup.admin))
+    assert email not in await logged_input()

@@ -374,7 +374,7 @@ async def test_unimplemented_rpc_is_unimplemented_not_internal(
     # Every RPC of the contract is served now, so the generated base class (whose
     # methods are all unimplemented) stands in for a servicer that lags the contract,
     # behind the real interceptor and the stack's real key store.
-    from services.server.app import Runtime
+    from services.app import Runtime
     from services.server.interceptors import RpcInterceptor
     from services.server.policy import rules_for
 

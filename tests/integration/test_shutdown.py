@@ -13,8 +13,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from rlaas.telemetry.v1 import telemetry_pb2, telemetry_pb2_grpc
+from services.app import Runtime, start_server
 from services.config import Settings
-from services.server.app import Runtime, start_server
 from tests.conftest import RunningStack
 from tests.helpers import ROOT, free_port
 

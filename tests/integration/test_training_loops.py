@@ -115,7 +115,7 @@ async def test_a_loop_trains_on_the_configured_gpu_queue(
 ) -> None:
     """RLAAS_GPU_TASK_QUEUE reaches a learning loop's training and evaluation, as it does
     a training run's (loops used to keep the default queue name)."""
-    from services.server.app import Runtime, start_server
+    from services.app import Runtime, start_server
 
     settings = stack.settings.model_copy(update={"gpu_task_queue": "gpu-elsewhere"})
     runtime = Runtime.create(settings, stack.database_url)

@@ -29,8 +29,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.app import Runtime, server_options, start_server
 from services.config import Settings
-from services.server.app import Runtime, server_options, start_server
 from tests.conftest import RunningStack
 from tests.helpers import new_tenant, scoped_key
 
@@ -130,8 +130,8 @@ CAP = 16_000  # bytes of one streamed body
 
 @pytest.fixture
 async def limited_rest(stack: RunningStack) -> AsyncIterator[str]:
+    from services.app import service_specs
     from services.rest.server import start_bridge
-    from services.server.app import service_specs
 
     bridge = await start_bridge(
         [service_specs()["telemetry"].descriptor],

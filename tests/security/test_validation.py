@@ -96,7 +96,7 @@ async def test_a_loop_needs_a_valid_existing_skill(
 async def capped_server(stack: RunningStack) -> AsyncIterator[str]:
     """A second server on the stack's database and Temporal, capped at 2 loops per
     tenant (the stack's own keeps the default): its target."""
-    from services.server.app import Runtime, start_server
+    from services.app import Runtime, start_server
 
     settings = stack.settings.model_copy(update={"max_learning_loops_per_tenant": 2})
     runtime = Runtime.create(settings, stack.database_url)

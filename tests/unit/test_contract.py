@@ -12,7 +12,7 @@ from google.protobuf import descriptor_pb2
 
 from infra import codegen
 from rlaas.options.v1 import options_pb2
-from services.server.app import service_specs
+from services.app import service_specs
 from services.server.policy import rules_for
 from tests.helpers import ROOT
 

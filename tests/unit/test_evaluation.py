@@ -14,7 +14,6 @@ from scipy import stats
 
 from services.inference.backends.base import AdapterRef
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
-from services.rewards.judge import PairwiseJudge, templates_for_votes
 from services.training.evaluation import (
     GoldenExample,
     PairedStats,
@@ -35,6 +34,7 @@ from services.training.evaluation import (
     sign_test_p_value,
     summarize_safety,
 )
+from services.training.judge import PairwiseJudge, templates_for_votes
 
 pytestmark = pytest.mark.unit
 

@@ -11,13 +11,13 @@ import pytest
 
 from rlaas.training.v1 import training_pb2 as pb
 from services.errors import InvalidArgument
-from services.rewards.judge import DEFAULT_TEMPLATES, RubricCriterion
 from services.training.evaluation import (
     EvaluationReport,
     JudgeSummary,
     WinRateEstimate,
 )
 from services.training.evaluations import _report_to_proto, _validated
+from services.training.judge import DEFAULT_TEMPLATES, RubricCriterion
 from services.training.loops import _config, judge_spec
 from workflows.learning_types import EvaluateInput, JudgeSpec
 

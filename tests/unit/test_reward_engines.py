@@ -27,7 +27,9 @@ from services.rewards.engines import (
     reward_config_from_proto,
     time_to_send_score,
 )
-from services.rewards.judge import (
+from services.rewards.online import explicit_reward
+from services.telemetry.core import InteractionView
+from services.training.judge import (
     DEFAULT_TEMPLATES,
     JudgeCache,
     PairwiseJudge,
@@ -37,8 +39,6 @@ from services.rewards.judge import (
     parse_verdict,
     templates_for_votes,
 )
-from services.rewards.online import explicit_reward
-from services.telemetry.core import InteractionView
 
 pytestmark = pytest.mark.unit
 

@@ -1,10 +1,14 @@
-"""Server bootstrap, in one place: grpc.aio server, the five services (all or some),
-health with graceful-shutdown state, reflection, tracing, the RPC interceptor, and
-SIGTERM handling."""
+"""The composition root: the one place that builds the process-wide resources and the
+cores over them (one of each per process), wires each servicer to its cores, and runs
+the grpc.aio server (the five services, all or some) with health and graceful-shutdown
+state, reflection, tracing, the RPC interceptor, the REST bridge and SIGTERM handling.
+
+Servicers and cores never import this module: it imports them."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ from services.tenancy.service import TenancyService
 if TYPE_CHECKING:
     from services.rest.server import RunningBridge
     from services.retrieval.core import RetrievalCore
+    from services.telemetry.core import TelemetryCore
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +64,10 @@ class Runtime:
     # The retrieval core (services.retrieval.core.RetrievalCore), made on first use of
     # ``retrieval``; the retrieval servicer and the inference gateway share it.
     _retrieval: Any = None
+    # The telemetry core, made on first use of ``telemetry``: the telemetry servicer and
+    # the gateway's logging share it, and so its per-tenant settings cache (a PII
+    # setting changed through one is seen by the other at once).
+    _telemetry: Any = None
 
     @classmethod
     def create(cls, settings: Settings, database_url: str) -> Runtime:
@@ -103,6 +112,16 @@ class Runtime:
             self.closers.append(close_vectors)
         return self._retrieval
 
+    @property
+    def telemetry(self) -> TelemetryCore:
+        if self._telemetry is None:
+            from services.telemetry.core import TelemetryCore
+
+            self._telemetry = TelemetryCore(
+                self.settings, self.engine, self.sessions, self.pseudonyms
+            )
+        return self._telemetry
+
     async def close(self) -> None:
         for closer in reversed(self.closers):
             try:
@@ -121,14 +140,163 @@ class ServiceSpec:
 
 
 def service_specs() -> dict[str, ServiceSpec]:
-    # Imported here so that importing this module stays cheap for the CLI.
-    from services.inference.servicer import SPEC as inference
-    from services.registry.servicer import SPEC as registry
-    from services.retrieval.servicer import SPEC as retrieval
-    from services.telemetry.servicer import SPEC as telemetry
-    from services.training.servicer import SPEC as training
+    makers: tuple[tuple[str, str, Callable[[Runtime], Any]], ...] = (
+        ("telemetry", "TelemetryService", _telemetry),
+        ("inference", "InferenceService", _inference),
+        ("registry", "RegistryService", _registry),
+        ("training", "TrainingService", _training),
+        ("retrieval", "RetrievalService", _retrieval),
+    )
+    return {name: _spec(name, service, make) for name, service, make in makers}
 
-    return {s.name: s for s in (telemetry, inference, registry, training, retrieval)}
+
+def _spec(name: str, service: str, make: Callable[[Runtime], Any]) -> ServiceSpec:
+    """The generated stubs of ``rlaas.<name>.v1`` (cheap: no servicer is imported)."""
+    messages = importlib.import_module(f"rlaas.{name}.v1.{name}_pb2")
+    stubs = importlib.import_module(f"rlaas.{name}.v1.{name}_pb2_grpc")
+    return ServiceSpec(
+        name=name,
+        descriptor=messages.DESCRIPTOR.services_by_name[service],
+        register=getattr(stubs, f"add_{service}Servicer_to_server"),
+        make_servicer=make,
+    )
+
+
+# ---- the servicers, wired to their cores ---------------------------------------------------
+# Imported inside each maker so that importing this module stays cheap for the CLI and a
+# process that serves some services never imports the others (torch, Milvus clients).
+
+
+def _telemetry(runtime: Runtime) -> Any:
+    from services.telemetry.export import Exporter
+    from services.telemetry.servicer import TelemetryServicer
+
+    exporter = Exporter(
+        runtime.engine, runtime.objects, max_range_days=runtime.settings.export_max_range_days
+    )
+    return TelemetryServicer(runtime.telemetry, exporter, runtime.settings, runtime.page_tokens)
+
+
+def _inference(runtime: Runtime) -> Any:
+    from services.inference.backend_factory import LazyBackend
+    from services.inference.deployments import DeploymentCache
+    from services.inference.gateway import InferenceGateway
+    from services.inference.router import Router, RouterSettings
+    from services.inference.servicer import InferenceServicer
+    from services.registry.reader import RegistryCatalogReader
+
+    settings = runtime.settings
+    registry = RegistryCatalogReader(runtime.sessions)
+    deployments = DeploymentCache(
+        registry.deployment,
+        ttl_s=settings.deployment_cache_ttl_s,
+        dsn=_dsn(runtime.database_url),
+        load_policy=registry.policy,
+    )
+    backend = runtime.backend or LazyBackend(settings)
+    runtime.closers.append(backend.close)
+    runtime.closers.append(deployments.close)
+    router = Router(
+        RouterSettings(
+            default_max_exploration=settings.bandit_max_exploration,
+            max_explorations_per_hour=settings.bandit_max_explorations_per_hour,
+            kill_switch=settings.bandit_kill_switch,
+        )
+    )
+    telemetry = runtime.telemetry
+    deployments.set_observation_loader(telemetry.bandits.observed)
+    gateway = InferenceGateway(
+        settings, registry, deployments, router, backend, telemetry,
+        retriever=_RuntimeRetriever(runtime), objects=runtime.objects,
+    )  # fmt: skip
+    runtime.closers.append(gateway.drain_shadows)
+    return InferenceServicer(gateway)
+
+
+class _RuntimeRetriever:
+    """The runtime's retrieval core, opened on the first grounded request (a gateway
+    whose policies never retrieve never connects to the vector store)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def search(
+        self, tenant_id: str, index_id: str, query: str, *, top_k: int, mode: int,
+        filter: Any, rerank: bool, min_score: float,
+    ) -> Any:  # fmt: skip
+        return await self._runtime.retrieval.search(
+            tenant_id, index_id, query, top_k=top_k, mode=mode, filter=filter, rerank=rerank,
+            min_score=min_score,
+        )  # fmt: skip
+
+    async def content_version(self, tenant_id: str, index_id: str) -> int:
+        return await self._runtime.retrieval.content_version(tenant_id, index_id)
+
+
+def _dsn(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _registry(runtime: Runtime) -> Any:
+    from services.registry.service import RegistryCore
+    from services.registry.servicer import RegistryServicer
+
+    return RegistryServicer(
+        runtime.tenancy,
+        RegistryCore(runtime.sessions, runtime.objects),
+        runtime.settings,
+        runtime.page_tokens,
+    )
+
+
+def _training(runtime: Runtime) -> Any:
+    from temporalio.client import Client
+
+    from services.registry.service import RegistryCore
+    from services.temporal import connect
+    from services.training.datasets import DatasetService
+    from services.training.evaluations import EvaluationService
+    from services.training.loops import LoopService
+    from services.training.rollouts import RolloutService
+    from services.training.runs import DatasetResources, DatasetUris, TrainingRunService
+    from services.training.servicer import TrainingServicer
+
+    shared: list[Client] = []
+
+    async def client() -> Client:
+        # One Temporal connection for all of them, opened on first use.
+        if not shared:
+            shared.append(await connect(runtime.settings))
+        return shared[0]
+
+    settings = runtime.settings
+    registry = RegistryCore(runtime.sessions, runtime.objects)
+    datasets = DatasetService(runtime.engine, runtime.objects)
+    # Training and evaluation run where the model is: the GPU workers' queue.
+    queue = settings.gpu_task_queue
+    # A run names its dataset by id, or by the object-store URI a loop's build left.
+    named = DatasetResources(datasets.get, DatasetUris(runtime.objects))
+    runs = TrainingRunService(client, registry, named, task_queue=queue)
+    evaluations = EvaluationService(
+        client, registry, runtime.objects, runs, datasets=datasets.get, task_queue=queue
+    )
+    loops = LoopService(
+        client,
+        poll_interval_s=settings.rollout_poll_interval_s,
+        registry=registry,
+        max_loops_per_tenant=settings.max_learning_loops_per_tenant,
+        gpu_task_queue=queue,
+    )
+    rollouts = RolloutService(client, registry, poll_interval_s=settings.rollout_poll_interval_s)
+    return TrainingServicer(loops, rollouts, datasets, runs, evaluations, runtime.page_tokens)
+
+
+def _retrieval(runtime: Runtime) -> Any:
+    from services.retrieval.servicer import RetrievalServicer
+
+    return RetrievalServicer(runtime.retrieval, runtime.page_tokens)
 
 
 @dataclass
