@@ -37,7 +37,6 @@ from services.training.workflow_resources import can_exist
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import JudgeSpec, LoopConfig, LoopState, LoopStatus
 from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
-from workflows.training_types import DpoSettings, LoraSettings
 
 _OUTCOMES = {
     "promoted": pb.LearningLoopIteration.OUTCOME_PROMOTED,
@@ -91,11 +90,13 @@ def _offending_field(field_path: str, message: str) -> str:
 
 def training_settings(
     proto: pb.TrainingConfig, field_path: str, *, what: str = "a learning loop"
-) -> tuple[LoraSettings, DpoSettings]:
-    """The proto's training config as the trainer's settings, checked now: a bad value
-    must fail the request, not a training run hours later. Unset fields keep the
-    settings' defaults. ``field_path`` is the config's path in the request, for errors;
-    ``what`` names the caller in them."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The proto's training config as trainer settings (LoraSettings and DpoSettings
+    fields), checked now: a bad value must fail the request, not a training run hours
+    later. ``field_path`` is the config's path in the request, for errors; ``what``
+    names the caller in them."""
+    from services.training.trainer import DpoSettings, LoraSettings
+
     if proto.method == pb.TRAINING_METHOD_SFT:
         raise InvalidArgument.field(
             f"{field_path}.method", f"{what} trains on preferences: use DPO or IPO"
@@ -113,9 +114,11 @@ def training_settings(
         if h.HasField(proto_name):
             dpo[setting] = getattr(h, proto_name)
     try:
-        return LoraSettings(**lora), DpoSettings(**dpo)
+        LoraSettings(**lora)
+        DpoSettings(**dpo)
     except (TypeError, ValueError) as err:
         raise InvalidArgument.field(_offending_field(field_path, str(err)), str(err)) from err
+    return lora, dpo
 
 
 def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
