@@ -77,19 +77,31 @@ class RichError:
 def rich_error(err: grpc.aio.AioRpcError) -> RichError:
     """Decode google.rpc.Status details from a failed call's trailing metadata."""
     status = rpc_status.from_call(err)
-    reason, violations = None, []
+    reason: str | None = None
+    violations: list[tuple[str, str]] = []
     if status is not None:
         assert isinstance(status, status_pb2.Status)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason = info.reason
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                violations = [(v.field, v.description) for v in bad.field_violations]
+        reason, violations = status_details(status)
     return RichError(err.code(), err.details() or "", reason, violations)
+
+
+def status_details(
+    status: status_pb2.Status,
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """A google.rpc.Status's ErrorInfo reason and BadRequest (field, description) pairs,
+    e.g. of a per-event error in a stream's result."""
+    reason: str | None = None
+    violations: list[tuple[str, str]] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations = [(v.field, v.description) for v in bad.field_violations]
+    return reason, violations
 
 
 async def new_tenant(channel: grpc.aio.Channel, operator_key: str, name: str) -> tuple[str, str]:

@@ -328,7 +328,9 @@ async def test_every_command_prints_the_rpcs_json(
     assert loop_id in {
         x["learningLoopId"] for x in (await j("loops list", key=admin))["learningLoops"]
     }
-    await asyncio.to_thread(ctl, stack, admin, "loops", "pause", loop_id)  # leave it idle
+    stopped = await j("loops stop", loop_id, "--reason", "tour over", key=admin)
+    assert stopped["learningLoop"]["state"] == "STATE_STOPPED"
+    await j("loops pause", loop_id, key=admin, code=5)  # an ended loop: FAILED_PRECONDITION
 
     # Training-side commands whose success paths other tests exercise: the refusals.
     await j("datasets create", "no_such_skill", key=admin, code=3)

@@ -23,7 +23,6 @@ import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, Phase, given, settings
 
 from rlaas.options.v1 import options_pb2
@@ -31,7 +30,7 @@ from rlaas.registry.v1 import registry_pb2
 from rlaas.telemetry.v1 import telemetry_pb2 as pb
 from services.server.interceptors import PER_MESSAGE_STREAMS
 from tests.conftest import RunningStack
-from tests.helpers import md, new_tenant, rich_error
+from tests.helpers import md, new_tenant, rich_error, status_details
 from tests.security.descriptors import all_methods
 from tests.security.requests import (
     deep_struct,
@@ -403,35 +402,13 @@ def rejected_alone(out: Outcome, attack: Attack) -> str | None:
         return f"expected accepted, rejected, accepted; got {outcomes}"
     ack = out.responses[1]
     assert isinstance(ack, pb.IngestEventsResponse)
-    info = {d.reason for d in _error_infos(ack.error)}
-    if (
-        ack.error.code != grpc.StatusCode.INVALID_ARGUMENT.value[0]
-        or attack.expect_reason not in info
-    ):
+    reason, violations = status_details(ack.error)
+    invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    if ack.error.code != invalid or reason != attack.expect_reason:
         return f"expected INVALID_ARGUMENT {attack.expect_reason}, got {ack.error!r:.300}"
-    if attack.expect_field is not None:
-        fields = [v.field for d in _bad_requests(ack.error) for v in d.field_violations]
-        if fields != [attack.expect_field]:
-            return f"expected field {attack.expect_field!r}, got {fields!r:.300}"
+    if attack.expect_field is not None and [f for f, _ in violations] != [attack.expect_field]:
+        return f"expected field {attack.expect_field!r}, got {violations!r:.300}"
     return None
-
-
-def _error_infos(status: status_pb2.Status) -> list[error_details_pb2.ErrorInfo]:
-    found = []
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            found.append(info)
-    return found
-
-
-def _bad_requests(status: status_pb2.Status) -> list[error_details_pb2.BadRequest]:
-    found = []
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.append(bad)
-    return found
 
 
 @pytest.mark.parametrize("kind", ["nul", "utf8", "struct", "huge"])
