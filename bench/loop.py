@@ -51,7 +51,7 @@ from workflows.learning_types import (
     RegisterCandidateOutput,
     RolloutPlan,
     SetStageOutput,
-    TrainOutput,
+    TrainAdapterOutput,
 )
 from workflows.queues import CPU_TASK_QUEUE
 from workflows.rollout import RolloutWorkflow
@@ -110,8 +110,8 @@ def _instant_activities() -> list[Any]:
         return BaselineOutput("s@v1")
 
     @activity.defn(name="train_adapter")
-    async def train(_: Any) -> TrainOutput:
-        return TrainOutput("file:///a", "0" * 64, 0.1, 16)
+    async def train(_: Any) -> TrainAdapterOutput:
+        return TrainAdapterOutput("file:///a", "0" * 64, 0.1, 16)
 
     @activity.defn(name="register_candidate")
     async def register(_: Any) -> RegisterCandidateOutput:

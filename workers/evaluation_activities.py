@@ -11,10 +11,10 @@ import json
 from collections.abc import Awaitable, Callable
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from rlaas.registry.v1 import registry_pb2 as reg
-from services.errors import DomainError, NotFound
+from services.activity_errors import permanent
+from services.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from services.inference.backends.base import AdapterRef, Backend
 from services.objects.store import ObjectStore
 from services.registry.service import RegistryCore
@@ -36,10 +36,6 @@ def _adapter(policy: reg.Policy) -> AdapterRef | None:
     if not policy.adapter.artifact_uri:
         return None
     return AdapterRef(policy.policy_id, policy.adapter.artifact_uri, policy.adapter.sha256)
-
-
-def _permanent(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
 
 
 class EvaluationActivities:
@@ -115,13 +111,16 @@ class EvaluationActivities:
             try:
                 policy = await self._registry.policy(tenant_id, spec.judge_model)
             except NotFound as err:
-                raise _permanent("JUDGE_NOT_FOUND", f"judge policy: {err.message}") from err
+                raise permanent(
+                    err, f"judge policy: {err.message}", reason="JUDGE_NOT_FOUND"
+                ) from err
             adapter = _adapter(policy)
         try:
             templates = templates_for_votes(spec.votes)
             rubric = tuple(RubricCriterion(**c) for c in spec.rubric)
         except (TypeError, ValueError) as err:
-            raise _permanent("INVALID_JUDGE", str(err)) from err
+            bad = InvalidArgument.field("judge", str(err), reason="INVALID_JUDGE")
+            raise permanent(bad, str(err)) from err
         return PairwiseJudge(
             backend,
             templates=templates,
@@ -141,14 +140,21 @@ class EvaluationActivities:
                 await self._objects.get(key_for_uri(self._objects, inp.dataset_uri))
             )
         except DomainError as err:  # gone, or a URI outside this store
-            raise _permanent("DATASET_UNREADABLE", f"{inp.dataset_uri}: {err.message}") from err
-        except (OSError, ValueError) as err:  # not Parquet
-            raise _permanent("DATASET_UNREADABLE", f"{inp.dataset_uri}: {err}") from err
-        if inp.dataset_sha256 and content_sha256(rows) != inp.dataset_sha256:
-            raise _permanent(
-                "DATASET_CORRUPT",
-                f"dataset {inp.dataset_id}'s stored pairs do not match its content_sha256",
+            unreadable = FailedPrecondition(
+                f"{inp.dataset_uri}: {err.message}", reason="DATASET_UNREADABLE"
             )
+            raise permanent(unreadable) from err
+        except (OSError, ValueError) as err:  # not Parquet
+            unreadable = FailedPrecondition(
+                f"{inp.dataset_uri}: {err}", reason="DATASET_UNREADABLE"
+            )
+            raise permanent(unreadable) from err
+        if inp.dataset_sha256 and content_sha256(rows) != inp.dataset_sha256:
+            corrupt = FailedPrecondition(
+                f"dataset {inp.dataset_id}'s stored pairs do not match its content_sha256",
+                reason="DATASET_CORRUPT",
+            )
+            raise permanent(corrupt)
         examples: dict[str, GoldenExample] = {}
         for row in rows:
             if row.get("split") != "eval":
@@ -163,8 +169,11 @@ class EvaluationActivities:
                     conversation=conversation,
                 )
         if not examples:
-            raise _permanent(
-                "DATASET_EVAL_SPLIT_EMPTY", f"dataset {inp.dataset_id} holds no eval pairs"
+            raise permanent(
+                FailedPrecondition(
+                    f"dataset {inp.dataset_id} holds no eval pairs",
+                    reason="DATASET_EVAL_SPLIT_EMPTY",
+                )
             )
         return list(examples.values())
 

@@ -16,7 +16,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from rlaas.registry.v1 import registry_pb2 as reg
-from services.errors import DomainError
+from services.activity_errors import permanent
+from services.errors import DomainError, FailedPrecondition
 from services.objects.store import ObjectStore
 from services.registry.audit import Actor
 from services.registry.service import RegistryCore
@@ -94,10 +95,11 @@ class LearningActivities:
     async def current_baseline(self, inp: BaselineInput) -> BaselineOutput:
         deployment = await self._registry.deployment(inp.tenant_id, inp.skill_id)
         if deployment is None or not deployment.baseline_policy_id:
-            raise ApplicationError(
-                f"skill {inp.skill_id!r} has no baseline policy to improve on",
-                type="NO_BASELINE",
-                non_retryable=True,
+            raise permanent(
+                FailedPrecondition(
+                    f"skill {inp.skill_id!r} has no baseline policy to improve on",
+                    reason="NO_BASELINE",
+                )
             )
         return BaselineOutput(deployment.baseline_policy_id)
 
@@ -132,7 +134,7 @@ class LearningActivities:
                 request_id=f"candidate-{inp.run_id}",
             )
         except DomainError as err:  # the adapter is unreadable or does not match: final
-            raise ApplicationError(str(err), type=err.reason, non_retryable=True) from err
+            raise permanent(err) from err
         return RegisterCandidateOutput(created.policy_id)
 
     @activity.defn(name="set_rollout_stage")

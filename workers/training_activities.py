@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from services.errors import InvalidArgument, NotFound
+from services.activity_errors import permanent
+from services.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.inference.backends.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, sha256_file
 from services.inference.backends.local import LocalBackendConfig, smollm2_gguf_path
 from services.objects.store import ObjectStore
@@ -48,14 +48,11 @@ from services.training.artifacts import (
     tar_directory,
     untar_directory,
 )
-from services.training.trainer import DpoSettings, LoraSettings, TrainResult, train_dpo
+from services.training.trainer import TrainResult, train_dpo
 from workflows.learning_types import TrainAdapterInput, TrainAdapterOutput
+from workflows.training_types import DpoSettings, LoraSettings
 
 log = logging.getLogger(__name__)
-
-
-def _permanent(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
 
 
 @dataclass
@@ -103,21 +100,25 @@ class TrainingActivities:
         try:
             return await self.objects.get(key_for_uri(self.objects, uri))
         except InvalidArgument as exc:
-            raise _permanent("InvalidArgument", f"{what}: {exc.message}") from exc
+            raise permanent(exc, f"{what}: {exc.message}") from exc
         except NotFound as exc:
-            raise _permanent("NotFound", f"{what} {uri} does not exist") from exc
+            raise permanent(exc, f"{what} {uri} does not exist") from exc
 
     async def _read_pairs(self, uri: str, what: str, sha256: str = "") -> tuple[list[Any], str]:
         data = await self._get(uri, what)
         digest = hashlib.sha256(data).hexdigest()
         if sha256 and digest != sha256.lower():
-            raise _permanent(
-                "DatasetChanged", f"{what} {uri}: sha256 is {digest}, expected {sha256}"
+            raise permanent(
+                FailedPrecondition(
+                    f"{what} {uri}: sha256 is {digest}, expected {sha256}", reason="DATASET_CHANGED"
+                )
             )
         try:
             rows = await asyncio.to_thread(read_preference_parquet, data)
         except ValueError as exc:
-            raise _permanent("InvalidDataset", f"{what} {uri}: {exc}") from exc
+            raise permanent(
+                FailedPrecondition(f"{what} {uri}: {exc}", reason="INVALID_DATASET")
+            ) from exc
         return rows, digest
 
     async def _fetch_adapter(self, tenant_id: str, uri: str, sha256: str, into: Path) -> Path:
@@ -126,21 +127,25 @@ class TrainingActivities:
         try:
             prefix = owned_adapter_key(self.objects, tenant_id, uri, field="parent_adapter_uri")
         except InvalidArgument as exc:
-            raise _permanent("InvalidArgument", exc.message) from None
+            raise permanent(exc) from None
         directory = into
         directory.mkdir(parents=True, exist_ok=True)
         for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
             try:
                 data = await self.objects.get(f"{prefix}/{name}")
             except NotFound as exc:
-                raise _permanent("NotFound", f"parent adapter {uri} lacks {name}") from exc
+                raise permanent(exc, f"parent adapter {uri} lacks {name}") from exc
             await asyncio.to_thread((directory / name).write_bytes, data)
         weights = directory / ADAPTER_WEIGHTS
         if not weights.is_file() or not (directory / ADAPTER_CONFIG).is_file():
-            raise _permanent("NotFound", f"parent adapter {uri} holds no adapter")
+            missing = NotFound("adapter", uri)
+            raise permanent(missing, f"parent adapter {uri} holds no adapter")
         if sha256 and (actual := await asyncio.to_thread(sha256_file, weights)) != sha256.lower():
-            raise _permanent(
-                "AdapterChanged", f"parent adapter {uri}: sha256 is {actual}, expected {sha256}"
+            raise permanent(
+                FailedPrecondition(
+                    f"parent adapter {uri}: sha256 is {actual}, expected {sha256}",
+                    reason="ADAPTER_CHANGED",
+                )
             )
         return directory
 
@@ -182,17 +187,19 @@ class TrainingActivities:
 
     @activity.defn(name="train_adapter")
     async def train_adapter(self, inp: TrainAdapterInput) -> TrainAdapterOutput:
+        # The settings were checked when the payload decoded (they check themselves).
+        lora, dpo = inp.lora, inp.dpo
         try:
-            lora = LoraSettings(**inp.lora)
-            dpo = DpoSettings(**inp.dpo)
             if inp.checkpoint_every < 0:
-                raise ValueError(f"checkpoint_every must be >= 0, got {inp.checkpoint_every}")
+                raise InvalidArgument.field(
+                    "checkpoint_every",
+                    f"must be >= 0, got {inp.checkpoint_every}",
+                    reason="INVALID_TRAINING_CONFIG",
+                )
             adapter_prefix = run_prefix("adapters", inp.tenant_id, inp.skill_id, inp.run_id)
             checkpoint_prefix = run_prefix("checkpoints", inp.tenant_id, inp.skill_id, inp.run_id)
-        except (TypeError, ValueError) as exc:
-            raise _permanent("InvalidTrainingConfig", str(exc)) from exc
         except InvalidArgument as exc:
-            raise _permanent("InvalidArgument", exc.message) from exc
+            raise permanent(exc) from exc
 
         info = activity.info()
         details = info.heartbeat_details[0] if info.heartbeat_details else None
@@ -207,7 +214,11 @@ class TrainingActivities:
 
         pairs, dataset_sha = await self._read_pairs(inp.dataset_uri, "dataset", inp.dataset_sha256)
         if not pairs:
-            raise _permanent("InvalidDataset", f"dataset {inp.dataset_uri} has no pairs")
+            raise permanent(
+                FailedPrecondition(
+                    f"dataset {inp.dataset_uri} has no pairs", reason="INVALID_DATASET"
+                )
+            )
         golden: list[Any] = []
         golden_sha = ""
         if inp.golden_dataset_uri:
@@ -317,7 +328,7 @@ class TrainingActivities:
             await asyncio.gather(training, return_exceptions=True)
             raise
         except ValueError as exc:  # the data or settings can never train
-            raise _permanent("InvalidTrainingInput", str(exc)) from exc
+            raise permanent(FailedPrecondition(str(exc), reason="INVALID_TRAINING_INPUT")) from exc
         finally:
             beater.cancel()
             await asyncio.gather(beater, return_exceptions=True)

@@ -35,8 +35,8 @@ with workflow.unsafe.imports_passed_through():
         RegisterCandidateOutput,
         RolloutInput,
         RolloutResult,
-        TrainInput,
-        TrainOutput,
+        TrainAdapterInput,
+        TrainAdapterOutput,
     )
     from workflows.rollout import RolloutWorkflow, rollout_workflow_id
 
@@ -249,11 +249,12 @@ class LearningLoopWorkflow:
         )
         run_id = f"{state.loop_id}-{n}"
         self._phase = f"iteration {n}: training"
-        trained: TrainOutput = await workflow.execute_activity(
+        trained: TrainAdapterOutput = await workflow.execute_activity(
             "train_adapter",
-            TrainInput(state.tenant_id, state.skill_id, run_id, dataset.dataset_uri,
-                       baseline.policy_id, cfg.lora, cfg.dpo, cfg.train_checkpoint_every),
-            result_type=TrainOutput,
+            TrainAdapterInput(state.tenant_id, state.skill_id, run_id, dataset.dataset_uri,
+                              baseline.policy_id, lora=cfg.lora, dpo=cfg.dpo,
+                              checkpoint_every=cfg.train_checkpoint_every),
+            result_type=TrainAdapterOutput,
             task_queue=cfg.gpu_task_queue,
             start_to_close_timeout=timedelta(seconds=cfg.train_timeout_s),
             heartbeat_timeout=timedelta(seconds=cfg.train_heartbeat_timeout_s),

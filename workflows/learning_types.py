@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workflows.queues import GPU_TASK_QUEUE
+from workflows.training_types import DpoSettings, LoraSettings
 
 
 @dataclass
@@ -86,10 +87,10 @@ class LoopConfig:
     """0: run until stopped."""
     iterations_per_run: int = 5
     """Iterations before continue-as-new (history stays small)."""
-    lora: dict[str, Any] = field(default_factory=dict)
-    """Trainer LoRA settings (services.training.trainer.LoraSettings fields)."""
-    dpo: dict[str, Any] = field(default_factory=dict)
-    """Trainer DPO settings (services.training.trainer.DpoSettings fields)."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """The trainer's LoRA settings (a dict of its fields in older histories)."""
+    dpo: DpoSettings = field(default_factory=DpoSettings)
+    """The trainer's DPO settings (a dict of its fields in older histories)."""
     gpu_task_queue: str = GPU_TASK_QUEUE
     """Task queue of the GPU workers that train (one per GPU pool)."""
     train_heartbeat_timeout_s: float = 120.0
@@ -177,24 +178,53 @@ class BuildDatasetOutput:
 
 
 @dataclass
-class TrainInput:
+class TrainAdapterInput:
+    """The input of the ``train_adapter`` activity (workers.training_activities), from
+    a training run and from a learning loop's iteration alike. Data travels by URI only.
+    Older learning-loop histories hold a ``TrainInput`` of the first five fields and
+    ``lora``/``dpo`` dicts, which decode into it."""
+
     tenant_id: str
     skill_id: str
     run_id: str
     dataset_uri: str
-    parent_policy_id: str
-    lora: dict[str, Any] = field(default_factory=dict)
-    dpo: dict[str, Any] = field(default_factory=dict)
+    """Parquet with columns prompt (text or JSON chat) / chosen / rejected."""
+    parent_policy_id: str = ""
+    dataset_id: str = ""
+    dataset_version: int = 0
+    dataset_sha256: str = ""
+    """Expected sha256 of the Parquet bytes; checked when given."""
+    golden_dataset_uri: str = ""
+    """Golden replay pairs (same format), mixed in at ``dpo.replay_fraction``."""
+    parent_adapter_uri: str = ""
+    """Adapter directory to continue from (it is then also the DPO reference)."""
+    parent_adapter_sha256: str = ""
+    reward_config_version: str = ""
+    judge_version: str = ""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    dpo: DpoSettings = field(default_factory=DpoSettings)
     checkpoint_every: int = 50
-    """Optimiser steps between checkpoints (TrainAdapterInput.checkpoint_every)."""
+    """Optimiser steps between checkpoints uploaded to the object store (0: none)."""
 
 
 @dataclass
-class TrainOutput:
+class TrainAdapterOutput:
+    """The output of ``train_adapter``. Older learning-loop histories hold a
+    ``TrainOutput`` of the first four fields, which decodes into it."""
+
     adapter_uri: str
+    """Directory URI: adapter_config.json + adapter_model.safetensors (+ metrics.json,
+    loss_curve.png, lineage.json)."""
     adapter_sha256: str
+    """sha256 of adapter_model.safetensors."""
     final_loss: float
     steps: int
+    metrics_uri: str = ""
+    loss_curve_uri: str = ""
+    lineage_uri: str = ""
+    resumed_from_step: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -378,57 +408,6 @@ class LoopStatus:
 
 
 # ---- training runs and evaluations as resources --------------------------------------
-
-
-@dataclass
-class TrainAdapterInput:
-    """The train activity's input (``workers.training_activities``; defined here because
-    workflows must not import the trainer). Field-compatible with the learning loop's
-    ``TrainInput`` (its fields come first); everything else is optional. Data travels
-    by URI only."""
-
-    tenant_id: str
-    skill_id: str
-    run_id: str
-    dataset_uri: str
-    """Parquet with columns prompt (text or JSON chat) / chosen / rejected."""
-    parent_policy_id: str = ""
-    dataset_id: str = ""
-    dataset_version: int = 0
-    dataset_sha256: str = ""
-    """Expected sha256 of the Parquet bytes; checked when given."""
-    golden_dataset_uri: str = ""
-    """Golden replay pairs (same format), mixed in at ``dpo["replay_fraction"]``."""
-    parent_adapter_uri: str = ""
-    """Adapter directory to continue from (it is then also the DPO reference)."""
-    parent_adapter_sha256: str = ""
-    reward_config_version: str = ""
-    judge_version: str = ""
-    lora: dict[str, Any] = field(default_factory=dict)
-    """``LoraSettings`` fields (rank, alpha, dropout, target_modules, qlora)."""
-    dpo: dict[str, Any] = field(default_factory=dict)
-    """``DpoSettings`` fields (loss, beta, learning_rate, epochs, max_steps, ...)."""
-    checkpoint_every: int = 50
-    """Optimiser steps between checkpoints uploaded to the object store (0: none)."""
-
-
-@dataclass
-class TrainAdapterOutput:
-    """Field-compatible with the learning loop's ``TrainOutput`` (first four fields)."""
-
-    adapter_uri: str
-    """Directory URI: adapter_config.json + adapter_model.safetensors (+ metrics.json,
-    loss_curve.png, lineage.json)."""
-    adapter_sha256: str
-    """sha256 of adapter_model.safetensors."""
-    final_loss: float
-    steps: int
-    metrics_uri: str = ""
-    loss_curve_uri: str = ""
-    lineage_uri: str = ""
-    resumed_from_step: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    lineage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -95,9 +95,10 @@ def policy_id_of(skill_id: str, version: int) -> str:
     return f"{skill_id}@v{version}"
 
 
-def require_reason(reason: str) -> str:
+def require_reason(reason: str, *, optional: bool = False) -> str:
+    """The reason of a traffic change, stripped; ``optional``: it may be empty."""
     reason = reason.strip()
-    if not reason:
+    if not reason and not optional:
         raise InvalidArgument.field("reason", "is required (it is recorded in the audit log)")
     if len(reason) > MAX_REASON:
         raise InvalidArgument.field("reason", f"must be at most {MAX_REASON} characters")

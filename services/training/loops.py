@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -29,7 +29,7 @@ from services.errors import (
     ResourceExhausted,
 )
 from services.registry.service import RegistryCore
-from services.registry.validation import MAX_REASON, POLICY_ID, skill_id_problem
+from services.registry.validation import POLICY_ID, require_reason, skill_id_problem
 from services.tenancy.principal import Principal, Scope
 from services.training.judge import DEFAULT_TEMPLATES
 from services.training.rollouts import plan_from_proto
@@ -37,6 +37,7 @@ from services.training.workflow_resources import can_exist
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import JudgeSpec, LoopConfig, LoopState, LoopStatus
 from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
+from workflows.training_types import DpoSettings, LoraSettings
 
 _OUTCOMES = {
     "promoted": pb.LearningLoopIteration.OUTCOME_PROMOTED,
@@ -90,13 +91,11 @@ def _offending_field(field_path: str, message: str) -> str:
 
 def training_settings(
     proto: pb.TrainingConfig, field_path: str, *, what: str = "a learning loop"
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The proto's training config as trainer settings (LoraSettings and DpoSettings
-    fields), checked now: a bad value must fail the request, not a training run hours
-    later. ``field_path`` is the config's path in the request, for errors; ``what``
-    names the caller in them."""
-    from services.training.trainer import DpoSettings, LoraSettings
-
+) -> tuple[LoraSettings, DpoSettings]:
+    """The proto's training config as the trainer's settings, checked now: a bad value
+    must fail the request, not a training run hours later. Unset fields keep the
+    settings' defaults. ``field_path`` is the config's path in the request, for errors;
+    ``what`` names the caller in them."""
     if proto.method == pb.TRAINING_METHOD_SFT:
         raise InvalidArgument.field(
             f"{field_path}.method", f"{what} trains on preferences: use DPO or IPO"
@@ -114,11 +113,9 @@ def training_settings(
         if h.HasField(proto_name):
             dpo[setting] = getattr(h, proto_name)
     try:
-        LoraSettings(**lora)
-        DpoSettings(**dpo)
+        return LoraSettings(**lora), DpoSettings(**dpo)
     except (TypeError, ValueError) as err:
         raise InvalidArgument.field(_offending_field(field_path, str(err)), str(err)) from err
-    return lora, dpo
 
 
 def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
@@ -442,9 +439,7 @@ class LoopService:
         """End a loop for good; a STOPPED loop is returned as it is."""
         caller.require(Scope.DEPLOY)  # stopping a loop rolls back its running rollout
         idempotency.validate_request_id(request_id)
-        reason = reason.strip()
-        if len(reason) > MAX_REASON:  # it becomes a rollback's audited reason
-            raise InvalidArgument.field("reason", f"must be at most {MAX_REASON} characters")
+        reason = require_reason(reason, optional=True)  # a rollback's audited reason
         loop = await self.get(caller, loop_id)
         if loop.state == pb.LearningLoop.STATE_STOPPED:
             return loop
@@ -455,7 +450,8 @@ class LoopService:
         await handle.signal(LearningLoopWorkflow.stop, reason)
         # A waiting loop ends at once: answer with its final state when it does. One
         # finishing a step answers STOPPED now and ends when the step does.
-        with contextlib.suppress(TimeoutError):
+        # (A loop whose last step failed ends FAILED: `get` reports it.)
+        with contextlib.suppress(TimeoutError, WorkflowFailureError):
             await asyncio.wait_for(handle.result(), _STOP_WAIT_S)
             self._recent_starts.pop(workflow_id, None)
             self._recent_stops[workflow_id] = time.monotonic()

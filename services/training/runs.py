@@ -57,6 +57,7 @@ from workflows.learning_types import (
 )
 from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.training_run import TrainingRunWorkflow, training_run_workflow_id
+from workflows.training_types import DpoSettings, LoraSettings
 
 _TRAIN = "train_adapter"
 _FINISH_WAIT_S = 20.0
@@ -397,7 +398,7 @@ def _require_unfinished(run: pb.TrainingRun) -> None:
 # ---- validation ---------------------------------------------------------------------
 
 
-def _validated(run: pb.TrainingRun, request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _validated(run: pb.TrainingRun, request_id: str) -> tuple[LoraSettings, DpoSettings]:
     """The contract's INVALID_ARGUMENT checks, every missing field named at once; the
     trainer's LoRA and DPO settings of a valid config."""
     violations = [

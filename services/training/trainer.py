@@ -24,9 +24,9 @@ import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 # The base model must never come from a hub: these machines cannot reach one.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -47,137 +47,12 @@ from services.inference.backends.local import (
     gguf_cache_path,
     load_base_model,
 )
+from workflows.training_types import DpoSettings, LoraSettings
 
 log = logging.getLogger(__name__)
 
-LossType = Literal["sigmoid", "ipo"]
 REF_ADAPTER = "ref"
 """TRL's name for the frozen copy of a starting adapter (the reference model)."""
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA adapter settings; mirrors ``rlaas.training.v1.LoraConfig``."""
-
-    rank: int = field(default=8, metadata={"help": "LoRA rank r, >= 1."})
-    alpha: float | None = field(
-        default=None, metadata={"help": "LoRA scaling alpha, > 0; default 2 * rank."}
-    )
-    dropout: float = field(default=0.05, metadata={"help": "LoRA dropout, in [0, 1)."})
-    target_modules: tuple[str, ...] = field(
-        default=("q_proj", "v_proj"), metadata={"help": "Module names to adapt."}
-    )
-    qlora: bool = field(
-        default=False,
-        metadata={
-            "help": "Train on a 4-bit NF4 base (QLoRA). Used only where CUDA is available "
-            "and bitsandbytes imports; elsewhere the base stays in full precision."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        # Accept a list (JSON payloads, proto repeated fields) but store a tuple.
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
-        if self.rank < 1:
-            raise ValueError(f"lora.rank must be >= 1, got {self.rank}")
-        if self.alpha is not None and not self.alpha > 0:
-            raise ValueError(f"lora.alpha must be > 0, got {self.alpha}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"lora.dropout must be in [0, 1), got {self.dropout}")
-        if not self.target_modules or any(
-            not isinstance(m, str) or not m for m in self.target_modules
-        ):
-            raise ValueError("lora.target_modules must be a non-empty list of module names")
-
-    @property
-    def scaling_alpha(self) -> float:
-        return self.alpha if self.alpha is not None else 2.0 * self.rank
-
-
-@dataclass(frozen=True)
-class DpoSettings:
-    """Preference-optimisation hyperparameters; mirrors
-    ``rlaas.training.v1.TrainingHyperparameters`` (plus SFT warm-start and replay)."""
-
-    loss: LossType = field(default="sigmoid", metadata={"help": "'sigmoid' (DPO) or 'ipo' (IPO)."})
-    beta: float = field(
-        default=0.1, metadata={"help": "DPO beta / IPO tau: pull towards the reference, > 0."}
-    )
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate, > 0."})
-    epochs: float = field(default=1.0, metadata={"help": "Epochs over the mix, > 0."})
-    max_steps: int | None = field(
-        default=None, metadata={"help": "Optimiser steps; overrides epochs when set, >= 1."}
-    )
-    batch_size: int = field(default=4, metadata={"help": "Pairs per device batch, >= 1."})
-    gradient_accumulation_steps: int = field(
-        default=1, metadata={"help": "Batches per optimiser step, >= 1."}
-    )
-    max_length: int = field(
-        default=512, metadata={"help": "Most tokens of prompt + answer, >= 16."}
-    )
-    max_prompt_length: int | None = field(
-        default=None,
-        metadata={
-            "help": "Most tokens of the prompt, < max_length; a longer prompt loses the start "
-            "of its last message (None: only max_length applies)."
-        },
-    )
-    warmup_ratio: float = field(
-        default=0.0, metadata={"help": "Linear warm-up fraction of the steps, [0, 1)."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of LoRA init, data order, dropout."})
-    sft_warmup_steps: int = field(
-        default=0,
-        metadata={
-            "help": "SFT steps on the chosen answers before DPO (0: none). The warmed-up "
-            "adapter becomes the DPO reference."
-        },
-    )
-    replay_fraction: float = field(
-        default=0.0,
-        metadata={
-            "help": "Fraction of the training mix drawn from golden replay pairs (against "
-            "forgetting), [0, 1)."
-        },
-    )
-    gradient_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "Trade compute for memory (TRL turns it on by default; we do not)."},
-    )
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("sigmoid", "ipo"):
-            raise ValueError(f"dpo.loss must be 'sigmoid' or 'ipo', got {self.loss!r}")
-        if not self.beta > 0:
-            raise ValueError(f"dpo.beta must be > 0, got {self.beta}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"dpo.learning_rate must be > 0, got {self.learning_rate}")
-        if self.max_steps is None and not self.epochs > 0:
-            raise ValueError(f"dpo.epochs must be > 0, got {self.epochs}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"dpo.max_steps must be >= 1, got {self.max_steps}")
-        if self.batch_size < 1:
-            raise ValueError(f"dpo.batch_size must be >= 1, got {self.batch_size}")
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError(
-                "dpo.gradient_accumulation_steps must be >= 1, "
-                f"got {self.gradient_accumulation_steps}"
-            )
-        if self.max_length < 16:
-            raise ValueError(f"dpo.max_length must be >= 16, got {self.max_length}")
-        if self.max_prompt_length is not None and not 0 < self.max_prompt_length < self.max_length:
-            raise ValueError(
-                f"dpo.max_prompt_length must be in [1, max_length={self.max_length}), "
-                f"got {self.max_prompt_length}"
-            )
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"dpo.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.seed < 0:
-            raise ValueError(f"dpo.seed must be >= 0, got {self.seed}")
-        if self.sft_warmup_steps < 0:
-            raise ValueError(f"dpo.sft_warmup_steps must be >= 0, got {self.sft_warmup_steps}")
-        if not 0 <= self.replay_fraction < 1:
-            raise ValueError(f"dpo.replay_fraction must be in [0, 1), got {self.replay_fraction}")
 
 
 @dataclass

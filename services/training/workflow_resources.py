@@ -39,24 +39,15 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from services.activity_errors import read_back
 from services.errors import RequestIdReused
 from services.paging import PageRequest, next_page_token
+from services.server.status import to_rpc_status
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
 
 _WRAPPERS = (WorkflowFailureError, ActivityError, ChildWorkflowError)
-# Non-retryable ApplicationError types the activities raise, as google.rpc codes.
-_FAILURE_CODES = {
-    "NotFound": code_pb2.NOT_FOUND,
-    "InvalidArgument": code_pb2.INVALID_ARGUMENT,
-    "InvalidTrainingConfig": code_pb2.INVALID_ARGUMENT,
-    "InvalidTrainingInput": code_pb2.FAILED_PRECONDITION,
-    "InvalidDataset": code_pb2.FAILED_PRECONDITION,
-    "DatasetChanged": code_pb2.FAILED_PRECONDITION,
-    "AdapterChanged": code_pb2.FAILED_PRECONDITION,
-    "NO_BASELINE": code_pb2.FAILED_PRECONDITION,
-}
 
 
 # Every id this server gives a workflow resource is short printable ASCII ("tr-" and 16
@@ -161,14 +152,18 @@ async def first_started(handle: WorkflowHandle[Any, Any], name: str) -> datetime
 
 def failure_status(err: BaseException) -> status_pb2.Status:
     """A failed workflow's error as the contract reports it: the activity's own error,
-    unwrapped from Temporal's (not its own causes: those are details behind it), with a
-    fitting code."""
+    unwrapped from Temporal's (not its own causes: those are details behind it). One
+    the activity failed with for good (services.activity_errors) keeps its code,
+    reason and details, as the server's own errors have them; any other is INTERNAL
+    (a timeout DEADLINE_EXCEEDED)."""
     cause = err
     while isinstance(cause, _WRAPPERS) and cause.__cause__ is not None:
         cause = cause.__cause__
     code = code_pb2.INTERNAL
     if isinstance(cause, ApplicationError):
-        code = _FAILURE_CODES.get(cause.type or "", code_pb2.INTERNAL)
+        error = read_back(cause)
+        if error is not None:
+            return to_rpc_status(error)
     elif isinstance(cause, TimeoutError):
         code = code_pb2.DEADLINE_EXCEEDED
     message = cause.message if isinstance(cause, ApplicationError | TimeoutError) else str(cause)

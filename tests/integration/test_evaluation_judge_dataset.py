@@ -12,6 +12,7 @@ import random
 
 import grpc
 import pytest
+from temporalio.client import Client
 
 from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
@@ -23,6 +24,7 @@ from services.objects.store import LocalObjectStore
 from services.training.artifacts import key_for_uri
 from services.training.evaluation import load_golden_set
 from services.training.preferences import read_parquet
+from services.training.workflow_resources import pack
 from tests.conftest import RunningStack
 from tests.helpers import md, rich_error, scoped_key
 from tests.integration.test_training_runs import (
@@ -30,11 +32,15 @@ from tests.integration.test_training_runs import (
     WORDS,
     Tenant,
     create_dataset,
+    error_reason,
     eventually,
     fails,
     rid,
     tenant,
 )
+from workflows.evaluation import EvaluationWorkflow, evaluation_workflow_id
+from workflows.learning_types import EvaluateInput, EvaluationInput, JudgeSpec
+from workflows.queues import CPU_TASK_QUEUE
 
 pytestmark = pytest.mark.integration
 
@@ -237,3 +243,51 @@ async def test_judge_config_errors_name_the_field(
     assert (await fails(t.training.StartLearningLoop(start, metadata=md(t.admin))))[0] == (
         grpc.StatusCode.NOT_FOUND
     )
+
+
+async def test_an_evaluation_whose_judge_or_dataset_is_gone_fails_with_their_code(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    """What the worker finds wrong reaches GetEvaluation with the server's own code and
+    reason (not INTERNAL): a judge policy gone since the evaluation was created is
+    NOT_FOUND, a dataset whose stored pairs are gone FAILED_PRECONDITION."""
+    t = await tenant(channel, stack, "evals-gone")
+
+    async def failed(evaluation_id: str) -> pb.Evaluation:
+        done = await eventually(lambda: t.get_eval(evaluation_id), lambda e: e.state in FINISHED)
+        assert done.state == pb.Evaluation.STATE_FAILED, done
+        return done
+
+    # A judge that is gone by the time the worker builds it: CreateEvaluation checks
+    # that the judge exists, so the evaluation is started as the server starts one.
+    evaluation_id = f"ev-gone-{rid()[:8]}"
+    as_created = pb.Evaluation(candidate_policy_id=t.candidate, skill_id=SKILL,
+                               baseline_policy_id=t.baseline)  # fmt: skip
+    evaluate = EvaluateInput(
+        t.tenant_id, SKILL, t.candidate, t.baseline, evaluation_id=evaluation_id,
+        max_examples=2, safety_suites=["jailbreak"],
+        judge=JudgeSpec(judge_model=f"{SKILL}@v99"),
+    )  # fmt: skip
+    client = await Client.connect(stack.settings.temporal_target)
+    await client.start_workflow(
+        EvaluationWorkflow.run, EvaluationInput(evaluate, stack.settings.gpu_task_queue),
+        id=evaluation_workflow_id(t.tenant_id, evaluation_id), task_queue=CPU_TASK_QUEUE,
+        memo={"request_sha256": "", "skill_id": SKILL, "candidate_policy_id": t.candidate,
+              "evaluation": pack(as_created)},
+    )  # fmt: skip
+    gone = await failed(evaluation_id)
+    assert gone.error.code == grpc.StatusCode.NOT_FOUND.value[0], gone.error
+    assert error_reason(gone.error) == "JUDGE_NOT_FOUND"
+    assert f"{SKILL}@v99" in gone.error.message
+
+    # A READY dataset whose Parquet was deleted after it was built.
+    await telemetry(channel, t, 18, one_thread=False)
+    dataset = await create_dataset(t)
+    assert dataset.state == pb.PreferenceDataset.STATE_READY and dataset.eval_pair_count > 0
+    store = LocalObjectStore(stack.settings.objects_dir)
+    await store.delete(key_for_uri(store, dataset.storage_uri))
+    config = pb.EvaluationConfig(dataset_id=dataset.dataset_id, safety_suites=["jailbreak"])
+    created = await t.create_eval(pb.Evaluation(candidate_policy_id=t.candidate, config=config))
+    unreadable = await failed(created.evaluation_id)
+    assert unreadable.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert error_reason(unreadable.error) == "DATASET_UNREADABLE"

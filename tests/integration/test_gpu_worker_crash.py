@@ -38,6 +38,7 @@ from workers.training_activities import TrainAdapterOutput
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import LoopConfig, LoopState, RolloutPlan
 from workflows.queues import CPU_TASK_QUEUE
+from workflows.training_types import DpoSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -203,7 +204,7 @@ async def test_a_killed_gpu_worker_resumes_training_from_its_checkpoint(
         tenant_id=tenant_id, skill_id="support_email", loop_id=loop_id,
         config=LoopConfig(
             min_new_feedback=1, check_interval_s=1, min_pairs=8, max_iterations=1,
-            dpo={"max_steps": MAX_STEPS, "batch_size": 2, "learning_rate": 5e-3, "seed": 1},
+            dpo=DpoSettings(max_steps=MAX_STEPS, batch_size=2, learning_rate=5e-3, seed=1),
             gpu_task_queue=queue, train_checkpoint_every=CHECKPOINT_EVERY,
             train_heartbeat_timeout_s=HEARTBEAT_TIMEOUT_S,
             rollout=RolloutPlan(shadow_requests=1000, poll_interval_s=1, max_stage_s=5),

@@ -37,8 +37,8 @@ from workflows.learning_types import (
     RolloutResult,
     SetStageInput,
     SetStageOutput,
-    TrainInput,
-    TrainOutput,
+    TrainAdapterInput,
+    TrainAdapterOutput,
 )
 from workflows.rollout import RolloutWorkflow, rollout_workflow_id
 
@@ -79,9 +79,9 @@ class Script:
             return BaselineOutput(f"{inp.skill_id}@v{self.version}")
 
         @activity.defn(name="train_adapter")
-        async def train(inp: TrainInput) -> TrainOutput:
+        async def train(inp: TrainAdapterInput) -> TrainAdapterOutput:
             self.trained.append(activity.info().task_queue)
-            return TrainOutput(f"file:///adapters/{inp.run_id}", "0" * 64, 0.1, 8)
+            return TrainAdapterOutput(f"file:///adapters/{inp.run_id}", "0" * 64, 0.1, 8)
 
         @activity.defn(name="register_candidate")
         async def register(inp: RegisterCandidateInput) -> RegisterCandidateOutput:

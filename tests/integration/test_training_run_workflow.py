@@ -18,11 +18,14 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import CancelledError
 from temporalio.worker import Worker
 
+from services.activity_errors import permanent
+from services.errors import FailedPrecondition
 from services.training.workflow_resources import failure_status
 from tests.conftest import RunningStack
+from tests.integration.test_training_runs import error_reason
 from workflows.evaluation import EvaluationWorkflow
 from workflows.learning_types import (
     EvaluateInput,
@@ -37,6 +40,7 @@ from workflows.learning_types import (
     TrainingRunStatus,
 )
 from workflows.training_run import TrainingRunWorkflow
+from workflows.training_types import DpoSettings, LoraSettings
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +66,8 @@ class Fakes:
             self.trained.append(inp)
             self.train_queues.append(activity.info().task_queue)
             if self.train_error:
-                raise ApplicationError(self.train_error, type="InvalidDataset", non_retryable=True)
+                error = FailedPrecondition(self.train_error, reason="INVALID_DATASET")
+                raise permanent(error)  # as the real activity fails for good
             step = 0
             try:
                 while self.train_blocks:
@@ -100,7 +105,8 @@ def run_input(gpu_queue: str) -> TrainingRunInput:
     train = TrainAdapterInput(
         "t", "support_email", f"tr-{uuid.uuid4().hex[:8]}", "file:///datasets/d.parquet",
         "support_email@v1", dataset_id="file:///datasets/d.parquet",
-        parent_adapter_uri="file:///adapters/parent", lora={"rank": 4}, dpo={"max_steps": 4},
+        parent_adapter_uri="file:///adapters/parent", lora=LoraSettings(rank=4),
+        dpo=DpoSettings(max_steps=4),
     )  # fmt: skip
     return TrainingRunInput(train, gpu_queue, heartbeat_timeout_s=7)
 
@@ -141,7 +147,7 @@ async def test_trains_on_the_gpu_queue_then_registers_the_candidate(stack: Runni
     [trained] = fakes.trained
     assert fakes.train_queues == [f"{queue}-gpu"]
     assert trained.parent_adapter_uri == "file:///adapters/parent"
-    assert (trained.lora, trained.dpo) == ({"rank": 4}, {"max_steps": 4})
+    assert (trained.lora, trained.dpo) == (LoraSettings(rank=4), DpoSettings(max_steps=4))
     [registered] = fakes.registered
     assert registered.parent_policy_id == "support_email@v1"
     assert registered.adapter_uri == f"file:///adapters/{trained.run_id}"
@@ -205,6 +211,7 @@ async def test_a_training_error_fails_the_run_with_the_activity_s_reason(
     status = failure_status(info.value)
     assert status.message == "dataset d has no pairs"
     assert status.code == 9  # FAILED_PRECONDITION: the data can never train
+    assert error_reason(status) == "INVALID_DATASET"
     assert len(fakes.trained) == 1 and fakes.registered == []  # non-retryable: one attempt
 
 

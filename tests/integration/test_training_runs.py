@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
@@ -152,6 +153,16 @@ async def fails(call: Awaitable[object]) -> tuple[grpc.StatusCode, str | None, l
         await call
     err = rich_error(info.value)
     return err.code, err.reason, [f for f, _ in err.field_violations]
+
+
+def error_reason(status: status_pb2.Status) -> str:
+    """The ErrorInfo reason of a resource's ``error``, as the server's errors carry it."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    return ""
 
 
 def put_dataset(stack: RunningStack, tenant_id: str, skill: str, data: bytes) -> str:
@@ -308,6 +319,7 @@ async def test_a_run_that_cannot_train_fails_with_the_reason(
                               lambda r: r.state == pb.TrainingRun.STATE_FAILED)  # fmt: skip
     assert "not a Parquet file" in failed.error.message
     assert failed.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert error_reason(failed.error) == "INVALID_DATASET"
     assert not failed.lineage.produced_policy_id
     code, reason, _ = await fails(t.cancel_run(created.training_run_id))
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "RUN_FINISHED")

@@ -27,10 +27,11 @@ from workers.training_activities import (
     TrainAdapterOutput,
     TrainingActivities,
 )
+from workflows.training_types import DpoSettings
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
-DPO = {"max_steps": 6, "batch_size": 2, "learning_rate": 5e-3, "seed": 1}
+DPO = DpoSettings(max_steps=6, batch_size=2, learning_rate=5e-3, seed=1)
 
 
 def _parquet(pairs: list[dict[str, Any]]) -> bytes:
@@ -96,7 +97,7 @@ async def test_train_adapter_heartbeats_and_stores_artifacts(
         store,
         "run-1",
         golden_dataset_uri=store.uri("datasets/t1/s1/golden/pairs.parquet"),
-        dpo={**DPO, "replay_fraction": 0.2},
+        dpo=dataclasses.replace(DPO, replay_fraction=0.2),
     )
     out: TrainAdapterOutput = await _run(env, acts, inp)
 
@@ -147,7 +148,7 @@ async def test_a_retry_resumes_from_the_heartbeat_checkpoint(
     setup: tuple[LocalObjectStore, TrainingActivities],
 ) -> None:
     store, acts = setup
-    dpo = {**DPO, "max_steps": 10}
+    dpo = dataclasses.replace(DPO, max_steps=10)
     inp = _input(store, "run-2", dpo=dpo, checkpoint_every=3)
 
     # Attempt 1: cancelled right after its checkpoint at step 6 (a lost worker would
@@ -195,7 +196,7 @@ async def test_a_retry_resumes_from_a_newer_checkpoint_than_the_heartbeat_names(
     """Heartbeats are throttled: the server may still hold details naming a checkpoint
     that the dead worker replaced (and deleted) since. The retry takes the newest."""
     store, acts = setup
-    inp = _input(store, "run-7", dpo={**DPO, "max_steps": 8}, checkpoint_every=2)
+    inp = _input(store, "run-7", dpo=dataclasses.replace(DPO, max_steps=8), checkpoint_every=2)
     first = ActivityEnvironment()
     beats: list[dict[str, Any]] = []
 
@@ -229,19 +230,16 @@ async def test_missing_dataset_is_a_permanent_failure(
     inp = _input(store, "run-4", dataset_uri=store.uri("datasets/t1/s1/nope.parquet"))
     with pytest.raises(ApplicationError) as err:
         await _run(ActivityEnvironment(), acts, inp)
-    assert err.value.non_retryable and err.value.type == "NotFound"
+    assert err.value.non_retryable and err.value.type == "NOT_FOUND:NOT_FOUND"
 
 
 @pytest.mark.parametrize(
     ("change", "kind"),
     [
-        ({"dpo": {"loss": "hinge"}}, "InvalidTrainingConfig"),
-        ({"lora": {"rank": 0}}, "InvalidTrainingConfig"),
-        ({"lora": {"rnak": 8}}, "InvalidTrainingConfig"),
-        ({"checkpoint_every": -1}, "InvalidTrainingConfig"),
-        ({"run_id": "a/b"}, "InvalidArgument"),
-        ({"dataset_uri": "s3://elsewhere/x.parquet"}, "InvalidArgument"),
-        ({"dataset_sha256": "0" * 64}, "DatasetChanged"),
+        ({"checkpoint_every": -1}, "INVALID_ARGUMENT:INVALID_TRAINING_CONFIG"),
+        ({"run_id": "a/b"}, "INVALID_ARGUMENT:INVALID_ARGUMENT"),
+        ({"dataset_uri": "s3://elsewhere/x.parquet"}, "INVALID_ARGUMENT:INVALID_ARGUMENT"),
+        ({"dataset_sha256": "0" * 64}, "FAILED_PRECONDITION:DATASET_CHANGED"),
     ],
 )
 async def test_bad_config_is_a_permanent_failure(

@@ -7,6 +7,7 @@ import pytest
 from rlaas.training.v1 import training_pb2 as pb
 from services.errors import InvalidArgument
 from services.training.loops import _config
+from workflows.training_types import DpoSettings, LoraSettings
 
 pytestmark = pytest.mark.unit
 
@@ -22,8 +23,10 @@ def test_training_config_maps_to_trainer_settings() -> None:
     )
     cfg = _config(proto)
     assert cfg.min_pairs == 32
-    assert cfg.lora == {"rank": 16, "alpha": 32.0, "target_modules": ["q_proj", "k_proj"]}
-    assert cfg.dpo == {"loss": "ipo", "learning_rate": 5e-5, "epochs": 2.0, "beta": 0.2}
+    assert cfg.lora == LoraSettings(rank=16, alpha=32.0, target_modules=("q_proj", "k_proj"))
+    assert cfg.dpo == DpoSettings(loss="ipo", learning_rate=5e-5, epochs=2.0, beta=0.2)
+    # Unset fields keep the trainer's defaults.
+    assert _config(pb.LearningLoopConfig()).lora == LoraSettings()
 
 
 @pytest.mark.parametrize(

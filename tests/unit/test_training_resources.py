@@ -164,4 +164,4 @@ def test_a_bad_training_setting_names_its_request_field(
 def test_max_prompt_length_reaches_the_trainer() -> None:
     hyper = pb.TrainingHyperparameters(max_length=256, max_prompt_length=128)
     _, dpo = training_settings(pb.TrainingConfig(hyperparameters=hyper), "run.config")
-    assert (dpo["max_length"], dpo["max_prompt_length"]) == (256, 128)
+    assert (dpo.max_length, dpo.max_prompt_length) == (256, 128)
