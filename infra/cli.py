@@ -152,7 +152,9 @@ async def _demo(settings: Settings, api_key: str | None) -> int:
 def cmd_model_server(args: argparse.Namespace) -> int:
     from services.inference.model_server import main as model_server_main
 
-    model_server_main(args.rest)
+    # argparse keeps the `--` that separates the model server's own options.
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    model_server_main(rest)
     return 0
 
 

@@ -1,7 +1,7 @@
 """TritonBackend: a KServe v2 gRPC client (tritonclient.grpc.aio) to our model server or
 to a Triton deployment whose model follows the same tensor convention (documented in
-``services.inference.model_server``): ``text_input`` is the chat as JSON, ``adapter`` the
-AdapterRef as JSON, the reply comes back in ``text_output``.
+``services.inference.model_server.kserve_grpc``): ``text_input`` is the chat as JSON,
+``adapter`` the AdapterRef as JSON, the reply comes back in ``text_output``.
 
 Every call carries a gRPC deadline (``client_timeout``/``stream_timeout``); anything that
 looks like a down or slow server becomes ``Unavailable``.
