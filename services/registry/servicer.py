@@ -157,6 +157,20 @@ class RegistryServicer(registry_pb2_grpc.RegistryServiceServicer):
         skill = await self._registry.get_skill(principal(), request.skill_id)
         return registry_pb2.GetSkillResponse(skill=skill)
 
+    async def EraseSkillText(
+        self, request: registry_pb2.EraseSkillTextRequest, context: grpc.aio.ServicerContext
+    ) -> registry_pb2.EraseSkillTextResponse:
+        erased = await self._registry.erase_skill_text(
+            principal(), request.skill_id, request_id=request.request_id
+        )
+        return registry_pb2.EraseSkillTextResponse(
+            skill=erased.skill,
+            erased_policy_count=erased.policies,
+            erased_revision_count=erased.revisions,
+            erased_audit_event_count=erased.audit_events,
+            kept_audit_event_count=erased.kept_audit_events,
+        )
+
     async def ListSkills(
         self, request: registry_pb2.ListSkillsRequest, context: grpc.aio.ServicerContext
     ) -> registry_pb2.ListSkillsResponse:

@@ -332,6 +332,9 @@ async def test_every_command_prints_the_rpcs_json(
     assert stopped["learningLoop"]["state"] == "STATE_STOPPED"
     await j("loops pause", loop_id, key=admin, code=5)  # an ended loop: FAILED_PRECONDITION
 
+    erased = await j("skills erase-text", "tour", key=admin)
+    assert not erased["skill"].get("labels") and erased["erasedAuditEventCount"] > 0
+
     # Training-side commands whose success paths other tests exercise: the refusals.
     await j("datasets create", "no_such_skill", key=admin, code=3)
     await j("datasets get", "ds-nope", key=admin, code=3)

@@ -114,3 +114,91 @@ async def test_erasure_is_refused_for_other_tenants_and_bad_input(
     # The owner's entry is untouched.
     again = (await r.ListAuditEvents(reg.ListAuditEventsRequest(), metadata=md(owner))).audit_events
     assert not any(e.HasField("erase_time") for e in again)
+
+
+async def test_a_skills_text_is_erased_everywhere_and_serving_is_untouched(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    """The live registry text too: one EraseSkillText call blanks the skill's names,
+    descriptions, labels and reasons, its policies' and its audit entries', and leaves
+    what is served (ids, prompts, traffic) and the chain intact."""
+    from tests.integration.test_registry import create_policy, promote, set_traffic
+
+    tenant_id, admin = await new_tenant(channel, stack.admin_key, "skill-erase")
+    r = registry_pb2_grpc.RegistryServiceStub(channel)
+    await r.CreateSkill(
+        reg.CreateSkillRequest(
+            skill=reg.Skill(
+                skill_id="erase_me", display_name=PERSONAL, description=PERSONAL,
+                labels={"owner": PERSONAL},
+            ),
+            request_id=str(uuid.uuid4()),
+        ),
+        metadata=md(admin),
+    )  # fmt: skip
+    v1 = await create_policy(channel, admin, "erase_me", description=PERSONAL,
+                             labels={"owner": PERSONAL})  # fmt: skip
+    v2 = await create_policy(channel, admin, "erase_me")
+    await promote(channel, admin, "erase_me", v1.policy_id)
+    await set_traffic(
+        channel, admin, "erase_me",
+        reg.TrafficConfig(canary=reg.CanaryTraffic(policy_id=v2.policy_id, percent=10)),
+        reason=PERSONAL,
+    )  # fmt: skip
+    before = await r.GetDeployment(
+        reg.GetDeploymentRequest(skill_id="erase_me"), metadata=md(admin)
+    )
+
+    request = reg.EraseSkillTextRequest(skill_id="erase_me", request_id=str(uuid.uuid4()))
+    erased = await r.EraseSkillText(request, metadata=md(admin))
+    assert (erased.erased_policy_count, erased.kept_audit_event_count) == (1, 0)
+    assert erased.erased_revision_count >= 1 and erased.erased_audit_event_count >= 4
+    assert not (erased.skill.display_name or erased.skill.description or erased.skill.labels)
+    # A retry answers the same; a second erasure finds nothing left to erase.
+    assert await r.EraseSkillText(request, metadata=md(admin)) == erased
+    second = await r.EraseSkillText(
+        reg.EraseSkillTextRequest(skill_id="erase_me", request_id=str(uuid.uuid4())),
+        metadata=md(admin),
+    )
+    assert (second.erased_policy_count, second.erased_revision_count) == (0, 0)
+
+    got = (
+        await r.GetPolicy(reg.GetPolicyRequest(policy_id=v1.policy_id), metadata=md(admin))
+    ).policy
+    assert not got.description and not got.labels
+    assert got.content_sha256 == v1.content_sha256  # the digest of what was created
+    assert got.prompt_template == v1.prompt_template
+    after = await r.GetDeployment(reg.GetDeploymentRequest(skill_id="erase_me"), metadata=md(admin))
+    assert not after.deployment.reason
+    assert after.deployment.traffic == before.deployment.traffic
+    assert after.deployment.baseline_policy_id == v1.policy_id
+    verdict = await r.VerifyAuditLog(reg.VerifyAuditLogRequest(), metadata=md(admin))
+    assert verdict.valid
+
+    # Nothing of it is left at rest: skills, policies, deployments, revisions, audit log.
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            for query in (
+                "SELECT count(*) FROM skills WHERE tenant_id = :t AND "
+                "(display_name || description || labels::text) LIKE '%Jane%'",
+                "SELECT count(*) FROM policies WHERE tenant_id = :t AND "
+                "position('Jane'::bytea in payload) > 0",
+                "SELECT count(*) FROM deployments WHERE tenant_id = :t AND reason LIKE '%Jane%'",
+                "SELECT count(*) FROM deployment_revisions WHERE tenant_id = :t "
+                "AND reason LIKE '%Jane%'",
+                "SELECT count(*) FROM audit_events WHERE tenant_id = :t AND "
+                "(before || after || reason || actor_display_name) LIKE '%Jane%'",
+            ):
+                assert await conn.scalar(text(query), {"t": tenant_id}) == 0, query
+    finally:
+        await engine.dispose()
+
+    # Another tenant cannot erase (or probe) it.
+    _, other = await new_tenant(channel, stack.admin_key, "skill-erase-b")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await r.EraseSkillText(
+            reg.EraseSkillTextRequest(skill_id="erase_me", request_id=str(uuid.uuid4())),
+            metadata=md(other),
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND

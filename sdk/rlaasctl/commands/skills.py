@@ -1,4 +1,4 @@
-"""`skills create/get/list`: skills, the tasks of the tenant's app."""
+"""`skills create/get/list/erase-text`: skills, the tasks of the tenant's app."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def _list(c: Ctl, a: argparse.Namespace) -> Shown:
     )
 
 
+def _erase_text(c: Ctl, a: argparse.Namespace) -> Shown:
+    req = reg.EraseSkillTextRequest(skill_id=a.skill, request_id=request_id(a))
+    return c.call(c.registry.EraseSkillText, req), fields
+
+
 def register(sub: Any) -> None:
     skills = group(sub, "skills", "skills: the tasks of the tenant's app")
     x = command(skills, "create", "create a skill and its empty deployment", _create)
@@ -47,3 +52,7 @@ def register(sub: Any) -> None:
     x = command(skills, "get", "one skill", _get)
     x.add_argument("skill", help="the skill's id")
     paging(command(skills, "list", "the tenant's skills", _list))
+    x = command(skills, "erase-text", "erase the free text kept about a skill, its policies, "
+                "deployment and audit entries (names, descriptions, labels, reasons)",
+                _erase_text)  # fmt: skip
+    x.add_argument("skill", help="the skill's id")

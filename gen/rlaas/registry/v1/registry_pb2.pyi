@@ -406,6 +406,28 @@ class GetSkillResponse(_message.Message):
     skill: Skill
     def __init__(self, skill: _Optional[_Union[Skill, _Mapping]] = ...) -> None: ...
 
+class EraseSkillTextRequest(_message.Message):
+    __slots__ = ("skill_id", "request_id")
+    SKILL_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    skill_id: str
+    request_id: str
+    def __init__(self, skill_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class EraseSkillTextResponse(_message.Message):
+    __slots__ = ("skill", "erased_policy_count", "erased_revision_count", "erased_audit_event_count", "kept_audit_event_count")
+    SKILL_FIELD_NUMBER: _ClassVar[int]
+    ERASED_POLICY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERASED_REVISION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AUDIT_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    KEPT_AUDIT_EVENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    skill: Skill
+    erased_policy_count: int
+    erased_revision_count: int
+    erased_audit_event_count: int
+    kept_audit_event_count: int
+    def __init__(self, skill: _Optional[_Union[Skill, _Mapping]] = ..., erased_policy_count: _Optional[int] = ..., erased_revision_count: _Optional[int] = ..., erased_audit_event_count: _Optional[int] = ..., kept_audit_event_count: _Optional[int] = ...) -> None: ...
+
 class ListSkillsRequest(_message.Message):
     __slots__ = ("page_size", "page_token")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

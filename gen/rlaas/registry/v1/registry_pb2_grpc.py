@@ -108,6 +108,11 @@ class RegistryServiceStub:
                 request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsRequest.SerializeToString,
                 response_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsResponse.FromString,
                 _registered_method=True)
+        self.EraseSkillText = channel.unary_unary(
+                '/rlaas.registry.v1.RegistryService/EraseSkillText',
+                request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseSkillTextRequest.SerializeToString,
+                response_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseSkillTextResponse.FromString,
+                _registered_method=True)
         self.UploadAdapter = channel.stream_unary(
                 '/rlaas.registry.v1.RegistryService/UploadAdapter',
                 request_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.UploadAdapterRequest.SerializeToString,
@@ -311,6 +316,26 @@ class RegistryServiceServicer:
         """Lists the skills of the caller's tenant, by `skill_id`.
         Returns INVALID_ARGUMENT if `page_size` is negative or `page_token` is
         malformed, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseSkillText(self, request, context):
+        """Erases the free text the registry keeps about a skill, e.g. to honour a
+        request to remove personal data: the skill's `display_name`,
+        `description` and `labels`; the `description` and `labels` of every
+        policy of the skill; the `reason` of its deployment and of every past
+        revision; and the free text of every audit entry on the skill, its
+        policies and its deployment (as EraseAuditEvents does; entries written
+        before erasable entries existed are kept and counted). What the skill does
+        is untouched: ids, versions, prompts, adapters, traffic. A policy keeps
+        its `content_sha256`, the digest of its content as created. The erasure is
+        recorded as an audit entry without text. Erasing again changes nothing
+        new.
+        Returns INVALID_ARGUMENT if `skill_id` or `request_id` is empty,
+        NOT_FOUND if the skill does not exist in the caller's tenant,
+        PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -552,6 +577,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.ListSkills,
                     request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsRequest.FromString,
                     response_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsResponse.SerializeToString,
+            ),
+            'EraseSkillText': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseSkillText,
+                    request_deserializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseSkillTextRequest.FromString,
+                    response_serializer=rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseSkillTextResponse.SerializeToString,
             ),
             'UploadAdapter': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadAdapter,
@@ -935,6 +965,33 @@ class RegistryService:
             '/rlaas.registry.v1.RegistryService/ListSkills',
             rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsRequest.SerializeToString,
             rlaas_dot_registry_dot_v1_dot_registry__pb2.ListSkillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseSkillText(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rlaas.registry.v1.RegistryService/EraseSkillText',
+            rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseSkillTextRequest.SerializeToString,
+            rlaas_dot_registry_dot_v1_dot_registry__pb2.EraseSkillTextResponse.FromString,
             options,
             channel_credentials,
             insecure,

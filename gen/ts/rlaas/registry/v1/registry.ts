@@ -628,6 +628,39 @@ export interface GetSkillResponse {
   skill: Skill | undefined;
 }
 
+/** Request of EraseSkillText. */
+export interface EraseSkillTextRequest {
+  /** The skill whose text to erase. */
+  skillId: string;
+  /** Idempotency key: a retry with the same id returns the original result. */
+  requestId: string;
+}
+
+/** Response of EraseSkillText. */
+export interface EraseSkillTextResponse {
+  /** The skill as it is now. */
+  skill:
+    | Skill
+    | undefined;
+  /** Policies of the skill whose text was erased. */
+  erasedPolicyCount: number;
+  /**
+   * Deployment revisions whose reason was erased (the deployment's current
+   * reason is erased with them).
+   */
+  erasedRevisionCount: number;
+  /**
+   * Audit entries on the skill, its policies and its deployment whose text
+   * was erased.
+   */
+  erasedAuditEventCount: number;
+  /**
+   * Audit entries on them written before erasable entries existed: their
+   * text stays.
+   */
+  keptAuditEventCount: number;
+}
+
 /** Request of ListSkills. */
 export interface ListSkillsRequest {
   /** Maximum number of results (default 50, at most 1000). */
@@ -5333,6 +5366,254 @@ export const GetSkillResponse: MessageFns<GetSkillResponse> = {
   },
 };
 
+function createBaseEraseSkillTextRequest(): EraseSkillTextRequest {
+  return { skillId: "", requestId: "" };
+}
+
+export const EraseSkillTextRequest: MessageFns<EraseSkillTextRequest> = {
+  encode(message: EraseSkillTextRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.skillId !== "") {
+      writer.uint32(10).string(message.skillId);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(18).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EraseSkillTextRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEraseSkillTextRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.skillId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EraseSkillTextRequest {
+    return {
+      skillId: isSet(object.skillId)
+        ? globalThis.String(object.skillId)
+        : isSet(object.skill_id)
+        ? globalThis.String(object.skill_id)
+        : "",
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+    };
+  },
+
+  toJSON(message: EraseSkillTextRequest): unknown {
+    const obj: any = {};
+    if (message.skillId !== "") {
+      obj.skillId = message.skillId;
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EraseSkillTextRequest>, I>>(base?: I): EraseSkillTextRequest {
+    return EraseSkillTextRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EraseSkillTextRequest>, I>>(object: I): EraseSkillTextRequest {
+    const message = createBaseEraseSkillTextRequest();
+    message.skillId = object.skillId ?? "";
+    message.requestId = object.requestId ?? "";
+    return message;
+  },
+};
+
+function createBaseEraseSkillTextResponse(): EraseSkillTextResponse {
+  return {
+    skill: undefined,
+    erasedPolicyCount: 0,
+    erasedRevisionCount: 0,
+    erasedAuditEventCount: 0,
+    keptAuditEventCount: 0,
+  };
+}
+
+export const EraseSkillTextResponse: MessageFns<EraseSkillTextResponse> = {
+  encode(message: EraseSkillTextResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.skill !== undefined) {
+      Skill.encode(message.skill, writer.uint32(10).fork()).join();
+    }
+    if (message.erasedPolicyCount !== 0) {
+      writer.uint32(16).int32(message.erasedPolicyCount);
+    }
+    if (message.erasedRevisionCount !== 0) {
+      writer.uint32(24).int32(message.erasedRevisionCount);
+    }
+    if (message.erasedAuditEventCount !== 0) {
+      writer.uint32(32).int32(message.erasedAuditEventCount);
+    }
+    if (message.keptAuditEventCount !== 0) {
+      writer.uint32(40).int32(message.keptAuditEventCount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EraseSkillTextResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEraseSkillTextResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.skill = Skill.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.erasedPolicyCount = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.erasedRevisionCount = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.erasedAuditEventCount = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.keptAuditEventCount = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EraseSkillTextResponse {
+    return {
+      skill: isSet(object.skill) ? Skill.fromJSON(object.skill) : undefined,
+      erasedPolicyCount: isSet(object.erasedPolicyCount)
+        ? globalThis.Number(object.erasedPolicyCount)
+        : isSet(object.erased_policy_count)
+        ? globalThis.Number(object.erased_policy_count)
+        : 0,
+      erasedRevisionCount: isSet(object.erasedRevisionCount)
+        ? globalThis.Number(object.erasedRevisionCount)
+        : isSet(object.erased_revision_count)
+        ? globalThis.Number(object.erased_revision_count)
+        : 0,
+      erasedAuditEventCount: isSet(object.erasedAuditEventCount)
+        ? globalThis.Number(object.erasedAuditEventCount)
+        : isSet(object.erased_audit_event_count)
+        ? globalThis.Number(object.erased_audit_event_count)
+        : 0,
+      keptAuditEventCount: isSet(object.keptAuditEventCount)
+        ? globalThis.Number(object.keptAuditEventCount)
+        : isSet(object.kept_audit_event_count)
+        ? globalThis.Number(object.kept_audit_event_count)
+        : 0,
+    };
+  },
+
+  toJSON(message: EraseSkillTextResponse): unknown {
+    const obj: any = {};
+    if (message.skill !== undefined) {
+      obj.skill = Skill.toJSON(message.skill);
+    }
+    if (message.erasedPolicyCount !== 0) {
+      obj.erasedPolicyCount = Math.round(message.erasedPolicyCount);
+    }
+    if (message.erasedRevisionCount !== 0) {
+      obj.erasedRevisionCount = Math.round(message.erasedRevisionCount);
+    }
+    if (message.erasedAuditEventCount !== 0) {
+      obj.erasedAuditEventCount = Math.round(message.erasedAuditEventCount);
+    }
+    if (message.keptAuditEventCount !== 0) {
+      obj.keptAuditEventCount = Math.round(message.keptAuditEventCount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EraseSkillTextResponse>, I>>(base?: I): EraseSkillTextResponse {
+    return EraseSkillTextResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EraseSkillTextResponse>, I>>(object: I): EraseSkillTextResponse {
+    const message = createBaseEraseSkillTextResponse();
+    message.skill = (object.skill !== undefined && object.skill !== null) ? Skill.fromPartial(object.skill) : undefined;
+    message.erasedPolicyCount = object.erasedPolicyCount ?? 0;
+    message.erasedRevisionCount = object.erasedRevisionCount ?? 0;
+    message.erasedAuditEventCount = object.erasedAuditEventCount ?? 0;
+    message.keptAuditEventCount = object.keptAuditEventCount ?? 0;
+    return message;
+  },
+};
+
 function createBaseListSkillsRequest(): ListSkillsRequest {
   return { pageSize: 0, pageToken: "" };
 }
@@ -9774,6 +10055,33 @@ export const RegistryServiceService = {
     responseDeserialize: (value: Buffer): ListSkillsResponse => ListSkillsResponse.decode(value),
   },
   /**
+   * Erases the free text the registry keeps about a skill, e.g. to honour a
+   * request to remove personal data: the skill's `display_name`,
+   * `description` and `labels`; the `description` and `labels` of every
+   * policy of the skill; the `reason` of its deployment and of every past
+   * revision; and the free text of every audit entry on the skill, its
+   * policies and its deployment (as EraseAuditEvents does; entries written
+   * before erasable entries existed are kept and counted). What the skill does
+   * is untouched: ids, versions, prompts, adapters, traffic. A policy keeps
+   * its `content_sha256`, the digest of its content as created. The erasure is
+   * recorded as an audit entry without text. Erasing again changes nothing
+   * new.
+   * Returns INVALID_ARGUMENT if `skill_id` or `request_id` is empty,
+   * NOT_FOUND if the skill does not exist in the caller's tenant,
+   * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   */
+  eraseSkillText: {
+    path: "/rlaas.registry.v1.RegistryService/EraseSkillText" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EraseSkillTextRequest): Buffer =>
+      Buffer.from(EraseSkillTextRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EraseSkillTextRequest => EraseSkillTextRequest.decode(value),
+    responseSerialize: (value: EraseSkillTextResponse): Buffer =>
+      Buffer.from(EraseSkillTextResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EraseSkillTextResponse => EraseSkillTextResponse.decode(value),
+  },
+  /**
    * Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
    * (adapter_config.json and adapter_model.safetensors), into the caller's own
    * artifact store, so that a policy can name it. A client stream: the first
@@ -10112,6 +10420,23 @@ export interface RegistryServiceServer extends UntypedServiceImplementation {
    * malformed, PERMISSION_DENIED if the key lacks SCOPE_TRAIN.
    */
   listSkills: handleUnaryCall<ListSkillsRequest, ListSkillsResponse>;
+  /**
+   * Erases the free text the registry keeps about a skill, e.g. to honour a
+   * request to remove personal data: the skill's `display_name`,
+   * `description` and `labels`; the `description` and `labels` of every
+   * policy of the skill; the `reason` of its deployment and of every past
+   * revision; and the free text of every audit entry on the skill, its
+   * policies and its deployment (as EraseAuditEvents does; entries written
+   * before erasable entries existed are kept and counted). What the skill does
+   * is untouched: ids, versions, prompts, adapters, traffic. A policy keeps
+   * its `content_sha256`, the digest of its content as created. The erasure is
+   * recorded as an audit entry without text. Erasing again changes nothing
+   * new.
+   * Returns INVALID_ARGUMENT if `skill_id` or `request_id` is empty,
+   * NOT_FOUND if the skill does not exist in the caller's tenant,
+   * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   */
+  eraseSkillText: handleUnaryCall<EraseSkillTextRequest, EraseSkillTextResponse>;
   /**
    * Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
    * (adapter_config.json and adapter_model.safetensors), into the caller's own
@@ -10484,6 +10809,37 @@ export interface RegistryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListSkillsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Erases the free text the registry keeps about a skill, e.g. to honour a
+   * request to remove personal data: the skill's `display_name`,
+   * `description` and `labels`; the `description` and `labels` of every
+   * policy of the skill; the `reason` of its deployment and of every past
+   * revision; and the free text of every audit entry on the skill, its
+   * policies and its deployment (as EraseAuditEvents does; entries written
+   * before erasable entries existed are kept and counted). What the skill does
+   * is untouched: ids, versions, prompts, adapters, traffic. A policy keeps
+   * its `content_sha256`, the digest of its content as created. The erasure is
+   * recorded as an audit entry without text. Erasing again changes nothing
+   * new.
+   * Returns INVALID_ARGUMENT if `skill_id` or `request_id` is empty,
+   * NOT_FOUND if the skill does not exist in the caller's tenant,
+   * PERMISSION_DENIED if the key lacks SCOPE_ADMIN.
+   */
+  eraseSkillText(
+    request: EraseSkillTextRequest,
+    callback: (error: ServiceError | null, response: EraseSkillTextResponse) => void,
+  ): ClientUnaryCall;
+  eraseSkillText(
+    request: EraseSkillTextRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EraseSkillTextResponse) => void,
+  ): ClientUnaryCall;
+  eraseSkillText(
+    request: EraseSkillTextRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EraseSkillTextResponse) => void,
   ): ClientUnaryCall;
   /**
    * Uploads a LoRA adapter, as PEFT's `save_pretrained` writes it
