@@ -66,6 +66,12 @@ def decode(deserializer: Any, raw: bytes, full_method: str, *, per_message: bool
     return message
 
 
+def refusal(message: Message) -> InvalidArgument | None:
+    """What ``decode`` refuses in a message that parsed (a NUL, a time out of range), or
+    None: for a part of a ``Refused`` message, to find which part holds it."""
+    return _refusal(message.SerializeToString(), message)
+
+
 def _refusal(raw: bytes, message: Message) -> InvalidArgument | None:
     descriptor = cast(Descriptor, message.DESCRIPTOR)
     path = nul_field(raw, descriptor)

@@ -165,7 +165,12 @@ class _Call:
 # but is refused (a NUL, a time out of range) reaches the servicer as a `Refused` and gets
 # its own rejected result; the stream goes on. Bytes that do not parse still end the
 # stream: nothing in them can be trusted, not even the sequence number to answer with.
-PER_MESSAGE_STREAMS = frozenset({"/rlaas.telemetry.v1.TelemetryService/IngestEvents"})
+PER_MESSAGE_STREAMS = frozenset(
+    {
+        "/rlaas.telemetry.v1.TelemetryService/IngestEvents",
+        "/rlaas.telemetry.v1.TelemetryService/IngestEventBatches",
+    }
+)
 
 
 class _Decoder:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import cast
 
 import grpc
+from google.protobuf.message import Message
 
 from rlaas.telemetry.v1 import telemetry_pb2 as pb
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from services.config import Settings
-from services.errors import InvalidArgument, ResourceExhausted
+from services.errors import DomainError, InvalidArgument, ResourceExhausted
 from services.paging import PageTokens
-from services.server.decoding import Refused
+from services.server.decoding import Refused, refusal
 from services.server.interceptors import principal
 from services.telemetry import converters as cv
 from services.telemetry import metrics
@@ -115,7 +116,7 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                     item = queue.get_nowait()
                 if batch:
                     seen = self._count(seen, len(batch))
-                    messages = [_request_of(m) for m in batch]
+                    messages = [cast(pb.IngestEventsRequest, _message_of(m)) for m in batch]
                     refused = {i: m.error for i, m in enumerate(batch) if isinstance(m, Refused)}
                     events = _events_of(messages, first_index=seen - len(batch))
                     written = await self._core.ingest(caller, events, refused)
@@ -130,12 +131,15 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
 
     async def IngestEventBatches(
         self,
-        request_iterator: AsyncIterator[pb.IngestEventBatchesRequest],
+        request_iterator: AsyncIterator[pb.IngestEventBatchesRequest | Refused],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.IngestEventBatchesResponse]:
         caller = principal()
         seen = 0
-        async for request in request_iterator:
+        async for item in request_iterator:
+            # A batch refused at decoding (see PER_MESSAGE_STREAMS): its bad events are
+            # rejected alone, the others stored.
+            request = cast(pb.IngestEventBatchesRequest, _message_of(item))
             if len(request.events) > self._max_batch_events:
                 raise InvalidArgument.field(
                     "events",
@@ -144,7 +148,8 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
                 )
             seen = self._count(seen, len(request.events))
             events = _events_of(request.events, first_index=seen - len(request.events))
-            written = await self._core.ingest(caller, events) if events else []
+            refused = _refused_events(request.events) if isinstance(item, Refused) else None
+            written = await self._core.ingest(caller, events, refused) if events else []
             yield pb.IngestEventBatchesResponse(
                 results=[
                     cv.ingest_result(m.sequence, w)
@@ -257,10 +262,15 @@ class TelemetryServicer(telemetry_pb2_grpc.TelemetryServiceServicer):
         return pb.UpdateTelemetrySettingsResponse(settings=cv.settings_to_proto(updated))
 
 
-def _request_of(item: pb.IngestEventsRequest | Refused) -> pb.IngestEventsRequest:
-    if isinstance(item, Refused):
-        return cast(pb.IngestEventsRequest, item.message)
-    return item
+def _message_of(item: Message | Refused) -> Message:
+    return item.message if isinstance(item, Refused) else item
+
+
+def _refused_events(events: Sequence[pb.IngestEventsRequest]) -> dict[int, DomainError]:
+    """The events of a refused batch that hold what decoding refuses, by index (their
+    errors name fields of the event, as IngestEvents' do)."""
+    found = {i: refusal(event) for i, event in enumerate(events)}
+    return {i: error for i, error in found.items() if error is not None}
 
 
 def _events_of(

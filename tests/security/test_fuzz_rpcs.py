@@ -390,24 +390,32 @@ PER_MESSAGE_REASONS = {"NUL_CHARACTER", "INVALID_TIME"}
 
 
 def rejected_alone(out: Outcome, attack: Attack) -> str | None:
-    """The bad event of [good, bad, good] is rejected on its own; the stream goes on."""
+    """The bad event of [good, bad, good] (a message each, or a batch each) is rejected on
+    its own, its error naming the field within the event; the stream goes on."""
     if out.code != grpc.StatusCode.OK:
         return f"expected the stream to go on, got {out.code.name}"
-    outcomes = [a.outcome for a in out.responses if isinstance(a, pb.IngestEventsResponse)]
+    acks = [
+        ack
+        for r in out.responses
+        for ack in (r.results if isinstance(r, pb.IngestEventBatchesResponse) else [r])
+    ]
+    outcomes = [a.outcome for a in acks if isinstance(a, pb.IngestEventsResponse)]
     accepted, rejected = (
         pb.IngestEventsResponse.OUTCOME_ACCEPTED,
         pb.IngestEventsResponse.OUTCOME_REJECTED,
     )
     if outcomes != [accepted, rejected, accepted]:
         return f"expected accepted, rejected, accepted; got {outcomes}"
-    ack = out.responses[1]
+    ack = acks[1]
     assert isinstance(ack, pb.IngestEventsResponse)
     reason, violations = status_details(ack.error)
     invalid = grpc.StatusCode.INVALID_ARGUMENT.value[0]
     if ack.error.code != invalid or reason != attack.expect_reason:
         return f"expected INVALID_ARGUMENT {attack.expect_reason}, got {ack.error!r:.300}"
-    if attack.expect_field is not None and [f for f, _ in violations] != [attack.expect_field]:
-        return f"expected field {attack.expect_field!r}, got {violations!r:.300}"
+    # In a batch the field is named within its event, as IngestEvents names it.
+    field = (attack.expect_field or "").removeprefix("events[0].")
+    if attack.expect_field is not None and [f for f, _ in violations] != [field]:
+        return f"expected field {field!r}, got {violations!r:.300}"
     return None
 
 

@@ -8462,7 +8462,8 @@ export const TelemetryServiceService = {
    * IngestEvents with many events per message in both directions: the way to
    * high throughput, since gRPC's per-message costs are paid once per batch.
    * Each request is applied in order; its response carries one result per
-   * event, in order, with the same semantics as IngestEvents. Requests are
+   * event, in order, with the same semantics as IngestEvents (an event holding
+   * a NUL character or a time out of range is rejected alone). Requests are
    * processed one after another, so the stream's flow control is the
    * backpressure.
    * The stream fails with INVALID_ARGUMENT if a request carries more events
@@ -8665,7 +8666,8 @@ export interface TelemetryServiceServer extends UntypedServiceImplementation {
    * IngestEvents with many events per message in both directions: the way to
    * high throughput, since gRPC's per-message costs are paid once per batch.
    * Each request is applied in order; its response carries one result per
-   * event, in order, with the same semantics as IngestEvents. Requests are
+   * event, in order, with the same semantics as IngestEvents (an event holding
+   * a NUL character or a time out of range is rejected alone). Requests are
    * processed one after another, so the stream's flow control is the
    * backpressure.
    * The stream fails with INVALID_ARGUMENT if a request carries more events
@@ -8859,7 +8861,8 @@ export interface TelemetryServiceClient extends Client {
    * IngestEvents with many events per message in both directions: the way to
    * high throughput, since gRPC's per-message costs are paid once per batch.
    * Each request is applied in order; its response carries one result per
-   * event, in order, with the same semantics as IngestEvents. Requests are
+   * event, in order, with the same semantics as IngestEvents (an event holding
+   * a NUL character or a time out of range is rejected alone). Requests are
    * processed one after another, so the stream's flow control is the
    * backpressure.
    * The stream fails with INVALID_ARGUMENT if a request carries more events
