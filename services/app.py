@@ -8,6 +8,7 @@ Servicers and cores never import this module: it imports them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -387,6 +388,12 @@ async def start_server(
     for name in full_names:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    # What start-up made (modules, descriptors, the runtime) lives as long as the
+    # process: frozen, a full collection no longer walks it. Without this a gen-2
+    # collection that lands among requests stalls them all (a 70 ms collection put the
+    # gateway's p99 at ~80 ms in bench.gateway).
+    gc.collect()
+    gc.freeze()
     log.info("server_started", port=bound, services=full_names)
     return RunningServer(server, health_servicer, bound, full_names, provider)
 
