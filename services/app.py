@@ -36,6 +36,7 @@ from services.telemetry.pseudonyms import Pseudonyms
 from services.tenancy.service import TenancyService
 
 if TYPE_CHECKING:
+    from services.registry.service import RegistryCore
     from services.rest.server import RunningBridge
     from services.retrieval.core import RetrievalCore
     from services.telemetry.core import TelemetryCore
@@ -69,6 +70,9 @@ class Runtime:
     # the gateway's logging share it, and so its per-tenant settings cache (a PII
     # setting changed through one is seen by the other at once).
     _telemetry: Any = None
+    # The registry core, made on first use of ``registry``: RegistryService and the
+    # training services (candidates, rollouts, evaluations) share it.
+    _registry: Any = None
 
     @classmethod
     def create(cls, settings: Settings, database_url: str) -> Runtime:
@@ -122,6 +126,14 @@ class Runtime:
                 self.settings, self.engine, self.sessions, self.pseudonyms
             )
         return self._telemetry
+
+    @property
+    def registry(self) -> RegistryCore:
+        if self._registry is None:
+            from services.registry.service import RegistryCore
+
+            self._registry = RegistryCore(self.sessions, self.objects)
+        return self._registry
 
     async def close(self) -> None:
         for closer in reversed(self.closers):
@@ -241,12 +253,11 @@ def _dsn(database_url: str) -> str:
 
 
 def _registry(runtime: Runtime) -> Any:
-    from services.registry.service import RegistryCore
     from services.registry.servicer import RegistryServicer
 
     return RegistryServicer(
         runtime.tenancy,
-        RegistryCore(runtime.sessions, runtime.objects),
+        runtime.registry,
         runtime.settings,
         runtime.page_tokens,
     )
@@ -255,7 +266,6 @@ def _registry(runtime: Runtime) -> Any:
 def _training(runtime: Runtime) -> Any:
     from temporalio.client import Client
 
-    from services.registry.service import RegistryCore
     from services.temporal import connect
     from services.training.datasets import DatasetService
     from services.training.evaluations import EvaluationService
@@ -273,7 +283,7 @@ def _training(runtime: Runtime) -> Any:
         return shared[0]
 
     settings = runtime.settings
-    registry = RegistryCore(runtime.sessions, runtime.objects)
+    registry = runtime.registry
     datasets = DatasetService(runtime.engine, runtime.objects)
     # Training and evaluation run where the model is: the GPU workers' queue.
     queue = settings.gpu_task_queue
