@@ -358,7 +358,7 @@ async def run_job(
     loop = await job.run_loop()
     iterations = list(loop.recent_iterations)
     outcome = trn.LearningLoopIteration.Outcome
-    last = iterations[-1] if iterations else None
+    last = iterations[0] if iterations else None  # newest first
     problems: list[str] = []
     if last is None or not last.candidate_policy_id:
         problems.append(f"the loop ended without a candidate (state {loop.state})")

@@ -17,8 +17,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.evaluation import EvaluationWorkflow, evaluation_workflow_id
     from workflows.learning_types import (
         BaselineInput,
         BaselineOutput,
@@ -28,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         CountFeedbackOutput,
         EvaluateInput,
         EvaluateOutput,
+        EvaluationInput,
         IterationSummary,
         LoopState,
         LoopStatus,
@@ -37,8 +40,11 @@ with workflow.unsafe.imports_passed_through():
         RolloutResult,
         TrainAdapterInput,
         TrainAdapterOutput,
+        TrainingRunInput,
+        TrainingRunResult,
     )
     from workflows.rollout import RolloutWorkflow, rollout_workflow_id
+    from workflows.training_run import TrainingRunWorkflow, training_run_workflow_id
 
 _TIMEOUT = timedelta(minutes=10)
 _RETRY = RetryPolicy(maximum_attempts=5)
@@ -50,6 +56,11 @@ PAUSE_FORWARDS_TO_ROLLOUT = "loop-pause-forwards-to-rollout"
 # Histories recorded before this patch waited for feedback alone; newer runs also keep
 # the schedule (`min_interval_s` between iteration starts).
 SCHEDULED_ITERATIONS = "loop-scheduled-iterations"
+# Histories recorded before this patch trained and evaluated with the loop's own
+# activities and failed the loop when a step failed; newer runs train and evaluate as
+# child TrainingRun/Evaluation workflows (listed and read like any other) and a failed
+# step fails only its iteration.
+LOOP_CHILD_RESOURCES = "loop-runs-and-evaluations-as-resources"
 
 
 @workflow.defn
@@ -57,9 +68,21 @@ class LearningLoopWorkflow:
     def __init__(self) -> None:
         self._state: LoopState | None = None
         self._run_now = False
-        self._phase = "starting"
+        self._phase_name = "starting"
+        self._phase_time = ""
+        self._current: IterationSummary | None = None
         self._rollout: workflow.ChildWorkflowHandle[Any, RolloutResult] | None = None
         self._stop_reason = "learning loop stopped"
+
+    @property
+    def _phase(self) -> str:
+        return self._phase_name
+
+    @_phase.setter
+    def _phase(self, phase: str) -> None:
+        # workflow.now() is replay-safe: the time of the task that changed the phase.
+        if phase != self._phase_name:
+            self._phase_name, self._phase_time = phase, workflow.now().isoformat()
 
     @workflow.signal
     async def pause(self) -> None:
@@ -108,7 +131,8 @@ class LearningLoopWorkflow:
         s = self._state
         if s is None:
             return LoopStatus(self._phase, 0, False)
-        return LoopStatus(self._phase, s.iteration, s.paused, list(s.history), s.stopped)
+        return LoopStatus(self._phase, s.iteration, s.paused, list(s.history), s.stopped,
+                          self._current, self._phase_time)  # fmt: skip
 
     @workflow.run
     async def run(self, state: LoopState) -> LoopState:
@@ -138,11 +162,10 @@ class LearningLoopWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state
 
-    def _stopped(self, summary: IterationSummary) -> IterationSummary:
+    def _stopped(self, summary: IterationSummary) -> None:
         """A stop arrived during the step just done: its result is kept (a dataset, a
         registered candidate), nothing further runs."""
         summary.outcome, summary.reason = "stopped", self._stop_reason
-        return summary
 
     async def _wait_for_feedback(self, state: LoopState) -> None:
         if workflow.patched(SCHEDULED_ITERATIONS):
@@ -220,7 +243,29 @@ class LearningLoopWorkflow:
                 )
 
     async def _iterate(self, state: LoopState) -> IterationSummary:
-        cfg, n = state.config, state.iteration + 1
+        n = state.iteration + 1
+        # Recording the iteration's times and ids issues no command: old histories
+        # replay. Running training and evaluation as child resources does: patched.
+        summary = IterationSummary(n, "", start_time=workflow.now().isoformat())
+        self._current = summary
+        if not workflow.patched(LOOP_CHILD_RESOURCES):
+            await self._steps(state, summary, children=False)
+        else:
+            try:
+                await self._steps(state, summary, children=True)
+            except (ActivityError, ChildWorkflowError) as err:
+                # A step that failed for good fails its iteration, not the loop: the
+                # next iteration starts on schedule with fresh data.
+                summary.outcome = "failed"
+                summary.error_type, summary.error_message = _failure(err)
+                summary.reason = summary.error_message
+        summary.end_time = workflow.now().isoformat()
+        self._current = None
+        return summary
+
+    async def _steps(self, state: LoopState, summary: IterationSummary, children: bool) -> None:
+        """The iteration's steps; each fills in ``summary`` as it ends."""
+        cfg, n = state.config, summary.iteration
         until = workflow.now().isoformat()
         self._phase = f"iteration {n}: building the dataset"
         dataset: BuildDatasetOutput = await workflow.execute_activity(
@@ -232,14 +277,13 @@ class LearningLoopWorkflow:
             retry_policy=_RETRY,
         )  # fmt: skip
         state.feedback_watermark = until
+        summary.dataset_uri, summary.dataset_id = dataset.dataset_uri, dataset.dataset_id
         if not dataset.dataset_uri:
-            return IterationSummary(n, "not_enough_data", reason=f"{dataset.pairs} pairs")
+            summary.outcome, summary.reason = "not_enough_data", f"{dataset.pairs} pairs"
+            return
         if state.stopped:
-            return self._stopped(
-                IterationSummary(
-                    n, "", dataset_uri=dataset.dataset_uri, dataset_id=dataset.dataset_id
-                )
-            )
+            self._stopped(summary)
+            return
         baseline: BaselineOutput = await workflow.execute_activity(
             "current_baseline",
             BaselineInput(state.tenant_id, state.skill_id),
@@ -249,63 +293,62 @@ class LearningLoopWorkflow:
         )
         run_id = f"{state.loop_id}-{n}"
         self._phase = f"iteration {n}: training"
-        trained: TrainAdapterOutput = await workflow.execute_activity(
-            "train_adapter",
-            TrainAdapterInput(state.tenant_id, state.skill_id, run_id, dataset.dataset_uri,
-                              baseline.policy_id, lora=cfg.lora, dpo=cfg.dpo,
-                              checkpoint_every=cfg.train_checkpoint_every),
-            result_type=TrainAdapterOutput,
-            task_queue=cfg.gpu_task_queue,
-            start_to_close_timeout=timedelta(seconds=cfg.train_timeout_s),
-            heartbeat_timeout=timedelta(seconds=cfg.train_heartbeat_timeout_s),
-            retry_policy=RetryPolicy(maximum_attempts=3),
+        train = TrainAdapterInput(
+            state.tenant_id, state.skill_id, run_id, dataset.dataset_uri, baseline.policy_id,
+            dataset_id=dataset.dataset_id, lora=cfg.lora, dpo=cfg.dpo,
+            checkpoint_every=cfg.train_checkpoint_every,
         )  # fmt: skip
-        candidate: RegisterCandidateOutput = await workflow.execute_activity(
-            "register_candidate",
-            RegisterCandidateInput(state.tenant_id, state.skill_id, baseline.policy_id,
-                                   trained.adapter_uri, trained.adapter_sha256, run_id),
-            result_type=RegisterCandidateOutput,
-            start_to_close_timeout=_TIMEOUT,
-            retry_policy=_RETRY,
-        )  # fmt: skip
+        if children:
+            summary.training_run_id = run_id
+            summary.adapter_uri, summary.candidate_policy_id = await self._train_as_run(
+                state, train, n
+            )
+        else:
+            summary.adapter_uri, summary.candidate_policy_id = await self._train(state, train)
         if state.stopped:
-            return self._stopped(
-                IterationSummary(n, "", candidate.policy_id, dataset.dataset_uri,
-                                 trained.adapter_uri, dataset_id=dataset.dataset_id)
-            )  # fmt: skip
+            self._stopped(summary)
+            return
         self._phase = f"iteration {n}: evaluating"
         # Evaluation generates with both policies: it runs where the model is. The
         # judge only changes the activity's input, not the commands: no patch needed
         # (histories recorded without it replay with judge=None).
-        evaluation: EvaluateOutput = await workflow.execute_activity(
-            "evaluate_candidate",
-            EvaluateInput(
-                state.tenant_id,
-                state.skill_id,
-                candidate.policy_id,
-                baseline.policy_id,
-                cfg.rubric,
-                max_examples=cfg.eval_max_examples,
-                confidence_level=cfg.eval_confidence_level,
-                safety_suites=list(cfg.eval_safety_suites),
-                judge=cfg.judge,
-            ),
-            result_type=EvaluateOutput,
-            task_queue=cfg.gpu_task_queue,
-            start_to_close_timeout=timedelta(hours=2),
-            retry_policy=_RETRY,
+        evaluate = EvaluateInput(
+            state.tenant_id,
+            state.skill_id,
+            summary.candidate_policy_id,
+            baseline.policy_id,
+            cfg.rubric,
+            max_examples=cfg.eval_max_examples,
+            confidence_level=cfg.eval_confidence_level,
+            safety_suites=list(cfg.eval_safety_suites),
+            judge=cfg.judge,
         )
-        summary = IterationSummary(
-            n, "rejected_by_eval", candidate.policy_id, dataset.dataset_uri, trained.adapter_uri,
-            evaluation.win_rate, "; ".join(evaluation.reasons), dataset_id=dataset.dataset_id,
-        )  # fmt: skip
+        if children:
+            summary.evaluation_id = evaluate.evaluation_id = f"{run_id}-eval"
+            evaluation = await self._evaluate_as_resource(state, evaluate, run_id, n)
+        else:
+            evaluation = await workflow.execute_activity(
+                "evaluate_candidate",
+                evaluate,
+                result_type=EvaluateOutput,
+                task_queue=cfg.gpu_task_queue,
+                start_to_close_timeout=timedelta(hours=2),
+                retry_policy=_RETRY,
+            )
+        summary.outcome, summary.win_rate = "rejected_by_eval", evaluation.win_rate
+        summary.reason = "; ".join(evaluation.reasons)
+        summary.evaluation_passed = evaluation.passed
+        summary.win_rate_ci_low, summary.win_rate_ci_high = evaluation.ci_low, evaluation.ci_high
         if not evaluation.passed:
-            return summary
+            return
         if state.stopped:
-            return self._stopped(summary)
-        self._phase = f"iteration {n}: rolling out {candidate.policy_id}"
-        rollout = RolloutInput(state.tenant_id, state.skill_id, f"{run_id}-rollout",
-                               candidate.policy_id, baseline.policy_id, cfg.rollout)  # fmt: skip
+            self._stopped(summary)
+            return
+        self._phase = f"iteration {n}: rolling out {summary.candidate_policy_id}"
+        rollout = RolloutInput(
+            state.tenant_id, state.skill_id, f"{run_id}-rollout",
+            summary.candidate_policy_id, baseline.policy_id, cfg.rollout,
+        )  # fmt: skip
         summary.rollout_id = rollout.rollout_id
         child_id, memo = _rollout_child(state, rollout, n)
         self._rollout = await workflow.start_child_workflow(
@@ -321,7 +364,75 @@ class LearningLoopWorkflow:
             self._rollout = None
         summary.outcome = result.outcome
         summary.reason = result.reason
-        return summary
+
+    async def _train(self, state: LoopState, train: TrainAdapterInput) -> tuple[str, str]:
+        """Histories recorded before LOOP_CHILD_RESOURCES: train and register as the
+        loop's own activities. (adapter URI, candidate policy id)"""
+        cfg = state.config
+        trained: TrainAdapterOutput = await workflow.execute_activity(
+            "train_adapter",
+            train,
+            result_type=TrainAdapterOutput,
+            task_queue=cfg.gpu_task_queue,
+            start_to_close_timeout=timedelta(seconds=cfg.train_timeout_s),
+            heartbeat_timeout=timedelta(seconds=cfg.train_heartbeat_timeout_s),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+        candidate: RegisterCandidateOutput = await workflow.execute_activity(
+            "register_candidate",
+            RegisterCandidateInput(state.tenant_id, state.skill_id, train.parent_policy_id,
+                                   trained.adapter_uri, trained.adapter_sha256, train.run_id),
+            result_type=RegisterCandidateOutput,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+        )  # fmt: skip
+        return trained.adapter_uri, candidate.policy_id
+
+    async def _train_as_run(
+        self, state: LoopState, train: TrainAdapterInput, n: int
+    ) -> tuple[str, str]:
+        """Train and register as a child TrainingRunWorkflow under the id TrainingService
+        reads, so that the run is a TrainingRun like any other (GetTrainingRun,
+        ListTrainingRuns, its progress and lineage). The memo says what it is in plain
+        JSON (the service turns it into the contract's message)."""
+        cfg = state.config
+        result: TrainingRunResult = await workflow.execute_child_workflow(
+            TrainingRunWorkflow.run,
+            TrainingRunInput(train, cfg.gpu_task_queue, cfg.train_heartbeat_timeout_s,
+                             cfg.train_timeout_s, max_attempts=3),
+            id=training_run_workflow_id(state.tenant_id, train.run_id),
+            memo={"skill_id": state.skill_id, "learning_loop_id": state.loop_id,
+                  "loop_run": {"iteration": n, "dataset_id": train.dataset_id,
+                               "parent_policy_id": train.parent_policy_id,
+                               "lora": dataclasses.asdict(cfg.lora),
+                               "dpo": dataclasses.asdict(cfg.dpo)}},
+        )  # fmt: skip
+        return result.trained.adapter_uri, result.policy_id
+
+    async def _evaluate_as_resource(
+        self, state: LoopState, evaluate: EvaluateInput, run_id: str, n: int
+    ) -> EvaluateOutput:
+        """Evaluate as a child EvaluationWorkflow under the id TrainingService reads (an
+        Evaluation like any other: GetEvaluation, ListEvaluations, its report)."""
+        return await workflow.execute_child_workflow(
+            EvaluationWorkflow.run,
+            EvaluationInput(evaluate, state.config.gpu_task_queue),
+            id=evaluation_workflow_id(state.tenant_id, evaluate.evaluation_id),
+            memo={"skill_id": state.skill_id, "learning_loop_id": state.loop_id,
+                  "candidate_policy_id": evaluate.candidate_policy_id,
+                  "loop_evaluation": {"iteration": n, "training_run_id": run_id,
+                                      "baseline_policy_id": evaluate.baseline_policy_id}},
+        )  # fmt: skip
+
+
+def _failure(err: BaseException) -> tuple[str, str]:
+    """The failed step's own error (type, message), unwrapped from Temporal's."""
+    cause: BaseException = err
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(cause, ApplicationError):
+        return cause.type or "", cause.message
+    return type(cause).__name__, str(cause)
 
 
 def _rollout_child(

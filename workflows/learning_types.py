@@ -123,6 +123,21 @@ class IterationSummary:
     reason: str = ""
     rollout_id: str = ""
     dataset_id: str = ""
+    training_run_id: str = ""
+    """The iteration's TrainingRun resource (runs recorded before it have none)."""
+    evaluation_id: str = ""
+    """The iteration's Evaluation resource (likewise)."""
+    evaluation_passed: bool = False
+    win_rate_ci_low: float = 0.0
+    win_rate_ci_high: float = 0.0
+    start_time: str = ""
+    """When (ISO) the iteration started building its dataset."""
+    end_time: str = ""
+    """When (ISO) it ended; empty while in progress."""
+    error_type: str = ""
+    """A failed step's ApplicationError type (services.activity_errors reads it back
+    into a status code and reason); with ``error_message``."""
+    error_message: str = ""
 
 
 @dataclass
@@ -405,6 +420,10 @@ class LoopStatus:
     paused: bool
     history: list[IterationSummary] = field(default_factory=list)
     stopped: bool = False
+    current: IterationSummary | None = None
+    """The iteration in progress, as far as it got."""
+    update_time: str = ""
+    """When (ISO) the phase last changed."""
 
 
 # ---- training runs and evaluations as resources --------------------------------------

@@ -219,7 +219,11 @@ class EvaluationService:
         described = await self._evals.describe(tenant_id, evaluation_id)
         if described is None:
             raise NotFound("evaluation", evaluation_id)
-        out = unpack(pb.Evaluation, (await described.memo()).get("evaluation"))
+        memo = await described.memo()
+        out = unpack(pb.Evaluation, memo.get("evaluation"))
+        loop_evaluation = memo.get("loop_evaluation")
+        if isinstance(loop_evaluation, dict):
+            _from_loop(out, memo, loop_evaluation)
         out.evaluation_id, out.tenant_id = evaluation_id, tenant_id
         set_time(out, "create_time", described.start_time)
         set_time(out, "end_time", described.close_time)
@@ -282,6 +286,20 @@ class EvaluationService:
             lambda evaluation_id: self.get(caller, evaluation_id),
             lambda evaluation: not state or evaluation.state == state,
         )  # fmt: skip
+
+
+def _from_loop(
+    out: pb.Evaluation, memo: Mapping[str, Any], loop_evaluation: Mapping[str, Any]
+) -> None:
+    """A learning loop's gate: its workflow writes a plain-JSON memo (workflows hold no
+    protos); what it says becomes the evaluation as created."""
+    loop_id = str(memo.get("learning_loop_id", ""))
+    out.skill_id, out.learning_loop_id = str(memo.get("skill_id", "")), loop_id
+    out.candidate_policy_id = str(memo.get("candidate_policy_id", ""))
+    out.baseline_policy_id = str(loop_evaluation.get("baseline_policy_id", ""))
+    out.training_run_id = str(loop_evaluation.get("training_run_id", ""))
+    iteration = loop_evaluation.get("iteration", "?")
+    out.display_name = f"learning loop {loop_id}, iteration {iteration}: the gate"
 
 
 # ---- validation ---------------------------------------------------------------------

@@ -12,10 +12,12 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.rpc import status_pb2
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from rlaas.training.v1 import training_pb2 as pb
@@ -33,9 +35,22 @@ from services.registry.validation import POLICY_ID, require_reason, skill_id_pro
 from services.tenancy.principal import Principal, Scope
 from services.training.judge import DEFAULT_TEMPLATES
 from services.training.rollouts import plan_from_proto
-from services.training.workflow_resources import can_exist
+from services.training.workflow_resources import (
+    can_exist,
+    ended_status,
+    failure_status,
+    pack,
+    set_time,
+    unpack,
+)
 from workflows.learning_loop import LearningLoopWorkflow
-from workflows.learning_types import JudgeSpec, LoopConfig, LoopState, LoopStatus
+from workflows.learning_types import (
+    IterationSummary,
+    JudgeSpec,
+    LoopConfig,
+    LoopState,
+    LoopStatus,
+)
 from workflows.queues import CPU_TASK_QUEUE, GPU_TASK_QUEUE
 from workflows.training_types import DpoSettings, LoraSettings
 
@@ -45,6 +60,7 @@ _OUTCOMES = {
     "rejected_by_eval": pb.LearningLoopIteration.OUTCOME_REJECTED,
     "not_enough_data": pb.LearningLoopIteration.OUTCOME_SKIPPED,
     "stopped": pb.LearningLoopIteration.OUTCOME_STOPPED,
+    "failed": pb.LearningLoopIteration.OUTCOME_FAILED,
 }
 _PHASES = {
     "waiting": pb.LearningLoop.PHASE_WAITING,
@@ -116,6 +132,49 @@ def training_settings(
         return LoraSettings(**lora), DpoSettings(**dpo)
     except (TypeError, ValueError) as err:
         raise InvalidArgument.field(_offending_field(field_path, str(err)), str(err)) from err
+
+
+def training_config_proto(lora: LoraSettings, dpo: DpoSettings) -> pb.TrainingConfig:
+    """The trainer's settings as the contract's training config (every value the
+    trainer uses, defaults included): what GetLearningLoop and a loop's training runs
+    report."""
+    method = pb.TRAINING_METHOD_IPO if dpo.loss == "ipo" else pb.TRAINING_METHOD_DPO
+    out = pb.TrainingConfig(
+        method=method,
+        lora=pb.LoraConfig(rank=lora.rank, alpha=lora.scaling_alpha, dropout=lora.dropout,
+                           target_modules=list(lora.target_modules), qlora=lora.qlora),
+    )  # fmt: skip
+    for proto_name, setting in _HYPERPARAMETERS.items():
+        value = getattr(dpo, setting)
+        if value is not None:
+            setattr(out.hyperparameters, proto_name, value)
+    return out
+
+
+def effective_config(requested: pb.LearningLoopConfig) -> pb.LearningLoopConfig:
+    """The loop's config as it runs: what was asked, with the server's defaults filled
+    in where the request left a field unset."""
+    out = pb.LearningLoopConfig()
+    out.CopyFrom(requested)
+    try:
+        cfg = _config(requested)
+    except InvalidArgument:  # started by an older server with other rules: as asked
+        return out
+    if not requested.HasField("interval"):
+        out.interval.FromTimedelta(timedelta(seconds=cfg.min_interval_s))
+    out.min_pairs = cfg.min_pairs
+    out.max_iterations = cfg.max_iterations
+    out.training.CopyFrom(training_config_proto(cfg.lora, cfg.dpo))
+    if requested.training.accelerator:
+        out.training.accelerator = requested.training.accelerator
+    from services.training.evaluation import PromotionRubric
+
+    rubric = PromotionRubric(**cfg.rubric)
+    gate = out.evaluation.gate
+    gate.min_win_rate, gate.max_p_value = rubric.min_win_rate, rubric.max_p_value
+    gate.require_ci_above_half = rubric.require_ci_above_half
+    gate.max_safety_failure_rate = rubric.max_safety_failure_rate or 0.0
+    return out
 
 
 def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
@@ -358,7 +417,8 @@ class LoopService:
                 await client.start_workflow(
                     LearningLoopWorkflow.run, state, id=workflow_id, task_queue=CPU_TASK_QUEUE,
                     memo={"request_sha256": digest, "skill_id": loop.skill_id,
-                          "display_name": loop.display_name},
+                          "display_name": loop.display_name, "config": pack(loop.config),
+                          "create_time": datetime.now(UTC).isoformat()},
                 )  # fmt: skip
                 self._recent_starts[workflow_id] = time.monotonic()
             except WorkflowAlreadyStartedError:
@@ -410,6 +470,7 @@ class LoopService:
             raise NotFound("learning loop", loop_id) from err
         memo = await described.memo()
         status: LoopStatus | None = None
+        error: status_pb2.Status | None = None
         if described.status == WorkflowExecutionStatus.RUNNING:
             status = await handle.query(LearningLoopWorkflow.status)
         elif described.status == WorkflowExecutionStatus.COMPLETED:
@@ -418,8 +479,27 @@ class LoopService:
             status = LoopStatus(
                 "done", final.iteration, final.paused, list(final.history), final.stopped
             )
-        return self._to_proto(caller.tenant_id, loop_id, memo, described.status, status,
-                              described.id)  # fmt: skip
+        elif described.status == WorkflowExecutionStatus.FAILED:
+            try:
+                await handle.result()
+            except WorkflowFailureError as err:
+                error = failure_status(err)
+        else:
+            error = ended_status(described.status)
+        out = self._to_proto(caller.tenant_id, loop_id, memo, described.status, status,
+                             described.id)  # fmt: skip
+        if error is not None:
+            out.error.CopyFrom(error)
+        created = _parse_time(memo.get("create_time")) or described.start_time
+        set_time(out, "create_time", created)
+        set_time(
+            out,
+            "update_time",
+            described.close_time
+            or (_parse_time(status.update_time) if status else None)
+            or described.start_time,
+        )
+        return out
 
     async def signal(
         self, caller: Principal, loop_id: str, signal: str, request_id: str
@@ -511,12 +591,41 @@ class LoopService:
             out.iteration = status.iteration
             phase = status.phase.split(": ")[-1].split(" ")[0]
             out.phase = _PHASES.get(phase, pb.LearningLoop.PHASE_WAITING)
-            for h in status.history:
-                out.recent_iterations.add(
-                    iteration=h.iteration,
-                    candidate_policy_id=h.candidate_policy_id,
-                    dataset_id=h.dataset_id,
-                    rollout_id=h.rollout_id,
-                    outcome=_OUTCOMES.get(h.outcome, pb.LearningLoopIteration.OUTCOME_UNSPECIFIED),
-                )
+            if status.phase.startswith(_WAITING_UNTIL):
+                set_time(out, "next_iteration_time",
+                         _parse_time(status.phase.removeprefix(_WAITING_UNTIL)))  # fmt: skip
+            for h in reversed(status.history):  # newest first, as the contract says
+                _iteration(out.recent_iterations.add(), h)
+            if status.current is not None:
+                _iteration(out.current_iteration, status.current)
+        out.config.CopyFrom(effective_config(unpack(pb.LearningLoopConfig, memo.get("config"))))
         return out
+
+
+_WAITING_UNTIL = "waiting until "
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _iteration(out: pb.LearningLoopIteration, h: IterationSummary) -> None:
+    out.iteration = h.iteration
+    out.candidate_policy_id = h.candidate_policy_id
+    out.dataset_id = h.dataset_id
+    out.training_run_id = h.training_run_id
+    out.evaluation_id = h.evaluation_id
+    out.rollout_id = h.rollout_id
+    out.outcome = _OUTCOMES.get(h.outcome, pb.LearningLoopIteration.OUTCOME_UNSPECIFIED)
+    out.reason = h.reason
+    out.win_rate, out.evaluation_passed = h.win_rate, h.evaluation_passed
+    out.win_rate_ci_lower, out.win_rate_ci_upper = h.win_rate_ci_low, h.win_rate_ci_high
+    set_time(out, "start_time", _parse_time(h.start_time))
+    set_time(out, "end_time", _parse_time(h.end_time))
+    if h.error_type or h.error_message:
+        out.error.CopyFrom(failure_status(ApplicationError(h.error_message, type=h.error_type)))

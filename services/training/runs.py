@@ -35,7 +35,7 @@ from services.registry.service import RegistryCore
 from services.registry.validation import parse_policy_id, skill_id_problem
 from services.tenancy.principal import Principal, Scope
 from services.training.artifacts import key_for_uri
-from services.training.loops import training_settings
+from services.training.loops import training_config_proto, training_settings
 from services.training.workflow_resources import (
     Pending,
     WorkflowResources,
@@ -429,7 +429,26 @@ def _created(tenant_id: str, run_id: str, memo: Mapping[str, Any]) -> pb.Trainin
     run = unpack(pb.TrainingRun, memo.get("run"))
     run.training_run_id, run.tenant_id = run_id, tenant_id
     run.lineage.CopyFrom(unpack(pb.TrainingLineage, memo.get("lineage")))
+    loop_run = memo.get("loop_run")
+    if isinstance(loop_run, dict):
+        _from_loop(run, memo, loop_run)
     return run
+
+
+def _from_loop(run: pb.TrainingRun, memo: Mapping[str, Any], loop_run: Mapping[str, Any]) -> None:
+    """A learning loop's run: its workflow writes a plain-JSON memo (workflows hold no
+    protos); what it says becomes the run as created."""
+    loop_id = str(memo.get("learning_loop_id", ""))
+    run.skill_id, run.learning_loop_id = str(memo.get("skill_id", "")), loop_id
+    run.display_name = f"learning loop {loop_id}, iteration {loop_run.get('iteration', '?')}"
+    run.dataset_id = run.lineage.dataset_id = str(loop_run.get("dataset_id", ""))
+    run.parent_policy_id = run.lineage.parent_policy_id = str(loop_run.get("parent_policy_id", ""))
+    try:
+        lora = LoraSettings(**loop_run.get("lora", {}))
+        dpo = DpoSettings(**loop_run.get("dpo", {}))
+    except (TypeError, ValueError):  # written by another version: leave the config out
+        return
+    run.config.CopyFrom(training_config_proto(lora, dpo))
 
 
 def _to_proto(seen: _Seen) -> pb.TrainingRun:

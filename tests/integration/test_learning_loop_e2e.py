@@ -125,6 +125,7 @@ async def test_one_real_iteration(stack: RunningStack, channel: grpc.aio.Channel
     ).preference_dataset
     assert dataset.learning_loop_id == loop_id and dataset.pair_count > 0
     assert summary.outcome in ("promoted", "rolled_back", "rejected_by_eval"), summary
+    await _iteration_is_visible(channel, train_key, skill, loop_id, finished, reported)
     assert summary.dataset_uri.startswith("file://") and summary.adapter_uri.startswith("file://")
     candidate = await r.GetPolicy(
         reg.GetPolicyRequest(policy_id=summary.candidate_policy_id), metadata=md(admin)
@@ -147,3 +148,56 @@ async def test_one_real_iteration(stack: RunningStack, channel: grpc.aio.Channel
             reg.GetDeploymentRequest(skill_id=skill), metadata=md(admin)
         )
         assert deployment.deployment.baseline_policy_id == v1.policy.policy_id
+
+
+async def _iteration_is_visible(
+    channel: grpc.aio.Channel, train_key: str, skill: str, loop_id: str,
+    loop: trn.LearningLoop, reported: trn.LearningLoopIteration,
+) -> None:  # fmt: skip
+    """GetLearningLoop fills every field of a finished iteration and of the loop, and
+    the iteration's training run and gate are resources of their own: read, listed,
+    and tied back to the loop."""
+    assert reported.HasField("start_time") and reported.HasField("end_time")
+    assert reported.start_time.ToDatetime() <= reported.end_time.ToDatetime()
+    assert loop.HasField("create_time") and loop.HasField("update_time")
+    assert loop.create_time.ToDatetime() <= reported.start_time.ToDatetime()
+    # The config as it ran: the server's defaults filled in.
+    assert loop.config.min_pairs > 0 and loop.config.training.lora.rank > 0
+    assert loop.config.training.hyperparameters.learning_rate > 0
+    assert loop.config.evaluation.gate.min_win_rate > 0
+    training = training_pb2_grpc.TrainingServiceStub(channel)
+    run = (
+        await training.GetTrainingRun(
+            trn.GetTrainingRunRequest(training_run_id=reported.training_run_id),
+            metadata=md(train_key),
+        )
+    ).training_run
+    assert run.state == trn.TrainingRun.STATE_SUCCEEDED, run.error
+    assert (run.learning_loop_id, run.skill_id) == (loop_id, skill)
+    assert run.dataset_id == reported.dataset_id
+    assert run.lineage.produced_policy_id == reported.candidate_policy_id
+    assert run.config.lora.rank == loop.config.training.lora.rank
+    assert run.progress.step > 0 and run.HasField("end_time")
+    runs = await training.ListTrainingRuns(
+        trn.ListTrainingRunsRequest(skill_id=skill), metadata=md(train_key)
+    )
+    assert [r.training_run_id for r in runs.training_runs] == [reported.training_run_id]
+    evaluation = (
+        await training.GetEvaluation(
+            trn.GetEvaluationRequest(evaluation_id=reported.evaluation_id),
+            metadata=md(train_key),
+        )
+    ).evaluation
+    assert evaluation.state == trn.Evaluation.STATE_SUCCEEDED, evaluation.error
+    assert evaluation.learning_loop_id == loop_id
+    assert evaluation.candidate_policy_id == reported.candidate_policy_id
+    assert evaluation.training_run_id == reported.training_run_id
+    assert evaluation.result.win_rate == pytest.approx(reported.win_rate)
+    assert evaluation.result.passed == reported.evaluation_passed
+    assert reported.win_rate_ci_lower <= reported.win_rate <= reported.win_rate_ci_upper
+    if not reported.evaluation_passed:
+        assert reported.reason and reported.outcome == trn.LearningLoopIteration.OUTCOME_REJECTED
+    evaluations = await training.ListEvaluations(
+        trn.ListEvaluationsRequest(skill_id=skill), metadata=md(train_key)
+    )
+    assert [e.evaluation_id for e in evaluations.evaluations] == [reported.evaluation_id]

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from tests.conftest import RunningStack
+from workflows.evaluation import EvaluationWorkflow, evaluation_workflow_id
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import (
     BaselineInput,
@@ -41,6 +43,7 @@ from workflows.learning_types import (
     TrainAdapterOutput,
 )
 from workflows.rollout import RolloutWorkflow, rollout_workflow_id
+from workflows.training_run import TrainingRunWorkflow, training_run_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -59,6 +62,8 @@ class Script:
     rollout_ids: list[str] = field(default_factory=list)
     counted: int = 0
     evaluated: list[EvaluateInput] = field(default_factory=list)
+    train_fails: int = 0
+    """Iterations whose training fails for good (the first ones)."""
 
     def activities(self) -> list[Callable[..., object]]:
         @activity.defn(name="count_new_feedback")
@@ -81,6 +86,9 @@ class Script:
         @activity.defn(name="train_adapter")
         async def train(inp: TrainAdapterInput) -> TrainAdapterOutput:
             self.trained.append(activity.info().task_queue)
+            if len(self.trained) <= self.train_fails:
+                raise ApplicationError("adapter too large", type="RESOURCE_EXHAUSTED:TOO_BIG",
+                                       non_retryable=True)  # fmt: skip
             return TrainAdapterOutput(f"file:///adapters/{inp.run_id}", "0" * 64, 0.1, 8)
 
         @activity.defn(name="register_candidate")
@@ -135,8 +143,9 @@ async def run_loop(
     client = await Client.connect(stack.settings.temporal_target)
     queue = state.config.gpu_task_queue.removesuffix("-gpu")
     async with (
-        Worker(client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
-               activities=script.activities()),
+        Worker(client, task_queue=queue, workflows=[
+                   LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow, EvaluationWorkflow,
+               ], activities=script.activities()),
         Worker(client, task_queue=state.config.gpu_task_queue, activities=script.activities()),
     ):  # fmt: skip
         result: LoopState = await client.execute_workflow(
@@ -153,6 +162,51 @@ async def test_gate_pass_rolls_out_and_promotes(stack: RunningStack) -> None:
     assert result.history[0].candidate_policy_id == "support_email@v2"
     assert script.stages == ["shadow", "canary:10", "promote"]
     assert script.trained == [f"{queue}-gpu"]  # training ran on the GPU queue
+
+
+async def test_an_iteration_trains_and_gates_as_resources_and_records_its_times(
+    stack: RunningStack,
+) -> None:
+    """The iteration's training run and gate are child workflows under the ids that
+    TrainingService reads (GetTrainingRun/GetEvaluation), tied back to the loop by
+    their memo; the iteration records their ids, the gate's verdict and its times."""
+    script = Script()
+    result, client, loop_id = await run_loop(
+        stack, script, loop_state(f"q-{uuid.uuid4().hex[:8]}", max_iterations=1)
+    )
+    [h] = result.history
+    assert h.training_run_id == f"{loop_id}-1" and h.evaluation_id == f"{loop_id}-1-eval"
+    assert (h.evaluation_passed, h.win_rate, h.win_rate_ci_low, h.win_rate_ci_high) == (
+        True, 0.7, 0.6, 0.8,
+    )  # fmt: skip
+    assert "" < h.start_time <= h.end_time and not h.error_type
+    run = await client.get_workflow_handle(
+        training_run_workflow_id("t", h.training_run_id)
+    ).describe()
+    assert run.workflow_type == "TrainingRunWorkflow" and run.status is not None
+    memo = await run.memo()
+    assert memo["learning_loop_id"] == loop_id and memo["loop_run"]["iteration"] == 1
+    assert memo["loop_run"]["parent_policy_id"] == "support_email@v1"
+    gate = await client.get_workflow_handle(evaluation_workflow_id("t", h.evaluation_id)).describe()
+    assert (await gate.memo())["candidate_policy_id"] == h.candidate_policy_id == "support_email@v2"
+    [evaluated] = script.evaluated
+    assert evaluated.evaluation_id == h.evaluation_id  # its report is stored under its id
+
+
+async def test_a_failed_step_fails_its_iteration_and_the_loop_goes_on(
+    stack: RunningStack,
+) -> None:
+    script = Script(train_fails=1)
+    result, _, _ = await run_loop(
+        stack, script, loop_state(f"q-{uuid.uuid4().hex[:8]}", max_iterations=2)
+    )
+    failed, next_one = result.history
+    assert failed.outcome == "failed" and failed.candidate_policy_id == ""
+    # The step's own error, as services.activity_errors reads it back.
+    assert failed.error_type == "RESOURCE_EXHAUSTED:TOO_BIG"
+    assert failed.error_message == failed.reason == "adapter too large"
+    assert failed.end_time and not next_one.error_type
+    assert next_one.outcome == "promoted" and len(script.trained) == 2
 
 
 async def test_gate_fail_never_rolls_out(stack: RunningStack) -> None:
@@ -194,7 +248,8 @@ async def test_continue_as_new_carries_state_and_history_replays(stack: RunningS
         f"support_email@v{i}" for i in (2, 3, 4)
     ]
     # Determinism: the recorded histories replay against today's workflow code.
-    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow,
+                                   EvaluationWorkflow])  # fmt: skip
     async for history in client.list_workflows(f"WorkflowId = '{workflow_id}'").map_histories():
         await replayer.replay_workflow(history)
 
@@ -214,7 +269,8 @@ async def test_a_scheduled_loop_iterates_on_its_interval_without_counting_feedba
     assert [h.outcome for h in result.history] == ["not_enough_data"] * 2
     assert script.counted == 0  # the schedule alone decides: no feedback counted
     assert result.last_iteration_start
-    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow,
+                                   EvaluationWorkflow])  # fmt: skip
     async for history in client.list_workflows(f"WorkflowId = '{workflow_id}'").map_histories():
         await replayer.replay_workflow(history)
 
@@ -227,8 +283,9 @@ async def test_pausing_the_loop_pauses_its_rollout(stack: RunningStack) -> None:
     client = await Client.connect(stack.settings.temporal_target)
     queue = state.config.gpu_task_queue.removesuffix("-gpu")
     async with (
-        Worker(client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
-               activities=script.activities()),
+        Worker(client, task_queue=queue, workflows=[
+                   LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow, EvaluationWorkflow,
+               ], activities=script.activities()),
         Worker(client, task_queue=state.config.gpu_task_queue, activities=script.activities()),
     ):  # fmt: skip
         loop = await client.start_workflow(
@@ -293,7 +350,8 @@ async def test_stopping_a_waiting_loop_ends_it_before_any_training(stack: Runnin
         result: LoopState = await loop.result()
     assert result.stopped and result.iteration == 0 and not result.history
     assert not script.trained
-    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow,
+                                   EvaluationWorkflow])  # fmt: skip
     async for history in client.list_workflows(f"WorkflowId = '{state.loop_id}'").map_histories():
         await replayer.replay_workflow(history)
 
@@ -304,8 +362,9 @@ async def test_stopping_the_loop_rolls_back_its_rollout(stack: RunningStack) -> 
     client = await Client.connect(stack.settings.temporal_target)
     queue = state.config.gpu_task_queue.removesuffix("-gpu")
     async with (
-        Worker(client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
-               activities=script.activities()),
+        Worker(client, task_queue=queue, workflows=[
+                   LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow, EvaluationWorkflow,
+               ], activities=script.activities()),
         Worker(client, task_queue=state.config.gpu_task_queue, activities=script.activities()),
     ):  # fmt: skip
         loop = await client.start_workflow(
@@ -323,7 +382,8 @@ async def test_stopping_the_loop_rolls_back_its_rollout(stack: RunningStack) -> 
     assert "promote" not in script.stages and script.stages[-1] == "rollback"
     assert result.stopped and [h.outcome for h in result.history] == ["rolled_back"]
     assert len(script.trained) == 1  # no second iteration started
-    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow,
+                                   EvaluationWorkflow])  # fmt: skip
     async for history in client.list_workflows(f"WorkflowId = '{state.loop_id}'").map_histories():
         await replayer.replay_workflow(history)
 

@@ -70,6 +70,15 @@ async def test_start_get_pause_resume_list_and_isolation(
         pb.GetLearningLoopRequest(learning_loop_id=loop_id), metadata=md(key)
     )
     assert got.learning_loop.phase == pb.LearningLoop.PHASE_WAITING
+    # The loop's config as it runs (what was asked, the defaults filled in), its times.
+    config = got.learning_loop.config
+    assert config.min_new_feedback == 10_000 and config.interval.seconds == 3600
+    assert config.min_pairs == 16 and config.training.method == pb.TRAINING_METHOD_DPO
+    assert config.training.lora.rank == 8 and config.training.hyperparameters.batch_size > 0
+    assert config.evaluation.gate.min_win_rate == pytest.approx(0.5)
+    created = got.learning_loop.create_time.ToDatetime()
+    assert created <= got.learning_loop.update_time.ToDatetime()
+    assert not got.learning_loop.HasField("current_iteration")
     listed = await t.ListLearningLoops(pb.ListLearningLoopsRequest(), metadata=md(key))
     assert [x.learning_loop_id for x in listed.learning_loops] == [loop_id]
 

@@ -495,6 +495,33 @@ async def test_an_evaluation_reports_win_rate_and_confidence_through_rlaasctl(
     assert missing.returncode == 3
 
 
+async def test_a_retired_policy_can_still_be_evaluated(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    """A rolled-back or replaced policy is RETIRED: it serves no traffic, but measuring
+    what it did is exactly what its owners want afterwards."""
+    t = await tenant(channel, stack, "evals-retired")
+    await t.registry.PromotePolicy(
+        reg.PromotePolicyRequest(skill_id=SKILL, policy_id=t.candidate, reason="replace v1",
+                                 request_id=rid()),
+        metadata=md(t.admin),
+    )  # fmt: skip
+    retired = {p.policy_id: p.state for p in await t.policies()}
+    assert retired[t.baseline] == reg.Policy.STATE_RETIRED
+    # Retired as the candidate, and as the baseline it is compared with.
+    for candidate, baseline in ((t.baseline, t.candidate), (t.candidate, t.baseline)):
+        made = await t.create_eval(
+            pb.Evaluation(candidate_policy_id=candidate, baseline_policy_id=baseline,
+                          config=pb.EvaluationConfig(max_examples=2))
+        )  # fmt: skip
+        evaluation_id = made.evaluation_id
+        done = await eventually(lambda: t.get_eval(evaluation_id),  # noqa: B023 (awaited here)
+                                lambda e: e.state not in (pb.Evaluation.STATE_QUEUED,
+                                                          pb.Evaluation.STATE_RUNNING))  # fmt: skip
+        assert done.state == pb.Evaluation.STATE_SUCCEEDED, done.error
+        assert done.result.example_count == 2
+
+
 async def test_evaluation_errors_name_the_field_and_the_precondition(
     stack: RunningStack, channel: grpc.aio.Channel
 ) -> None:

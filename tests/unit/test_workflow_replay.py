@@ -11,8 +11,10 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.evaluation import EvaluationWorkflow
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.rollout import RolloutWorkflow
+from workflows.training_run import TrainingRunWorkflow
 
 pytestmark = pytest.mark.unit
 
@@ -30,5 +32,7 @@ def test_histories_are_there() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"wf-{path.stem}", _read(path))
-    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+    replayer = Replayer(
+        workflows=[LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow, EvaluationWorkflow]
+    )
     await replayer.replay_workflow(history)

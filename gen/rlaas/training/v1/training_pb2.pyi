@@ -811,7 +811,7 @@ class LearningLoopConfig(_message.Message):
     def __init__(self, interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_new_feedback: _Optional[int] = ..., max_iterations: _Optional[int] = ..., data_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_pairs: _Optional[int] = ..., dataset: _Optional[_Union[DatasetBuildConfig, _Mapping]] = ..., training: _Optional[_Union[TrainingConfig, _Mapping]] = ..., evaluation: _Optional[_Union[EvaluationConfig, _Mapping]] = ..., rollout: _Optional[_Union[RolloutPlan, _Mapping]] = ...) -> None: ...
 
 class LearningLoopIteration(_message.Message):
-    __slots__ = ("iteration", "dataset_id", "training_run_id", "candidate_policy_id", "evaluation_id", "rollout_id", "outcome", "error", "start_time", "end_time")
+    __slots__ = ("iteration", "dataset_id", "training_run_id", "candidate_policy_id", "evaluation_id", "rollout_id", "outcome", "error", "start_time", "end_time", "reason", "win_rate", "win_rate_ci_lower", "win_rate_ci_upper", "evaluation_passed")
     class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         OUTCOME_UNSPECIFIED: _ClassVar[LearningLoopIteration.Outcome]
@@ -838,6 +838,11 @@ class LearningLoopIteration(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_CI_LOWER_FIELD_NUMBER: _ClassVar[int]
+    WIN_RATE_CI_UPPER_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_PASSED_FIELD_NUMBER: _ClassVar[int]
     iteration: int
     dataset_id: str
     training_run_id: str
@@ -848,7 +853,12 @@ class LearningLoopIteration(_message.Message):
     error: _status_pb2.Status
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, iteration: _Optional[int] = ..., dataset_id: _Optional[str] = ..., training_run_id: _Optional[str] = ..., candidate_policy_id: _Optional[str] = ..., evaluation_id: _Optional[str] = ..., rollout_id: _Optional[str] = ..., outcome: _Optional[_Union[LearningLoopIteration.Outcome, str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reason: str
+    win_rate: float
+    win_rate_ci_lower: float
+    win_rate_ci_upper: float
+    evaluation_passed: bool
+    def __init__(self, iteration: _Optional[int] = ..., dataset_id: _Optional[str] = ..., training_run_id: _Optional[str] = ..., candidate_policy_id: _Optional[str] = ..., evaluation_id: _Optional[str] = ..., rollout_id: _Optional[str] = ..., outcome: _Optional[_Union[LearningLoopIteration.Outcome, str]] = ..., error: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., win_rate: _Optional[float] = ..., win_rate_ci_lower: _Optional[float] = ..., win_rate_ci_upper: _Optional[float] = ..., evaluation_passed: _Optional[bool] = ...) -> None: ...
 
 class LearningLoop(_message.Message):
     __slots__ = ("learning_loop_id", "skill_id", "display_name", "config", "state", "phase", "iteration", "current_iteration", "recent_iterations", "error", "workflow_id", "tenant_id", "create_time", "update_time", "next_iteration_time")

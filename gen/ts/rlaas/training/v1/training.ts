@@ -1373,7 +1373,25 @@ export interface LearningLoopIteration {
     | Date
     | undefined;
   /** When it ended. */
-  endTime: Date | undefined;
+  endTime:
+    | Date
+    | undefined;
+  /**
+   * Why it ended as it did: the gate's failed thresholds, the rollout's reason, the
+   * pair count of a skipped iteration, the stop's reason.
+   */
+  reason: string;
+  /**
+   * The gate's win-rate of the candidate over the baseline (read the evaluation
+   * for everything it measured).
+   */
+  winRate: number;
+  /** Lower bound of the win-rate's confidence interval. */
+  winRateCiLower: number;
+  /** Upper bound of the win-rate's confidence interval. */
+  winRateCiUpper: number;
+  /** Whether the candidate passed the gate. */
+  evaluationPassed: boolean;
 }
 
 /** How an iteration ended. */
@@ -9807,6 +9825,11 @@ function createBaseLearningLoopIteration(): LearningLoopIteration {
     error: undefined,
     startTime: undefined,
     endTime: undefined,
+    reason: "",
+    winRate: 0,
+    winRateCiLower: 0,
+    winRateCiUpper: 0,
+    evaluationPassed: false,
   };
 }
 
@@ -9841,6 +9864,21 @@ export const LearningLoopIteration: MessageFns<LearningLoopIteration> = {
     }
     if (message.endTime !== undefined) {
       Timestamp.encode(toTimestamp(message.endTime), writer.uint32(82).fork()).join();
+    }
+    if (message.reason !== "") {
+      writer.uint32(90).string(message.reason);
+    }
+    if (message.winRate !== 0) {
+      writer.uint32(97).double(message.winRate);
+    }
+    if (message.winRateCiLower !== 0) {
+      writer.uint32(105).double(message.winRateCiLower);
+    }
+    if (message.winRateCiUpper !== 0) {
+      writer.uint32(113).double(message.winRateCiUpper);
+    }
+    if (message.evaluationPassed !== false) {
+      writer.uint32(120).bool(message.evaluationPassed);
     }
     return writer;
   },
@@ -9938,6 +9976,46 @@ export const LearningLoopIteration: MessageFns<LearningLoopIteration> = {
             message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.winRate = reader.double();
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.winRateCiLower = reader.double();
+            continue;
+          }
+          case 14: {
+            if (tag !== 113) {
+              break;
+            }
+
+            message.winRateCiUpper = reader.double();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.evaluationPassed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9990,6 +10068,27 @@ export const LearningLoopIteration: MessageFns<LearningLoopIteration> = {
         : isSet(object.end_time)
         ? fromJsonTimestamp(object.end_time)
         : undefined,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      winRate: isSet(object.winRate)
+        ? globalThis.Number(object.winRate)
+        : isSet(object.win_rate)
+        ? globalThis.Number(object.win_rate)
+        : 0,
+      winRateCiLower: isSet(object.winRateCiLower)
+        ? globalThis.Number(object.winRateCiLower)
+        : isSet(object.win_rate_ci_lower)
+        ? globalThis.Number(object.win_rate_ci_lower)
+        : 0,
+      winRateCiUpper: isSet(object.winRateCiUpper)
+        ? globalThis.Number(object.winRateCiUpper)
+        : isSet(object.win_rate_ci_upper)
+        ? globalThis.Number(object.win_rate_ci_upper)
+        : 0,
+      evaluationPassed: isSet(object.evaluationPassed)
+        ? globalThis.Boolean(object.evaluationPassed)
+        : isSet(object.evaluation_passed)
+        ? globalThis.Boolean(object.evaluation_passed)
+        : false,
     };
   },
 
@@ -10025,6 +10124,21 @@ export const LearningLoopIteration: MessageFns<LearningLoopIteration> = {
     if (message.endTime !== undefined) {
       obj.endTime = message.endTime.toISOString();
     }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.winRate !== 0) {
+      obj.winRate = floatToJson(message.winRate);
+    }
+    if (message.winRateCiLower !== 0) {
+      obj.winRateCiLower = floatToJson(message.winRateCiLower);
+    }
+    if (message.winRateCiUpper !== 0) {
+      obj.winRateCiUpper = floatToJson(message.winRateCiUpper);
+    }
+    if (message.evaluationPassed !== false) {
+      obj.evaluationPassed = message.evaluationPassed;
+    }
     return obj;
   },
 
@@ -10045,6 +10159,11 @@ export const LearningLoopIteration: MessageFns<LearningLoopIteration> = {
       : undefined;
     message.startTime = object.startTime ?? undefined;
     message.endTime = object.endTime ?? undefined;
+    message.reason = object.reason ?? "";
+    message.winRate = object.winRate ?? 0;
+    message.winRateCiLower = object.winRateCiLower ?? 0;
+    message.winRateCiUpper = object.winRateCiUpper ?? 0;
+    message.evaluationPassed = object.evaluationPassed ?? false;
     return message;
   },
 };
