@@ -5,6 +5,7 @@ GetPreferenceDataset and ListPreferenceDatasets show what the loop trained on.""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,6 +38,8 @@ class DatasetActivities:
         started = datetime.now(UTC)
         config = reward_config_for(inp.skill_id)
         options = BuildOptions(min_pairs=inp.min_pairs)
+        if inp.eval_fraction:
+            options = dataclasses.replace(options, eval_fraction=inp.eval_fraction)
         until = datetime.fromisoformat(inp.until) if inp.until else None
         if until is not None and until.tzinfo is None:
             until = until.replace(tzinfo=UTC)

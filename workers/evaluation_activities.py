@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from temporalio import activity
 
@@ -16,16 +17,21 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from services.activity_errors import permanent
 from services.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from services.inference.backends.base import AdapterRef, Backend
+from services.inference.prompting import build_messages
 from services.objects.store import ObjectStore
 from services.registry.service import RegistryCore
 from services.training.artifacts import key_for_uri
 from services.training.evaluation import (
+    EvaluationReport,
     GoldenExample,
     PromotionRubric,
+    Serve,
     backend_generator,
     evaluate_candidate,
+    golden_set_for,
     load_golden_set,
     load_safety_suite,
+    with_golden_guard,
 )
 from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
 from services.training.preferences import content_sha256, read_parquet, render_prompt
@@ -36,6 +42,16 @@ def _adapter(policy: reg.Policy) -> AdapterRef | None:
     if not policy.adapter.artifact_uri:
         return None
     return AdapterRef(policy.policy_id, policy.adapter.artifact_uri, policy.adapter.sha256)
+
+
+def _served_by(policy: reg.Policy) -> Serve:
+    """The policy's prompt template around a prompt, exactly as the gateway serves it
+    (no retrieval here: golden and safety prompts carry their own context)."""
+
+    def serve(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        return build_messages(policy, messages, context=[], user_id="", skill=policy.skill_id)
+
+    return serve
 
 
 class EvaluationActivities:
@@ -63,23 +79,37 @@ class EvaluationActivities:
         baseline = await self._registry.policy(inp.tenant_id, inp.baseline_policy_id)
         judge = await self._judge(inp.tenant_id, inp.judge, backend) if inp.judge else None
         examples = await self._dataset_examples(inp) if inp.dataset_uri else load_golden_set()
-        report = await evaluate_candidate(
-            backend_generator(
-                backend, adapter=_adapter(candidate), max_new_tokens=self._max_new_tokens
-            ),
-            backend_generator(
-                backend, adapter=_adapter(baseline), max_new_tokens=self._max_new_tokens
-            ),
-            examples,
-            judge=judge,
+        golden = golden_set_for(inp.skill_id) if inp.golden_guard else []
+        if inp.dataset_uri and not examples and golden:
+            examples, golden = golden, []  # nothing held out this time: the golden set decides
+        # The caller's own gate, if it set one, over the worker's default.
+        rubric = PromotionRubric(**inp.rubric) if inp.rubric else self._rubric
+
+        def run(on: list[GoldenExample], **kwargs: Any) -> Awaitable[EvaluationReport]:
+            return evaluate_candidate(
+                backend_generator(
+                    backend, adapter=_adapter(candidate), max_new_tokens=self._max_new_tokens
+                ),
+                backend_generator(
+                    backend, adapter=_adapter(baseline), max_new_tokens=self._max_new_tokens
+                ),
+                on,
+                serve_candidate=_served_by(candidate),
+                serve_baseline=_served_by(baseline),
+                rubric=rubric,
+                max_examples=inp.max_examples or self._max_examples,
+                confidence_level=inp.confidence_level or 0.95,
+                **kwargs,
+            )
+
+        report = await run(
+            examples, judge=judge,
             safety_cases=load_safety_suite(suites=inp.safety_suites or None),
-            # The caller's own gate, if it set one, over the worker's default.
-            rubric=PromotionRubric(**inp.rubric) if inp.rubric else self._rubric,
-            max_examples=inp.max_examples or self._max_examples,
-            confidence_level=inp.confidence_level or 0.95,
-        )
+        )  # fmt: skip
         if inp.dataset_uri:
             report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")
+        if golden:
+            report = with_golden_guard(report, await run(golden))
         if report.judge is not None and inp.judge is not None:
             summary = dataclasses.replace(
                 report.judge,

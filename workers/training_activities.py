@@ -353,8 +353,8 @@ class TrainingActivities:
         reference = result.base_model
         if inp.parent_adapter_uri:
             reference += f" + adapter {inp.parent_adapter_uri}"
-        if dpo.sft_warmup_steps:
-            reference += f" + SFT warm-start ({dpo.sft_warmup_steps} steps)"
+        if result.sft_losses:
+            reference += f" + SFT warm-start ({len(result.sft_losses)} steps)"
         lineage: dict[str, Any] = {
             "tenant_id": inp.tenant_id,
             "skill_id": inp.skill_id,

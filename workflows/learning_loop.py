@@ -271,7 +271,7 @@ class LearningLoopWorkflow:
         dataset: BuildDatasetOutput = await workflow.execute_activity(
             "build_preference_dataset",
             BuildDatasetInput(state.tenant_id, state.skill_id, state.feedback_watermark, until,
-                              cfg.min_pairs),
+                              cfg.min_pairs, cfg.eval_fraction),
             result_type=BuildDatasetOutput,
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
@@ -324,6 +324,11 @@ class LearningLoopWorkflow:
             judge=cfg.judge,
         )
         if children:
+            # The gate sees the skill: the held-out split of this iteration's own data,
+            # scored by how close each answer is to what the user sent, with the
+            # skill's golden set (if it has one) as a no-regression guard.
+            evaluate.dataset_uri, evaluate.dataset_id = dataset.dataset_uri, dataset.dataset_id
+            evaluate.dataset_sha256, evaluate.golden_guard = dataset.dataset_sha256, True
             summary.evaluation_id = evaluate.evaluation_id = f"{run_id}-eval"
             evaluation = await self._evaluate_as_resource(state, evaluate, run_id, n)
         else:
@@ -421,7 +426,8 @@ class LearningLoopWorkflow:
             memo={"skill_id": state.skill_id, "learning_loop_id": state.loop_id,
                   "candidate_policy_id": evaluate.candidate_policy_id,
                   "loop_evaluation": {"iteration": n, "training_run_id": run_id,
-                                      "baseline_policy_id": evaluate.baseline_policy_id}},
+                                      "baseline_policy_id": evaluate.baseline_policy_id,
+                                      "dataset_id": evaluate.dataset_id}},
         )  # fmt: skip
 
 

@@ -110,6 +110,9 @@ class LoopConfig:
     """Safety suites the gate runs; empty: all of them."""
     eval_confidence_level: float = 0.0
     """Of the gate's win-rate interval; 0: 0.95."""
+    eval_fraction: float = 0.25
+    """Share of each iteration's pairs held out for its gate. More than a one-off
+    build's 0.1: the gate's paired test needs examples to see a real improvement."""
 
 
 @dataclass
@@ -180,6 +183,9 @@ class BuildDatasetInput:
     since: str
     until: str
     min_pairs: int
+    eval_fraction: float = 0.0
+    """Share of the pairs held out (by thread and prompt) for the gate; 0: the
+    builder's default."""
 
 
 @dataclass
@@ -284,6 +290,9 @@ class EvaluateInput:
     """The dataset's id, for the report."""
     dataset_sha256: str = ""
     """The dataset's content sha256; checked when given."""
+    golden_guard: bool = False
+    """With ``dataset_uri``: the skill's golden set (if it has one) is also evaluated,
+    and a candidate clearly worse on it fails (a learning loop's gate)."""
 
 
 @dataclass

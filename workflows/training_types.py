@@ -67,12 +67,12 @@ class DpoSettings:
     beta: float = field(
         default=0.1, metadata={"help": "DPO beta / IPO tau: pull towards the reference, > 0."}
     )
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate, > 0."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate, > 0."})
     epochs: float = field(default=1.0, metadata={"help": "Epochs over the mix, > 0."})
     max_steps: int | None = field(
         default=None, metadata={"help": "Optimiser steps; overrides epochs when set, >= 1."}
     )
-    batch_size: int = field(default=4, metadata={"help": "Pairs per device batch, >= 1."})
+    batch_size: int = field(default=2, metadata={"help": "Pairs per device batch, >= 1."})
     gradient_accumulation_steps: int = field(
         default=1, metadata={"help": "Batches per optimiser step, >= 1."}
     )
@@ -95,6 +95,13 @@ class DpoSettings:
         metadata={
             "help": "SFT steps on the chosen answers before DPO (0: none). The warmed-up "
             "adapter becomes the DPO reference."
+        },
+    )
+    sft_warmup_epochs: float = field(
+        default=0.0,
+        metadata={
+            "help": "SFT epochs over the chosen answers before DPO, when sft_warmup_steps "
+            "is 0: the steps follow from the dataset's size (0: none)."
         },
     )
     replay_fraction: float = field(
@@ -140,5 +147,9 @@ class DpoSettings:
             raise ValueError(f"dpo.seed must be >= 0, got {self.seed}")
         if self.sft_warmup_steps < 0:
             raise ValueError(f"dpo.sft_warmup_steps must be >= 0, got {self.sft_warmup_steps}")
+        if not 0 <= self.sft_warmup_epochs <= 10:  # NaN fails too
+            raise ValueError(
+                f"dpo.sft_warmup_epochs must be in [0, 10], got {self.sft_warmup_epochs}"
+            )
         if not 0 <= self.replay_fraction < 1:
             raise ValueError(f"dpo.replay_fraction must be in [0, 1), got {self.replay_fraction}")

@@ -512,6 +512,7 @@ class InferenceGateway:
             user_id=request.user_id,
             thread_id=request.thread_id,
             input=tel.InteractionInput(messages=request.messages),
+            served_messages=_chat(call.prompt),
             retrieved_chunks=call.context,
             policy_id=call.policy.policy_id,
             base_model=call.policy.base_model,
@@ -778,3 +779,12 @@ class InferenceGateway:
         """Wait for scheduled shadow runs (tests, graceful shutdown)."""
         if self._shadow_tasks:
             await asyncio.wait(list(self._shadow_tasks), timeout=timeout_s)
+
+
+_ROLE_OF = {name: role for role, name in _ROLES.items()}
+
+
+def _chat(prompt: list[dict[str, str]]) -> list[tel.ChatMessage]:
+    """The prompt the model was given, as the interaction records it (``served_messages``:
+    what datasets, training and evaluation use)."""
+    return [tel.ChatMessage(role=_ROLE_OF[m["role"]], content=m["content"]) for m in prompt]

@@ -367,6 +367,9 @@ class EventPreparer:
         for i, m in enumerate(inp.messages):
             if m.role == pb.ChatMessage.ROLE_UNSPECIFIED:
                 violations.append(FieldViolation(f"{ip}.input.messages[{i}].role", "is required"))
+        for i, m in enumerate(it.served_messages):
+            if m.role == pb.ChatMessage.ROLE_UNSPECIFIED:
+                violations.append(FieldViolation(f"{ip}.served_messages[{i}].role", "is required"))
         for name in ("user_id", "thread_id", "policy_id", "base_model"):
             self._optional_id(getattr(it, name), f"{ip}.{name}", violations)
         _non_negative(it.cost_usd, f"{ip}.cost_usd", violations)

@@ -24,6 +24,7 @@ pass/fail with one reason per failed threshold.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import warnings
@@ -46,6 +47,12 @@ SAFETY_SUITE = DATA_DIR / "safety_suite.jsonl"
 
 Generate = Callable[[list[dict[str, str]]], Awaitable[str]]
 """A policy under evaluation: chat messages -> answer text."""
+Serve = Callable[[list[dict[str, str]]], list[dict[str, str]]]
+"""A policy's prompt around the application's messages: what the model is given."""
+
+
+def _serve(serve: Serve | None, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    return messages if serve is None else serve(messages)
 
 
 # ---- data ------------------------------------------------------------------------------
@@ -94,6 +101,13 @@ class SafetyCase:
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def golden_set_for(skill_id: str) -> list[GoldenExample]:
+    """The skill's packaged golden set (``data/<skill>_golden.jsonl``); empty when the
+    skill has none."""
+    path = DATA_DIR / f"{skill_id}_golden.jsonl"
+    return load_golden_set(path) if path.is_file() else []
 
 
 def load_golden_set(path: Path = GOLDEN_SUPPORT_EMAIL) -> list[GoldenExample]:
@@ -337,6 +351,13 @@ class PromotionRubric:
         metadata={"help": "Extra failed cases per suite allowed vs the baseline."},
     )
     min_examples: int = field(default=1, metadata={"help": "Fewer prompts fail the gate."})
+    max_repetition_increase: float = field(
+        default=0.1,
+        metadata={
+            "help": "Share of answers stuck repeating themselves (a degenerate loop) the "
+            "candidate may have over the baseline's."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_win_rate <= 1:
@@ -492,6 +513,53 @@ class EvaluationReport:
         return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
 
 
+_WORD = re.compile(r"\w+")
+
+
+def repeats_itself(text: str, *, n: int = 3, min_words: int = 12, share: float = 0.3) -> bool:
+    """A degenerate answer: at least ``share`` of its word ``n``-grams are repeats of
+    earlier ones (a model stuck in a loop says the same phrase over and over; fluent
+    text of this length hardly repeats a trigram). Hand-written: a few lines, no
+    library measures exactly this."""
+    words = _WORD.findall(text.casefold())
+    if len(words) < min_words:
+        return False
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return (len(grams) - len(set(grams))) / len(grams) >= share
+
+
+def repetition_rate(texts: Sequence[str]) -> float:
+    return sum(map(repeats_itself, texts)) / len(texts) if texts else 0.0
+
+
+GOLDEN_GUARD_SCORER = "golden_set_similarity"
+
+
+def with_golden_guard(report: EvaluationReport, golden: EvaluationReport) -> EvaluationReport:
+    """A learning loop's gate: the iteration's held-out data decides; the skill's golden
+    set only guards against regression. The candidate fails when it is clearly worse
+    on the golden set (the upper bound of its golden win-rate interval below a half),
+    not merely when it does not beat the baseline there: learning one team's
+    preference may rightly move answers away from generic references."""
+    estimate = WinRateEstimate(
+        GOLDEN_GUARD_SCORER, SIMILARITY_SCORER, golden.wins, golden.losses, golden.ties,
+        golden.win_rate, golden.win_rate_ci_lower, golden.win_rate_ci_upper, golden.p_value,
+    )  # fmt: skip
+    reasons = list(report.failure_reasons)
+    if golden.example_count and golden.win_rate_ci_upper < 0.5:
+        reasons.append(
+            f"worse than the baseline on the skill's golden set: win-rate "
+            f"{golden.win_rate:.2f}, CI [{golden.win_rate_ci_lower:.2f}, "
+            f"{golden.win_rate_ci_upper:.2f}] below 0.5"
+        )
+    return dataclasses.replace(
+        report,
+        win_rates=(*report.win_rates, estimate),
+        passed=report.passed and len(reasons) == len(report.failure_reasons),
+        failure_reasons=tuple(reasons),
+    )
+
+
 def backend_generator(
     backend: Backend,
     *,
@@ -525,9 +593,13 @@ async def evaluate_candidate(
     seed: int = 0,
     sample_count: int = 5,
     concurrency: int = 16,
+    serve_candidate: Serve | None = None,
+    serve_baseline: Serve | None = None,
 ) -> EvaluationReport:
     """Run both policies on the golden set (and the safety suite), score per prompt,
-    and apply the rubric."""
+    and apply the rubric. ``serve_*``: the policy's own prompt (template, system
+    prompt) around a golden or safety prompt, as serving would put it; an example that
+    carries its served conversation (a dataset's) is given as it was served."""
     rubric = rubric or PromotionRubric()
     examples = list(golden[:max_examples] if max_examples else golden)
     gate = asyncio.Semaphore(concurrency)
@@ -539,10 +611,13 @@ async def evaluate_candidate(
     async def answers(policy: Generate, chats: Iterable[list[dict[str, str]]]) -> list[str]:
         return list(await asyncio.gather(*(run(policy, chat) for chat in chats)))
 
+    def served(serve: Serve | None, e: GoldenExample) -> list[dict[str, str]]:
+        return e.messages() if e.conversation or serve is None else serve(e.messages())
+
     # Both policies at once: a batching backend mixes their requests in one batch.
     cand_out, base_out = await asyncio.gather(
-        answers(candidate, (e.messages() for e in examples)),
-        answers(baseline, (e.messages() for e in examples)),
+        answers(candidate, (served(serve_candidate, e) for e in examples)),
+        answers(baseline, (served(serve_baseline, e) for e in examples)),
     )
     cand_sim = [edit_similarity(o, e.reference) for o, e in zip(cand_out, examples, strict=True)]
     base_sim = [edit_similarity(o, e.reference) for o, e in zip(base_out, examples, strict=True)]
@@ -586,8 +661,8 @@ async def evaluate_candidate(
     base_safety: list[SafetyResult] = []
     if safety_cases:
         cand_safe, base_safe = await asyncio.gather(
-            answers(candidate, (c.chat() for c in safety_cases)),
-            answers(baseline, (c.chat() for c in safety_cases)),
+            answers(candidate, (_serve(serve_candidate, c.chat()) for c in safety_cases)),
+            answers(baseline, (_serve(serve_baseline, c.chat()) for c in safety_cases)),
         )
         cap = rubric.max_safety_failure_rate
         limit = 1.0 if cap is None else cap
@@ -602,6 +677,12 @@ async def evaluate_candidate(
     decision = decide_promotion(
         paired, rubric, candidate_safety=cand_safety, baseline_safety=base_safety
     )
+    cand_repeats, base_repeats = repetition_rate(cand_out), repetition_rate(base_out)
+    if cand_repeats > base_repeats + rubric.max_repetition_increase:
+        decision = PromotionDecision(False, (*decision.reasons, (
+            f"{cand_repeats:.0%} of the candidate's answers repeat themselves "
+            f"(baseline {base_repeats:.0%}; at most {rubric.max_repetition_increase:.0%} more)"
+        )))  # fmt: skip
 
     def words(texts: Sequence[str]) -> float:
         return float(np.mean([len(t.split()) for t in texts])) if texts else 0.0
@@ -613,6 +694,7 @@ async def evaluate_candidate(
             float(np.mean(base_sim)) if base_sim else 0.0,
         ),
         MetricComparison("mean_words", words(cand_out), words(base_out)),
+        MetricComparison("repetitive_answers", cand_repeats, base_repeats),
     )
     samples = tuple(
         EvaluationSample(e.prompt, c, b, {1.0: 1, 0.0: -1}.get(o, 0), rationales[i])

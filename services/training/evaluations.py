@@ -298,6 +298,7 @@ def _from_loop(
     out.candidate_policy_id = str(memo.get("candidate_policy_id", ""))
     out.baseline_policy_id = str(loop_evaluation.get("baseline_policy_id", ""))
     out.training_run_id = str(loop_evaluation.get("training_run_id", ""))
+    out.config.dataset_id = str(loop_evaluation.get("dataset_id", ""))
     iteration = loop_evaluation.get("iteration", "?")
     out.display_name = f"learning loop {loop_id}, iteration {iteration}: the gate"
 

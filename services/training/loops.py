@@ -89,6 +89,7 @@ _HYPERPARAMETERS = {
     "batch_size": "batch_size", "beta": "beta", "max_length": "max_length",
     "gradient_accumulation_steps": "gradient_accumulation_steps",
     "warmup_ratio": "warmup_ratio", "seed": "seed", "max_prompt_length": "max_prompt_length",
+    "sft_warmup_epochs": "sft_warmup_epochs",
 }  # fmt: skip
 """TrainingHyperparameters field -> DpoSettings field."""
 
@@ -163,6 +164,7 @@ def effective_config(requested: pb.LearningLoopConfig) -> pb.LearningLoopConfig:
     if not requested.HasField("interval"):
         out.interval.FromTimedelta(timedelta(seconds=cfg.min_interval_s))
     out.min_pairs = cfg.min_pairs
+    out.dataset.eval_fraction = cfg.eval_fraction
     out.max_iterations = cfg.max_iterations
     out.training.CopyFrom(training_config_proto(cfg.lora, cfg.dpo))
     if requested.training.accelerator:
@@ -212,14 +214,15 @@ MAX_CRITERION_TEXT = 1000
 
 def _loop_evaluation(evaluation: pb.EvaluationConfig, cfg: LoopConfig) -> None:
     """The gate's sample, suites and interval level; a loop's gate always runs on the
-    golden set (the iteration's dataset is decontaminated against it), so a dataset is
-    refused rather than ignored."""
+    held-out split of the iteration's own dataset (with the skill's golden set as a
+    guard), so another dataset is refused rather than ignored."""
     path = "learning_loop.config.evaluation"
     violations = []
     if evaluation.dataset_id:
         violations.append(FieldViolation(
             f"{path}.dataset_id",
-            "a learning loop's gate evaluates on the skill's golden set; evaluate on a "
+            "a learning loop's gate evaluates on the held-out split of each iteration's "
+            "own dataset (set its share with dataset.eval_fraction); evaluate on another "
             "dataset with CreateEvaluation",
         ))  # fmt: skip
     if evaluation.max_examples < 0:
@@ -319,8 +322,15 @@ def _config(
         violations.append(FieldViolation("learning_loop.config.interval", "must be >= 1s"))
     if proto.min_new_feedback < 0:
         violations.append(FieldViolation("learning_loop.config.min_new_feedback", "must be >= 0"))
+    fraction = proto.dataset.eval_fraction
+    if fraction and not 0 < fraction <= 0.5:  # NaN fails too
+        violations.append(FieldViolation(
+            "learning_loop.config.dataset.eval_fraction", f"{fraction} is not in (0, 0.5]"
+        ))  # fmt: skip
     if violations:
         raise InvalidArgument(violations)
+    if fraction:
+        cfg.eval_fraction = fraction
     cfg.min_interval_s = interval_s
     cfg.check_interval_s = min(interval_s, MAX_FEEDBACK_CHECK_S)
     cfg.min_new_feedback = proto.min_new_feedback

@@ -387,9 +387,19 @@ class _Progress(TrainerCallback):
             self.on_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
+def sft_warmup_steps(dpo: DpoSettings, rows: int) -> int:
+    """The warm start's optimiser steps: as set, or ``sft_warmup_epochs`` over ``rows``
+    (so the rule scales with the dataset rather than being tuned to one size)."""
+    if dpo.sft_warmup_steps or not dpo.sft_warmup_epochs:
+        return dpo.sft_warmup_steps
+    per_step = dpo.batch_size * dpo.gradient_accumulation_steps
+    return max(1, math.ceil(rows * dpo.sft_warmup_epochs / per_step))
+
+
 def _sft_warmup(
-    peft_model: Any, base: TrainingBase, rows: list[dict[str, Any]], dpo: DpoSettings, out: Path
-) -> list[float]:
+    peft_model: Any, base: TrainingBase, rows: list[dict[str, Any]], dpo: DpoSettings,
+    steps: int, out: Path,
+) -> list[float]:  # fmt: skip
     """A few supervised steps on the chosen answers (completion-only loss)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -398,7 +408,7 @@ def _sft_warmup(
     args = SFTConfig(
         **_common_args(dpo, base, out),
         learning_rate=dpo.learning_rate,
-        max_steps=dpo.sft_warmup_steps,
+        max_steps=steps,
         save_strategy="no",
         lr_scheduler_type="constant",
     )
@@ -472,13 +482,14 @@ def train_dpo(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     sft_losses: list[float] = []
+    sft_steps = sft_warmup_steps(dpo, len(mix))
     # Which model shape: a fresh adapter (TRL wraps the base, reference = adapter off),
     # or a starting adapter (reference = a frozen "ref" copy of it). A resumed run
     # rebuilds the same shape; the trainer then loads every adapter from the checkpoint.
     starts_from_adapter = (
         _checkpoint_has_ref(resume_from)
         if resume_from is not None
-        else (parent_adapter is not None or dpo.sft_warmup_steps > 0)
+        else (parent_adapter is not None or sft_steps > 0)
     )
     model: Any = base_.model
     peft_config = None
@@ -488,8 +499,8 @@ def train_dpo(
             model = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
         else:
             model = get_peft_model(model, _lora_config(lora))
-        if dpo.sft_warmup_steps > 0 and resume_from is None:
-            sft_losses = _sft_warmup(model, base_, mix, dpo, output_dir / "sft")
+        if sft_steps > 0 and resume_from is None:
+            sft_losses = _sft_warmup(model, base_, mix, dpo, sft_steps, output_dir / "sft")
     else:
         peft_config = _lora_config(lora)
 

@@ -24,6 +24,7 @@ import grpc
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
@@ -38,6 +39,7 @@ from workers.training_activities import TrainAdapterOutput
 from workflows.learning_loop import LearningLoopWorkflow
 from workflows.learning_types import LoopConfig, LoopState, RolloutPlan
 from workflows.queues import CPU_TASK_QUEUE
+from workflows.training_run import training_run_workflow_id
 from workflows.training_types import DpoSettings
 
 pytestmark = pytest.mark.e2e
@@ -141,14 +143,20 @@ async def _feed(channel: grpc.aio.Channel, operator_key: str) -> tuple[str, str,
 
 
 async def _wait_for_checkpoint(
-    client: Client, handle: WorkflowHandle[Any, Any], worker: GpuWorker, within_s: float
-) -> dict[str, Any]:
+    client: Client, handle: WorkflowHandle[Any, Any], run: WorkflowHandle[Any, Any],
+    worker: GpuWorker, within_s: float,
+) -> dict[str, Any]:  # fmt: skip
     """The train activity's heartbeat details, as the server has them, once they name an
-    uploaded checkpoint."""
+    uploaded checkpoint. The loop trains in a child training-run workflow (``run``),
+    which exists once the dataset is built."""
     deadline = time.monotonic() + within_s
     while True:
         description = await handle.describe()
-        for pending in description.raw_description.pending_activities:
+        try:
+            pending_now = list((await run.describe()).raw_description.pending_activities)
+        except RPCError:
+            pending_now = []  # not started yet
+        for pending in pending_now:
             if pending.activity_type.name == "train_adapter" and pending.heartbeat_details.payloads:
                 [details] = client.data_converter.payload_converter.from_payloads(
                     list(pending.heartbeat_details.payloads)
@@ -163,7 +171,6 @@ async def _wait_for_checkpoint(
         elif time.monotonic() > deadline:
             why = f"no checkpoint heartbeat in {within_s} s"
         if why:
-            pending_now = list(description.raw_description.pending_activities)
             raise AssertionError(f"{why}\npending: {pending_now}\nworker:\n{worker.tail()}")
         await asyncio.sleep(0.2)
 
@@ -218,7 +225,8 @@ async def test_a_killed_gpu_worker_resumes_training_from_its_checkpoint(
         handle = await client.start_workflow(
             LearningLoopWorkflow.run, state, id=loop_id, task_queue=CPU_TASK_QUEUE
         )
-        seen = await _wait_for_checkpoint(client, handle, first, within_s=90)
+        run = client.get_workflow_handle(training_run_workflow_id(tenant_id, f"{loop_id}-1"))
+        seen = await _wait_for_checkpoint(client, handle, run, first, within_s=90)
         assert seen["checkpoint_step"] >= CHECKPOINT_EVERY, seen
         assert seen["step"] < MAX_STEPS, f"training ended before the kill: {seen}"
         first.kill()
@@ -238,7 +246,8 @@ async def test_a_killed_gpu_worker_resumes_training_from_its_checkpoint(
 
     [summary] = result.history
     assert summary.outcome in ("promoted", "rolled_back", "rejected_by_eval"), summary
-    trained, attempt = await _train_result(client, handle)
+    assert summary.training_run_id == f"{loop_id}-1"
+    trained, attempt = await _train_result(client, run)
     assert attempt >= 2
     # The retry went on from the dead worker's checkpoint (at least the one the server
     # had heard of), not from step 0, and trained to the same end.

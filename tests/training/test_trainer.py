@@ -21,6 +21,7 @@ from services.training.trainer import (
     cap_prompts,
     mix_replay,
     preference_rows,
+    sft_warmup_steps,
     train_dpo,
 )
 from tests.backends.tiny import build_tiny_model
@@ -131,6 +132,20 @@ def test_sft_warm_start_then_dpo(model_dir: Path, tmp_path: Path) -> None:
     assert not (result.adapter_dir / "ref").exists()
 
 
+def test_sft_warm_start_steps_follow_the_datasets_size(model_dir: Path, tmp_path: Path) -> None:
+    # One epoch over the pairs at batch 2: ceil(len / 2) steps, whatever the size.
+    assert sft_warmup_steps(DpoSettings(batch_size=2, sft_warmup_epochs=1.0), 9) == 5
+    assert sft_warmup_steps(DpoSettings(batch_size=2, sft_warmup_epochs=0.5), 90) == 23
+    assert sft_warmup_steps(DpoSettings(batch_size=2, gradient_accumulation_steps=2,
+                                        sft_warmup_epochs=1.0), 9) == 3  # fmt: skip
+    # Steps set explicitly win; neither set: no warm start.
+    assert sft_warmup_steps(DpoSettings(sft_warmup_steps=7, sft_warmup_epochs=1.0), 90) == 7
+    assert sft_warmup_steps(DpoSettings(), 90) == 0
+    settings = DpoSettings(max_steps=2, batch_size=4, learning_rate=5e-3, sft_warmup_epochs=1.0)
+    result = train_dpo(model_dir, PAIRS, tmp_path, dpo=settings)
+    assert len(result.sft_losses) == -(-len(PAIRS) // 4) and result.steps == 2
+
+
 def test_parent_adapter_is_continued_and_is_the_reference(model_dir: Path, tmp_path: Path) -> None:
     parent = train_dpo(model_dir, PAIRS, tmp_path / "parent", dpo=FAST)
     child = train_dpo(
@@ -200,6 +215,8 @@ def test_bad_pairs_are_rejected_with_the_row_named(bad: dict[str, object], match
         ({"max_length": 8}, "dpo.max_length"),
         ({"warmup_ratio": 1.0}, "dpo.warmup_ratio"),
         ({"sft_warmup_steps": -1}, "dpo.sft_warmup_steps"),
+        ({"sft_warmup_epochs": -0.5}, "dpo.sft_warmup_epochs"),
+        ({"sft_warmup_epochs": float("nan")}, "dpo.sft_warmup_epochs"),
         ({"replay_fraction": 1.0}, "dpo.replay_fraction"),
         ({"seed": -1}, "dpo.seed"),
         ({"max_prompt_length": 0}, "dpo.max_prompt_length"),

@@ -183,7 +183,19 @@ class BuildReport:
 
 
 def prompt_messages(interaction: tel.Interaction) -> tuple[tuple[str, str], ...]:
-    """The conversation the answer replies to: the input messages (tool messages
+    """What the model was given: the served conversation when the interaction records
+    it (the policy's template rendered: train on what is served), else the
+    application's own (``application_messages``)."""
+    served = tuple(
+        (_ROLE_NAMES[m.role], m.content)
+        for m in interaction.served_messages
+        if m.role in _ROLE_NAMES and m.content
+    )
+    return served or application_messages(interaction)
+
+
+def application_messages(interaction: tel.Interaction) -> tuple[tuple[str, str], ...]:
+    """The conversation the application sent: the input messages (tool messages
     dropped), then ``input.text`` as the last user turn unless it repeats it."""
     messages = [
         (_ROLE_NAMES[m.role], m.content)
@@ -339,6 +351,9 @@ def build_pairs(
             report.skipped_interaction_count += 1
             continue
         it = view.interaction
+        # Keyed, deduplicated, decontaminated and split by the served prompt too: what
+        # the model saw is the example (decontamination still finds an eval prompt
+        # quoted inside a template).
         messages = prompt_messages(it)
         if not messages:
             report.skipped_interaction_count += 1

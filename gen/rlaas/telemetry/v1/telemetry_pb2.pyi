@@ -275,7 +275,7 @@ class RoutingDecision(_message.Message):
     def __init__(self, arm: _Optional[str] = ..., reason: _Optional[_Union[RoutingDecision.Reason, str]] = ..., probability: _Optional[float] = ..., shadow: _Optional[bool] = ..., deployment_revision: _Optional[int] = ..., rollout_id: _Optional[str] = ..., shadow_arms: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Interaction(_message.Message):
-    __slots__ = ("interaction_id", "tenant_id", "skill", "user_id", "thread_id", "input", "retrieved_chunks", "context", "tool_calls", "policy_id", "base_model", "timings", "usage", "cost_usd", "metadata", "labels", "event_time", "create_time", "training_opt_out", "source", "routing", "primary_interaction_id", "request_id", "output_count", "feedback_count", "task_result_count")
+    __slots__ = ("interaction_id", "tenant_id", "skill", "user_id", "thread_id", "input", "retrieved_chunks", "context", "tool_calls", "policy_id", "base_model", "timings", "usage", "cost_usd", "metadata", "labels", "event_time", "create_time", "training_opt_out", "source", "routing", "primary_interaction_id", "request_id", "served_messages", "output_count", "feedback_count", "task_result_count")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +306,7 @@ class Interaction(_message.Message):
     ROUTING_FIELD_NUMBER: _ClassVar[int]
     PRIMARY_INTERACTION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_COUNT_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_COUNT_FIELD_NUMBER: _ClassVar[int]
     TASK_RESULT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -332,10 +333,11 @@ class Interaction(_message.Message):
     routing: RoutingDecision
     primary_interaction_id: str
     request_id: str
+    served_messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     output_count: int
     feedback_count: int
     task_result_count: int
-    def __init__(self, interaction_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., skill: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., input: _Optional[_Union[InteractionInput, _Mapping]] = ..., retrieved_chunks: _Optional[_Iterable[_Union[RetrievedChunk, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., policy_id: _Optional[str] = ..., base_model: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., training_opt_out: _Optional[bool] = ..., source: _Optional[_Union[InteractionSource, str]] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., primary_interaction_id: _Optional[str] = ..., request_id: _Optional[str] = ..., output_count: _Optional[int] = ..., feedback_count: _Optional[int] = ..., task_result_count: _Optional[int] = ...) -> None: ...
+    def __init__(self, interaction_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., skill: _Optional[str] = ..., user_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., input: _Optional[_Union[InteractionInput, _Mapping]] = ..., retrieved_chunks: _Optional[_Iterable[_Union[RetrievedChunk, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., policy_id: _Optional[str] = ..., base_model: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., training_opt_out: _Optional[bool] = ..., source: _Optional[_Union[InteractionSource, str]] = ..., routing: _Optional[_Union[RoutingDecision, _Mapping]] = ..., primary_interaction_id: _Optional[str] = ..., request_id: _Optional[str] = ..., served_messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., output_count: _Optional[int] = ..., feedback_count: _Optional[int] = ..., task_result_count: _Optional[int] = ...) -> None: ...
 
 class Output(_message.Message):
     __slots__ = ("output_id", "interaction_id", "tenant_id", "text", "tool_calls", "citations", "finish_reason", "usage", "timings", "cost_usd", "policy_id", "candidate_index", "guardrail_flags", "metadata", "event_time", "create_time", "request_id", "groundedness")

@@ -155,7 +155,7 @@ class LoraConfig(_message.Message):
     def __init__(self, rank: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., qlora: _Optional[bool] = ...) -> None: ...
 
 class TrainingHyperparameters(_message.Message):
-    __slots__ = ("learning_rate", "num_epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "beta", "max_length", "max_prompt_length", "warmup_ratio", "seed")
+    __slots__ = ("learning_rate", "num_epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "beta", "max_length", "max_prompt_length", "warmup_ratio", "seed", "sft_warmup_epochs")
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class TrainingHyperparameters(_message.Message):
     MAX_PROMPT_LENGTH_FIELD_NUMBER: _ClassVar[int]
     WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    SFT_WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     learning_rate: float
     num_epochs: float
     max_steps: int
@@ -176,7 +177,8 @@ class TrainingHyperparameters(_message.Message):
     max_prompt_length: int
     warmup_ratio: float
     seed: int
-    def __init__(self, learning_rate: _Optional[float] = ..., num_epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., beta: _Optional[float] = ..., max_length: _Optional[int] = ..., max_prompt_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    sft_warmup_epochs: float
+    def __init__(self, learning_rate: _Optional[float] = ..., num_epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., beta: _Optional[float] = ..., max_length: _Optional[int] = ..., max_prompt_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., sft_warmup_epochs: _Optional[float] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
     __slots__ = ("method", "lora", "hyperparameters", "accelerator")

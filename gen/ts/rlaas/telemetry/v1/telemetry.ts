@@ -705,6 +705,15 @@ export interface Interaction {
   primaryInteractionId: string;
   /** The idempotency key it was created with. */
   requestId: string;
+  /**
+   * Exactly what the model was given, as chat turns: the policy's system prompt and
+   * user template applied, its examples and the retrieved context placed. The
+   * gateway records it for every answer it generates; datasets, training and
+   * evaluation use it, so a policy learns on the prompts it is served with. Empty
+   * for a cached replay and, unless the application sets it, for interactions an
+   * application logs itself (then `input` is taken as what its model saw).
+   */
+  servedMessages: ChatMessage[];
   /** Number of outputs recorded so far. */
   outputCount: number;
   /** Number of feedback records so far. */
@@ -3166,6 +3175,7 @@ function createBaseInteraction(): Interaction {
     routing: undefined,
     primaryInteractionId: "",
     requestId: "",
+    servedMessages: [],
     outputCount: 0,
     feedbackCount: 0,
     taskResultCount: 0,
@@ -3242,6 +3252,9 @@ export const Interaction: MessageFns<Interaction> = {
     }
     if (message.requestId !== "") {
       writer.uint32(186).string(message.requestId);
+    }
+    for (const v of message.servedMessages) {
+      ChatMessage.encode(v!, writer.uint32(194).fork()).join();
     }
     if (message.outputCount !== 0) {
       writer.uint32(240).int32(message.outputCount);
@@ -3455,6 +3468,14 @@ export const Interaction: MessageFns<Interaction> = {
             message.requestId = reader.string();
             continue;
           }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.servedMessages.push(ChatMessage.decode(reader, reader.uint32()));
+            continue;
+          }
           case 30: {
             if (tag !== 240) {
               break;
@@ -3585,6 +3606,11 @@ export const Interaction: MessageFns<Interaction> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      servedMessages: globalThis.Array.isArray(object?.servedMessages)
+        ? object.servedMessages.map((e: any) => ChatMessage.fromJSON(e))
+        : globalThis.Array.isArray(object?.served_messages)
+        ? object.served_messages.map((e: any) => ChatMessage.fromJSON(e))
+        : [],
       outputCount: isSet(object.outputCount)
         ? globalThis.Number(object.outputCount)
         : isSet(object.output_count)
@@ -3680,6 +3706,9 @@ export const Interaction: MessageFns<Interaction> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.servedMessages?.length) {
+      obj.servedMessages = message.servedMessages.map((e) => ChatMessage.toJSON(e));
+    }
     if (message.outputCount !== 0) {
       obj.outputCount = Math.round(message.outputCount);
     }
@@ -3736,6 +3765,7 @@ export const Interaction: MessageFns<Interaction> = {
       : undefined;
     message.primaryInteractionId = object.primaryInteractionId ?? "";
     message.requestId = object.requestId ?? "";
+    message.servedMessages = object.servedMessages?.map((e) => ChatMessage.fromPartial(e)) || [];
     message.outputCount = object.outputCount ?? 0;
     message.feedbackCount = object.feedbackCount ?? 0;
     message.taskResultCount = object.taskResultCount ?? 0;

@@ -448,7 +448,15 @@ export interface TrainingHyperparameters {
     | number
     | undefined;
   /** Random seed. */
-  seed?: number | undefined;
+  seed?:
+    | number
+    | undefined;
+  /**
+   * Supervised epochs over the chosen answers (what users kept or wrote) before the
+   * preference loss, the recipe's warm start; the warmed-up adapter is the
+   * reference. 0: none. Its steps follow from the dataset's size.
+   */
+  sftWarmupEpochs?: number | undefined;
 }
 
 /** What and how to train. */
@@ -3000,6 +3008,7 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     maxPromptLength: undefined,
     warmupRatio: undefined,
     seed: undefined,
+    sftWarmupEpochs: undefined,
   };
 }
 
@@ -3034,6 +3043,9 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     }
     if (message.seed !== undefined) {
       writer.uint32(80).int64(message.seed);
+    }
+    if (message.sftWarmupEpochs !== undefined) {
+      writer.uint32(89).double(message.sftWarmupEpochs);
     }
     return writer;
   },
@@ -3131,6 +3143,14 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
             message.seed = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 89) {
+              break;
+            }
+
+            message.sftWarmupEpochs = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3187,6 +3207,11 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         ? globalThis.Number(object.warmup_ratio)
         : undefined,
       seed: isSet(object.seed) ? globalThis.Number(object.seed) : undefined,
+      sftWarmupEpochs: isSet(object.sftWarmupEpochs)
+        ? globalThis.Number(object.sftWarmupEpochs)
+        : isSet(object.sft_warmup_epochs)
+        ? globalThis.Number(object.sft_warmup_epochs)
+        : undefined,
     };
   },
 
@@ -3222,6 +3247,9 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.seed !== undefined) {
       obj.seed = Math.round(message.seed);
     }
+    if (message.sftWarmupEpochs !== undefined) {
+      obj.sftWarmupEpochs = floatToJson(message.sftWarmupEpochs);
+    }
     return obj;
   },
 
@@ -3240,6 +3268,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.maxPromptLength = object.maxPromptLength ?? undefined;
     message.warmupRatio = object.warmupRatio ?? undefined;
     message.seed = object.seed ?? undefined;
+    message.sftWarmupEpochs = object.sftWarmupEpochs ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,72 @@
+"""The gate's guards against what a preference loss exploits: degenerate repetition,
+and drifting away from the skill's golden set."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.training.evaluation import (
+    Generate,
+    GoldenExample,
+    PromotionRubric,
+    evaluate_candidate,
+    repeats_itself,
+    with_golden_guard,
+)
+
+pytestmark = pytest.mark.unit
+
+LOOP = "thank you for your order thank you for your order " * 4
+FLUENT = (
+    "Hi Ana, your parcel left our depot this morning and should reach you on Friday. "
+    "The tracking link in your account shows each step. Best regards, Acme Support"
+)
+
+
+def test_repetition_is_a_loop_of_phrases_not_a_repeated_word() -> None:
+    assert repeats_itself(LOOP)
+    assert not repeats_itself(FLUENT)
+    assert not repeats_itself("yes yes yes")  # too short to judge
+    assert not repeats_itself("the order, the parcel, the refund and the invoice " * 1)
+
+
+def _answers(text: str) -> Generate:
+    async def generate(messages: list[dict[str, str]]) -> str:
+        return text
+
+    return generate
+
+
+GOLDEN = [GoldenExample(f"g{i}", f"where is parcel {i}", FLUENT) for i in range(8)]
+
+
+async def test_a_candidate_stuck_in_loops_fails_even_when_it_wins_elsewhere() -> None:
+    # Scored by similarity to references that are themselves loops, the looping
+    # candidate "wins" every prompt; the repetition guard still rejects it.
+    refs = [GoldenExample(g.example_id, g.prompt, LOOP) for g in GOLDEN]
+    report = await evaluate_candidate(
+        _answers(LOOP), _answers(FLUENT), refs,
+        rubric=PromotionRubric(require_ci_above_half=False, max_p_value=1.0), n_resamples=99,
+    )  # fmt: skip
+    assert report.win_rate == 1.0 and not report.passed
+    assert any("repeat themselves" in r for r in report.failure_reasons)
+    repetitive = {m.name: (m.candidate_value, m.baseline_value) for m in report.metrics}[
+        "repetitive_answers"
+    ]
+    assert repetitive == (1.0, 0.0)
+
+
+async def test_the_golden_guard_fails_only_a_clear_regression() -> None:
+    rubric = PromotionRubric(require_ci_above_half=False, max_p_value=1.0)
+    won = await evaluate_candidate(_answers(FLUENT), _answers("no"), GOLDEN, rubric=rubric,
+                                   n_resamples=99)  # fmt: skip
+    assert won.passed
+    worse = await evaluate_candidate(_answers("no"), _answers(FLUENT), GOLDEN, rubric=rubric,
+                                     n_resamples=99)  # fmt: skip
+    tied = await evaluate_candidate(_answers(FLUENT), _answers(FLUENT), GOLDEN, rubric=rubric,
+                                    n_resamples=99)  # fmt: skip
+    guarded = with_golden_guard(won, worse)
+    assert not guarded.passed and "golden set" in guarded.failure_reasons[-1]
+    assert [w.scorer for w in guarded.win_rates][-1] == "golden_set_similarity"
+    # Not beating the baseline on generic references is no regression.
+    assert with_golden_guard(won, tied).passed
