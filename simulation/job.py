@@ -356,6 +356,8 @@ async def run_job(
             problems.append("the candidate's held-out edit similarity is not higher")
         if not h.win_rate > 0.5:
             problems.append(f"the candidate's held-out win-rate is {h.win_rate:.2f}")
+        problems += [f"the candidate's held-out {m} is worse beyond noise"
+                     for m in rep.worse_beyond_noise(h)]  # fmt: skip
 
     deployment = (
         await job.registry.GetDeployment(reg.GetDeploymentRequest(skill_id=SKILL), metadata=job.md)

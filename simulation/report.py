@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import bootstrap
 
 from services.training.evaluation import outcome_from_scores, paired_stats
 from simulation.simulated_user import Review, rating_of
@@ -44,6 +45,30 @@ class HeldOutComparison:
     win_rate_ci: tuple[float, float]
     confidence_level: float
     sign_test_p_value: float
+    guarded: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Per guarded metric (send rate, rating), candidate minus baseline on the same
+    held-out prompts: (mean difference, CI low, CI high). Worse beyond noise: the whole
+    interval below zero."""
+
+
+def paired_difference(
+    candidate: Sequence[float], baseline: Sequence[float], *, confidence_level: float = 0.95
+) -> tuple[float, float, float]:
+    """Mean of the paired differences with a percentile bootstrap interval (scipy)."""
+    diffs = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    mean = float(diffs.mean())
+    if len(diffs) < 2 or np.all(diffs == diffs[0]):
+        return mean, mean, mean
+    ci = bootstrap(
+        (diffs,), np.mean, confidence_level=confidence_level, n_resamples=2000,
+        method="percentile", rng=np.random.default_rng(0),
+    ).confidence_interval  # fmt: skip
+    return mean, float(ci.low), float(ci.high)
+
+
+def worse_beyond_noise(comparison: HeldOutComparison) -> list[str]:
+    """The guarded metrics whose whole interval lies below zero."""
+    return [name for name, (_, _, high) in comparison.guarded.items() if high < 0]
 
 
 def score(policy_id: str, reviews: Sequence[Review]) -> PolicyScore:
@@ -85,7 +110,17 @@ def compare_held_out(
         win_rate_ci=(stats.win_rate_ci_lower, stats.win_rate_ci_upper),
         confidence_level=confidence_level,
         sign_test_p_value=stats.p_value,
-    )
+        guarded={
+            "send_rate": paired_difference(
+                [float(r.sent) for r in candidate], [float(r.sent) for r in baseline],
+                confidence_level=confidence_level,
+            ),
+            "rating": paired_difference(
+                [float(rating_of(r)) for r in candidate], [float(rating_of(r)) for r in baseline],
+                confidence_level=confidence_level,
+            ),
+        },
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +168,11 @@ def summary_lines(report: JobReport) -> list[str]:
         out += [
             f"{'  ' + rule:24}{b.rules_met[rule]:>22.2f}{c.rules_met[rule]:>22.2f}"
             for rule in RULES
+        ]
+        out += [
+            f"{name + ' change':24}{delta:>+22.2f}   ({h.confidence_level:.0%} CI "
+            f"{low:+.2f} to {high:+.2f}{'; WORSE beyond noise' if high < 0 else ''})"
+            for name, (delta, low, high) in h.guarded.items()
         ]
         lo, hi = h.win_rate_ci
         out.append(

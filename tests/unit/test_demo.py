@@ -98,6 +98,20 @@ def test_held_out_comparison_counts_wins_and_bounds_the_win_rate() -> None:
         rep.compare_held_out("s@v1", base, "s@v2", cand[:-1])
 
 
+def test_guarded_metrics_carry_an_interval_and_a_verdict() -> None:
+    # The candidate's answers are all discarded (similarity 0.2): send rate and rating
+    # fall on every prompt, beyond noise.
+    base, worse = _reviews([0.8] * 10), _reviews([0.2] * 10)
+    h = rep.compare_held_out("s@v1", base, "s@v2", worse)
+    delta, low, high = h.guarded["send_rate"]
+    assert delta == pytest.approx(-1.0) and low <= delta <= high < 0
+    assert rep.worse_beyond_noise(h) == ["send_rate", "rating"]
+    # One discarded answer in twelve is noise: the interval reaches zero.
+    mixed = _reviews([0.8] * 11 + [0.2])
+    noisy = rep.compare_held_out("s@v1", _reviews([0.8] * 12), "s@v2", mixed)
+    assert noisy.guarded["send_rate"][0] < 0 and rep.worse_beyond_noise(noisy) == []
+
+
 def test_report_plot_and_summary(tmp_path: Path) -> None:
     base, cand = _reviews([0.5] * 8), _reviews([0.9] * 8)
     report = rep.JobReport("t-1", "support_email")
