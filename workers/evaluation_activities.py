@@ -164,7 +164,8 @@ class EvaluationActivities:
 
     async def _dataset_examples(self, inp: EvaluateInput) -> list[GoldenExample]:
         """The eval split of a preference dataset as held-out examples: one per distinct
-        prompt (the conversation as served), the chosen answer as the reference."""
+        prompt (the conversation as served), the chosen answer as the reference and the
+        rejected one as the draft it corrects (scored by edit direction)."""
         try:
             rows = read_parquet(
                 await self._objects.get(key_for_uri(self._objects, inp.dataset_uri))
@@ -197,6 +198,7 @@ class EvaluationActivities:
                     prompt=prompt,
                     reference=str(row["chosen"]),
                     conversation=conversation,
+                    rejected=str(row.get("rejected") or ""),
                 )
         if not examples:
             raise permanent(

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import re
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ class GoldenExample:
     conversation: tuple[tuple[str, str], ...] = ()
     """The prompt as served, ``(role, content)`` turns (a dataset's ``prompt_messages``);
     empty: ``system`` + ``prompt`` as one user turn."""
+    rejected: str = ""
+    """A dataset's rejected answer (the draft the user corrected): answers are then
+    scored by ``edit_direction`` rather than by similarity to the reference."""
 
     def messages(self) -> list[dict[str, str]]:
         if self.conversation:
@@ -443,6 +447,38 @@ class EvaluationSample:
 
 
 SIMILARITY_SCORER = "reference_similarity"
+EDIT_DIRECTION_SCORER = "edit_direction"
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def edit_direction(answer: str, rejected: str, chosen: str) -> float:
+    """How far ``answer`` goes from the draft the user corrected (``rejected``) towards
+    what they sent (``chosen``): the share of what they added that it has, plus the
+    share of what they kept, minus the share of what they removed (word and punctuation
+    multisets). The draft itself scores 0 and the sent text 2 (1 and 1 when the user
+    sent the draft unchanged).
+
+    Why not similarity to the sent text: the user's text is an edit *of the baseline's
+    draft*, so the baseline, which reproduces its draft, starts close to it and any
+    other answer, however much better the user would find it, starts far; measured on
+    the family bench, that scored a candidate the user preferred 11 times in 16 at a
+    win-rate of 0.125. Hand-written: a few lines of Counter arithmetic."""
+    got, sent, draft = (Counter(_TOKEN.findall(t.casefold())) for t in (answer, chosen, rejected))
+    added, removed, kept = sent - draft, draft - sent, sent & draft
+
+    def share(hit: Counter[str], part: Counter[str]) -> float:
+        total = sum(part.values())
+        return sum(hit.values()) / total if total else 0.0
+
+    # Each token of the answer counts once: as kept, else as added; and as removed only
+    # beyond what the sent text has of it.
+    return (
+        share((got - kept) & added, added)
+        + share(got & kept, kept)
+        - share((got - sent) & removed, removed)
+    )
+
+
 JUDGE_SCORER = "judge"
 
 
@@ -625,6 +661,14 @@ async def evaluate_candidate(
     )
     cand_sim = [edit_similarity(o, e.reference) for o, e in zip(cand_out, examples, strict=True)]
     base_sim = [edit_similarity(o, e.reference) for o, e in zip(base_out, examples, strict=True)]
+    scorer = SIMILARITY_SCORER
+    cand_score, base_score = cand_sim, base_sim
+    if examples and all(e.rejected for e in examples):  # a dataset's held-out pairs
+        scorer = EDIT_DIRECTION_SCORER
+        cand_score = [edit_direction(o, e.rejected, e.reference)
+                      for o, e in zip(cand_out, examples, strict=True)]  # fmt: skip
+        base_score = [edit_direction(o, e.rejected, e.reference)
+                      for o, e in zip(base_out, examples, strict=True)]  # fmt: skip
 
     def stats(outcomes: Sequence[float]) -> PairedStats:
         return paired_stats(
@@ -634,11 +678,11 @@ async def evaluate_candidate(
     # The reward heuristic always scores; with a judge, the judge's outcomes decide.
     heuristic = [
         outcome_from_scores(c, b, tie_margin=tie_margin)
-        for c, b in zip(cand_sim, base_sim, strict=True)
+        for c, b in zip(cand_score, base_score, strict=True)
     ]
     paired = stats(heuristic)
-    win_rates = [WinRateEstimate.of(SIMILARITY_SCORER, "", paired)]
-    outcomes, scoring = heuristic, SIMILARITY_SCORER
+    win_rates = [WinRateEstimate.of(scorer, "", paired)]
+    outcomes, scoring = heuristic, scorer
     rationales = [""] * len(examples)
     judge_summary: JudgeSummary | None = None
     if judge is not None:

@@ -156,12 +156,13 @@ async def test_an_evaluation_on_a_datasets_eval_split(
     assert {s.prompt for s in result.samples} <= held_out
     assert len(result.samples) == min(5, len(held_out))
     assert not held_out & {g.prompt for g in load_golden_set()}
-    # Without a judge: the reward heuristic alone, against the chosen answers.
-    [by_similarity] = result.win_rates
-    assert by_similarity.scorer == "reference_similarity" and not result.HasField("judge")
+    # Without a judge: the reward heuristic alone, from each rejected draft towards the
+    # chosen answer (edit direction).
+    [by_direction] = result.win_rates
+    assert by_direction.scorer == "edit_direction" and not result.HasField("judge")
     report = json.loads(await store.get(key_for_uri(store, result.report_uri)))
     assert report["source"] == f"dataset:{dataset.dataset_id}"
-    assert chosen  # the references the similarity was measured against
+    assert chosen  # the references the direction was measured towards
 
     # Errors name the field: another tenant's (or no) dataset, not READY, no eval split.
     async def create(dataset_id: str, who: Tenant = t) -> tuple[grpc.StatusCode, str | None]:

@@ -195,7 +195,7 @@ async def _iteration_is_visible(
     # The gate ran on the iteration's own held-out pairs, the golden set as a guard.
     assert evaluation.config.dataset_id == reported.dataset_id
     scorers = [w.scorer for w in evaluation.result.win_rates]
-    assert scorers == ["reference_similarity", "golden_set_similarity"], scorers
+    assert scorers == ["edit_direction", "golden_set_similarity"], scorers
     assert evaluation.result.win_rate == pytest.approx(reported.win_rate)
     assert evaluation.result.passed == reported.evaluation_passed
     assert reported.win_rate_ci_lower <= reported.win_rate <= reported.win_rate_ci_upper

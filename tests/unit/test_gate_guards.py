@@ -9,6 +9,7 @@ from services.training.evaluation import (
     Generate,
     GoldenExample,
     PromotionRubric,
+    edit_direction,
     evaluate_candidate,
     repeats_itself,
     with_golden_guard,
@@ -70,3 +71,19 @@ async def test_the_golden_guard_fails_only_a_clear_regression() -> None:
     assert [w.scorer for w in guarded.win_rates][-1] == "golden_set_similarity"
     # Not beating the baseline on generic references is no regression.
     assert with_golden_guard(won, tied).passed
+
+
+def test_edit_direction_does_not_favour_the_draft_the_user_corrected() -> None:
+    draft = "Sorry for the delay. Your refund is on its way."
+    sent = "Hello Ana, your refund for TCK-40012 is on its way. — Acme Support Team"
+    assert edit_direction(draft, draft, sent) == pytest.approx(0.0)
+    assert edit_direction(sent, draft, sent) == pytest.approx(2.0)
+    # An answer that learned the greeting and the sign-off but words the rest its own
+    # way beats the draft, although it is further from the sent text than the draft is.
+    learned = "Hello Ana, the refund has been issued today. — Acme Support Team"
+    assert edit_direction(learned, draft, sent) > edit_direction(draft, draft, sent)
+    # Keeping the apology the user removed costs.
+    assert edit_direction("Sorry. " + learned, draft, sent) < edit_direction(learned, draft, sent)
+    # An unchanged draft was perfect: only keeping it scores full marks.
+    assert edit_direction(draft, draft, draft) == pytest.approx(1.0)
+    assert edit_direction(learned, draft, draft) < 1.0
