@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench clean
+.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench bench-family clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.retrieval
 	$(PY) -m bench.retrieval_eval
 	$(PY) -m bench.cache
+
+bench-family: setup ## every simulated user of the family through one learning loop on the defaults (~10 min each)
+	$(PY) -m bench.family
 
 clean: down ## stop the stack and delete all local state (.rlaas, .build)
 	rm -rf .rlaas .build
