@@ -101,7 +101,8 @@ class DpoSettings:
         default=0.0,
         metadata={
             "help": "SFT epochs over the chosen answers before DPO, when sft_warmup_steps "
-            "is 0: the steps follow from the dataset's size (0: none)."
+            "is 0: the steps follow from the dataset's size (0: none; the platform's "
+            "API defaults it to 1, services.training.loops.RECIPE)."
         },
     )
     replay_fraction: float = field(

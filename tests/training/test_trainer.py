@@ -138,7 +138,8 @@ def test_sft_warm_start_steps_follow_the_datasets_size(model_dir: Path, tmp_path
     assert sft_warmup_steps(DpoSettings(batch_size=2, sft_warmup_epochs=0.5), 90) == 23
     assert sft_warmup_steps(DpoSettings(batch_size=2, gradient_accumulation_steps=2,
                                         sft_warmup_epochs=1.0), 9) == 3  # fmt: skip
-    # Steps set explicitly win; neither set: no warm start.
+    # Steps set explicitly win; neither set: no warm start (the trainer's default; the
+    # platform's API asks for one epoch, services.training.loops.RECIPE).
     assert sft_warmup_steps(DpoSettings(sft_warmup_steps=7, sft_warmup_epochs=1.0), 90) == 7
     assert sft_warmup_steps(DpoSettings(), 90) == 0
     settings = DpoSettings(max_steps=2, batch_size=4, learning_rate=5e-3, sft_warmup_epochs=1.0)

@@ -24,9 +24,18 @@ def test_training_config_maps_to_trainer_settings() -> None:
     cfg = _config(proto)
     assert cfg.min_pairs == 32
     assert cfg.lora == LoraSettings(rank=16, alpha=32.0, target_modules=("q_proj", "k_proj"))
-    assert cfg.dpo == DpoSettings(loss="ipo", learning_rate=5e-5, epochs=2.0, beta=0.2)
-    # Unset fields keep the trainer's defaults.
-    assert _config(pb.LearningLoopConfig()).lora == LoraSettings()
+    # Unset fields take the platform's recipe (an SFT warm start), then the trainer's
+    # defaults; a set one wins.
+    assert cfg.dpo == DpoSettings(loss="ipo", learning_rate=5e-5, epochs=2.0, beta=0.2,
+                                  sft_warmup_epochs=1.0)  # fmt: skip
+    default = _config(pb.LearningLoopConfig())
+    assert default.lora == LoraSettings()
+    assert default.dpo == DpoSettings(sft_warmup_epochs=1.0)
+    no_warm_start = pb.TrainingConfig(
+        method=pb.TRAINING_METHOD_DPO,
+        hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=0),
+    )
+    assert _config(pb.LearningLoopConfig(training=no_warm_start)).dpo == DpoSettings()
 
 
 @pytest.mark.parametrize(
