@@ -183,6 +183,9 @@ class Comparison:
     win_rate_ci: tuple[float, float]
     confidence_level: float
     sign_test_p_value: float
+    guarded: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Send rate and the persona's rating, candidate minus baseline: (mean, CI low,
+    CI high); worse beyond noise when the whole interval is below zero."""
 
 
 @dataclass(frozen=True)
@@ -267,8 +270,9 @@ def arm_score(persona: Persona[Any], policy_id: str, answers: Sequence[Answer]) 
 
 
 def compare(
-    baseline: Sequence[Answer], candidate: Sequence[Answer], *, confidence_level: float = 0.95
-) -> Comparison:
+    baseline: Sequence[Answer], candidate: Sequence[Answer], *, confidence_level: float = 0.95,
+    rating: Callable[[Review], int] | None = None,
+) -> Comparison:  # fmt: skip
     """Paired by case (the same held-out cases in the same order): the candidate wins a
     case when the persona kept more of its answer."""
     if [a.case.case_id for a in baseline] != [a.case.case_id for a in candidate]:
@@ -289,7 +293,17 @@ def compare(
         win_rate_ci=h.win_rate_ci,
         confidence_level=h.confidence_level,
         sign_test_p_value=h.sign_test_p_value,
-    )
+        guarded={
+            "send_rate": rep.paired_difference(
+                [float(a.review.sent) for a in candidate],
+                [float(a.review.sent) for a in baseline], confidence_level=confidence_level,
+            ),
+            **({"rating": rep.paired_difference(
+                [float(rating(a.review)) for a in candidate],
+                [float(rating(a.review)) for a in baseline], confidence_level=confidence_level,
+            )} if rating is not None else {}),
+        },
+    )  # fmt: skip
 
 
 def _enum_name(enum: Any, value: int, prefix: str) -> str:
@@ -748,7 +762,7 @@ async def run_persona(
                 run.say(f"candidate not measured: {result.candidate_skipped}")
             else:
                 result.candidate = arm_score(persona, result.candidate_policy_id, candidate)
-                result.comparison = compare(baseline, candidate)
+                result.comparison = compare(baseline, candidate, rating=persona.rating_of)
         else:
             result.candidate_skipped = "no candidate"
     except Exception as err:  # a failed persona must not lose the others' results

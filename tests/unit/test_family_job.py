@@ -143,6 +143,11 @@ def test_compare_pairs_the_same_cases_and_counts_wins_by_edit_similarity() -> No
     assert 0 < c.sign_test_p_value < 0.1
     same = compare(baseline, baseline)
     assert same.ties == 6 and same.win_rate == 0.5
+    # Guarded metrics: the persona's own rating and the send rate, with intervals.
+    rated = compare(baseline, candidate, rating=persona.rating_of)
+    delta, low, high = rated.guarded["rating"]
+    assert delta > 0 and low <= delta <= high
+    assert set(rated.guarded) == {"send_rate", "rating"} and set(c.guarded) == {"send_rate"}
     with pytest.raises(ValueError, match="same cases"):
         compare(baseline, list(reversed(candidate)))
 
