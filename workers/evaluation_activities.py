@@ -31,7 +31,7 @@ from services.training.evaluation import (
     golden_set_for,
     load_golden_set,
     load_safety_suite,
-    with_golden_guard,
+    with_held_out_estimate,
 )
 from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
 from services.training.preferences import content_sha256, read_parquet, render_prompt
@@ -79,9 +79,10 @@ class EvaluationActivities:
         baseline = await self._registry.policy(inp.tenant_id, inp.baseline_policy_id)
         judge = await self._judge(inp.tenant_id, inp.judge, backend) if inp.judge else None
         examples = await self._dataset_examples(inp) if inp.dataset_uri else load_golden_set()
+        held_out: list[GoldenExample] = []
         golden = golden_set_for(inp.skill_id) if inp.golden_guard else []
-        if inp.dataset_uri and not examples and golden:
-            examples, golden = golden, []  # nothing held out this time: the golden set decides
+        if golden:  # a loop's gate on a skill with a golden set: it decides (see
+            examples, held_out = golden, examples  # with_held_out_estimate for why)
         # The caller's own gate, if it set one, over the worker's default.
         rubric = PromotionRubric(**inp.rubric) if inp.rubric else self._rubric
 
@@ -106,10 +107,10 @@ class EvaluationActivities:
             examples, judge=judge,
             safety_cases=load_safety_suite(suites=inp.safety_suites or None),
         )  # fmt: skip
-        if inp.dataset_uri:
+        if inp.dataset_uri and not golden:
             report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")
-        if golden:
-            report = with_golden_guard(report, await run(golden))
+        if held_out:
+            report = with_held_out_estimate(report, await run(held_out))
         if report.judge is not None and inp.judge is not None:
             summary = dataclasses.replace(
                 report.judge,

@@ -324,9 +324,9 @@ class LearningLoopWorkflow:
             judge=cfg.judge,
         )
         if children:
-            # The gate sees the skill: the held-out split of this iteration's own data,
-            # scored by how close each answer is to what the user sent, with the
-            # skill's golden set (if it has one) as a no-regression guard.
+            # The gate sees the skill: the skill's golden set where it has one, and the
+            # held-out split of this iteration's own data (reported beside it there;
+            # deciding where there is no golden set).
             evaluate.dataset_uri, evaluate.dataset_id = dataset.dataset_uri, dataset.dataset_id
             evaluate.dataset_sha256, evaluate.golden_guard = dataset.dataset_sha256, True
             summary.evaluation_id = evaluate.evaluation_id = f"{run_id}-eval"

@@ -291,8 +291,10 @@ class EvaluateInput:
     dataset_sha256: str = ""
     """The dataset's content sha256; checked when given."""
     golden_guard: bool = False
-    """With ``dataset_uri``: the skill's golden set (if it has one) is also evaluated,
-    and a candidate clearly worse on it fails (a learning loop's gate)."""
+    """A learning loop's gate, with ``dataset_uri``: on a skill with a golden set, the
+    golden set decides and the dataset's held-out pairs are reported beside it
+    (services.training.evaluation.with_held_out_estimate says why); without one, the
+    held-out pairs decide."""
 
 
 @dataclass

@@ -106,15 +106,15 @@ def _offending_field(field_path: str, message: str) -> str:
     return field_path
 
 
-RECIPE: dict[str, Any] = {"sft_warmup_epochs": 1.0}
+RECIPE: dict[str, Any] = {}
 """The platform's training recipe where a request leaves a field unset, over the
-trainer's own defaults (DpoSettings: DPO at 5e-4, batch 2, one epoch; LoRA r8 q/v): an
-SFT warm start of one epoch over the chosen answers, then DPO. From the family sweep
-(bench/results/family_sweep_dpo.json vs family_sweep_sft_dpo.json, tuning users only):
-DPO alone moved the support agent's held-out win-rate to 0.69 and the triager's to 0.38
-with no template rule learned; the warm start took the triager to 1.00 (field order
-0.00 -> 0.69) and the support agent's greeting, reference and length rules from
-0.06/0.00/0.31 to 0.81/0.88/1.00."""
+trainer's own defaults (DpoSettings: DPO at 5e-4, batch 2, one epoch; LoRA r8 q/v; no
+SFT warm start). The family sweep (bench/results/family_sweep_*.json, tuning users) and
+the main job disagree about the SFT warm start (``sft_warmup_epochs=1``): it took the
+triager from 0.38 to 1.00 and taught the support agent's greeting, reference and length
+rules, but on the main job's user it collapsed replies to greeting + reference +
+sign-off (45 -> 11 words; the user preferred it 0.21, DPO alone 0.88). Until a recipe
+wins on all of them, the default is DPO alone; the warm start is one field away."""
 
 
 def training_settings(

@@ -192,10 +192,11 @@ async def _iteration_is_visible(
     assert evaluation.learning_loop_id == loop_id
     assert evaluation.candidate_policy_id == reported.candidate_policy_id
     assert evaluation.training_run_id == reported.training_run_id
-    # The gate ran on the iteration's own held-out pairs, the golden set as a guard.
+    # The skill's golden set decided; the iteration's own held-out pairs are reported
+    # beside it (scored by edit direction).
     assert evaluation.config.dataset_id == reported.dataset_id
-    scorers = [w.scorer for w in evaluation.result.win_rates]
-    assert scorers == ["edit_direction", "golden_set_similarity"], scorers
+    scorers = [(w.scorer, w.scorer_version) for w in evaluation.result.win_rates]
+    assert scorers == [("reference_similarity", ""), ("iteration_held_out", "edit_direction")]
     assert evaluation.result.win_rate == pytest.approx(reported.win_rate)
     assert evaluation.result.passed == reported.evaluation_passed
     assert reported.win_rate_ci_lower <= reported.win_rate <= reported.win_rate_ci_upper

@@ -6,7 +6,7 @@ import pytest
 
 from rlaas.training.v1 import training_pb2 as pb
 from services.errors import InvalidArgument
-from services.training.loops import _config
+from services.training.loops import RECIPE, _config
 from workflows.training_types import DpoSettings, LoraSettings
 
 pytestmark = pytest.mark.unit
@@ -24,18 +24,18 @@ def test_training_config_maps_to_trainer_settings() -> None:
     cfg = _config(proto)
     assert cfg.min_pairs == 32
     assert cfg.lora == LoraSettings(rank=16, alpha=32.0, target_modules=("q_proj", "k_proj"))
-    # Unset fields take the platform's recipe (an SFT warm start), then the trainer's
-    # defaults; a set one wins.
+    # Unset fields take the platform's recipe, then the trainer's defaults; a set one
+    # wins.
     assert cfg.dpo == DpoSettings(loss="ipo", learning_rate=5e-5, epochs=2.0, beta=0.2,
-                                  sft_warmup_epochs=1.0)  # fmt: skip
+                                  **RECIPE)  # fmt: skip
     default = _config(pb.LearningLoopConfig())
     assert default.lora == LoraSettings()
-    assert default.dpo == DpoSettings(sft_warmup_epochs=1.0)
-    no_warm_start = pb.TrainingConfig(
+    assert default.dpo == DpoSettings(**RECIPE)
+    warm_start = pb.TrainingConfig(
         method=pb.TRAINING_METHOD_DPO,
-        hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=0),
+        hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=1),
     )
-    assert _config(pb.LearningLoopConfig(training=no_warm_start)).dpo == DpoSettings()
+    assert _config(pb.LearningLoopConfig(training=warm_start)).dpo.sft_warmup_epochs == 1.0
 
 
 @pytest.mark.parametrize(
