@@ -81,8 +81,10 @@ class EvaluationActivities:
         examples = await self._dataset_examples(inp) if inp.dataset_uri else load_golden_set()
         held_out: list[GoldenExample] = []
         golden = golden_set_for(inp.skill_id) if inp.golden_guard else []
-        if golden:  # a loop's gate on a skill with a golden set: it decides (see
-            examples, held_out = golden, examples  # with_held_out_estimate for why)
+        if golden:
+            # A loop's gate on a skill with a golden set: the golden set decides, the
+            # held-out pairs are reported beside it (with_held_out_estimate says why).
+            examples, held_out = golden, examples
         # The caller's own gate, if it set one, over the worker's default.
         rubric = PromotionRubric(**inp.rubric) if inp.rubric else self._rubric
 
