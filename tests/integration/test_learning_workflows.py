@@ -118,6 +118,9 @@ class Script:
         return [count, build, baseline, train, register, evaluate, set_stage, observe]
 
 
+LOOP_WORKFLOWS = [LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow, EvaluationWorkflow]
+"""What a worker on the loop's queue runs: the loop trains and gates in child workflows."""
+
 FAST = RolloutPlan(
     shadow_requests=1, canary_percent=10, canary_min_requests=1, poll_interval_s=0.05
 )
@@ -315,7 +318,7 @@ async def test_pausing_the_loop_pauses_its_rollout(stack: RunningStack) -> None:
         await child.signal(RolloutWorkflow.rollback, "done")
         result: LoopState = await loop.result()
         assert result.history[0].outcome == "rolled_back"
-        replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow])
+        replayer = Replayer(workflows=LOOP_WORKFLOWS)
         async for history in client.list_workflows(
             f"WorkflowId = '{state.loop_id}'"
         ).map_histories():
@@ -339,8 +342,7 @@ async def test_stopping_a_waiting_loop_ends_it_before_any_training(stack: Runnin
     client = await Client.connect(stack.settings.temporal_target)
     queue = state.config.gpu_task_queue.removesuffix("-gpu")
     async with Worker(
-        client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
-        activities=script.activities(),
+        client, task_queue=queue, workflows=LOOP_WORKFLOWS, activities=script.activities(),
     ):  # fmt: skip
         loop = await client.start_workflow(
             LearningLoopWorkflow.run, state, id=state.loop_id, task_queue=queue

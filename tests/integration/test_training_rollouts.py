@@ -28,9 +28,8 @@ from rlaas.training.v1 import training_pb2 as pb
 from rlaas.training.v1 import training_pb2_grpc
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, rich_error, scoped_key
-from tests.integration.test_learning_workflows import Script, loop_state
+from tests.integration.test_learning_workflows import LOOP_WORKFLOWS, Script, loop_state
 from workflows.learning_loop import LearningLoopWorkflow
-from workflows.rollout import RolloutWorkflow
 
 pytestmark = pytest.mark.integration
 
@@ -375,7 +374,7 @@ async def test_loop_rollouts_are_visible_through_the_rollout_rpcs(
     queue = state.config.gpu_task_queue.removesuffix("-gpu")
     client = await Client.connect(stack.settings.temporal_target)
     async with (
-        Worker(client, task_queue=queue, workflows=[LearningLoopWorkflow, RolloutWorkflow],
+        Worker(client, task_queue=queue, workflows=LOOP_WORKFLOWS,
                activities=script.activities()),
         Worker(client, task_queue=state.config.gpu_task_queue, activities=script.activities()),
     ):  # fmt: skip
