@@ -24,17 +24,14 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.stack import embedded_stack
 from infra.operator_key import temporary_operator_key
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
@@ -152,55 +149,6 @@ def write(path: Path, results: Sequence[PersonaResult], settings: dict[str, Any]
     path.write_text(json.dumps(document(results, settings), indent=2, sort_keys=True) + "\n")
 
 
-# ---- the stack (as bench/loop.py starts it) ------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLAAS_")}
-    env.update(
-        RLAAS_STATE_DIR=str(state_dir),
-        RLAAS_GRPC_PORT=str(_free_port()),
-        RLAAS_TEMPORAL_PORT=str(_free_port()),
-        RLAAS_TEMPORAL_UI_PORT=str(_free_port()),
-        RLAAS_MILVUS_PORT=str(_free_port()),
-        RLAAS_METRICS_PORT=str(_free_port()),
-        RLAAS_REST_PORT=str(_free_port()),
-        RLAAS_LOG_FORMAT="json",
-    )
-    return env
-
-
-def _cli(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-
-
-@contextmanager
-def embedded_stack() -> Any:
-    """A fresh stack in a temp dir (the model cache reused from .rlaas/models)."""
-    with tempfile.TemporaryDirectory(prefix="rlaas-bench-family-") as tmp:
-        state = Path(tmp)
-        cache = ROOT / ".rlaas" / "models"
-        if cache.is_dir():  # skip re-dequantizing the GGUF (~20 s)
-            (state / "models").symlink_to(cache)
-        env = _env(state)
-        saved = dict(os.environ)
-        _cli("up", env=env)
-        try:
-            os.environ.update({k: v for k, v in env.items() if k.startswith("RLAAS_")})
-            yield Settings()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-            _cli("down", env=env)
-
-
 async def run_all(
     settings: Settings,
     personas: Sequence[Persona[Any]],
@@ -286,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.running_stack:
         results = asyncio.run(run_all(Settings(), personas, cfg, args.out, bench_settings))
     else:
-        with embedded_stack() as settings:
+        with embedded_stack("rlaas-bench-family-") as settings:
             results = asyncio.run(run_all(settings, personas, cfg, args.out, bench_settings))
     print()
     print(markdown(results))

@@ -21,11 +21,7 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,6 +31,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from bench.stack import embedded_stack
 from infra.operator_key import temporary_operator_key
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
@@ -62,33 +59,6 @@ RESULTS = ROOT / "bench" / "results" / "loop.json"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 ITERATION = os.environ.get("BENCH_LOOP_ITERATION", "1") != "0"
 """BENCH_LOOP_ITERATION=0 skips the real iteration (~12 min of CPU training)."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _env(state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RLAAS_")}
-    env.update(
-        RLAAS_STATE_DIR=str(state_dir),
-        RLAAS_GRPC_PORT=str(_free_port()),
-        RLAAS_TEMPORAL_PORT=str(_free_port()),
-        RLAAS_TEMPORAL_UI_PORT=str(_free_port()),
-        RLAAS_MILVUS_PORT=str(_free_port()),
-        RLAAS_METRICS_PORT=str(_free_port()),
-        RLAAS_REST_PORT=str(_free_port()),
-        RLAAS_LOG_FORMAT="json",
-    )
-    # The model's dequantized cache is reused from the default state dir when present.
-    return env
-
-
-def _cli(*args: str, env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "infra.cli", *args], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
 
 
 # ---- orchestration overhead ----------------------------------------------------------
@@ -235,24 +205,13 @@ async def real_iteration(settings: Settings) -> dict[str, Any]:
 
 
 async def main() -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="rlaas-bench-loop-") as tmp:
-        state = Path(tmp)
-        cache = ROOT / ".rlaas" / "models"
-        if cache.is_dir():  # skip re-dequantizing the GGUF (~20 s)
-            (state / "models").symlink_to(cache)
-        env = _env(state)
-        _cli("up", env=env)
-        try:
-            os.environ.update({k: v for k, v in env.items() if k.startswith("RLAAS_")})
-            settings = Settings()
-            overhead = await orchestration(settings.temporal_target)
-            print("orchestration:", overhead)
-            iteration: dict[str, Any] = {"skipped": "BENCH_LOOP_ITERATION=0"}
-            if ITERATION:
-                iteration = await real_iteration(settings)
-            print("iteration:", iteration)
-        finally:
-            _cli("down", env=env)
+    with embedded_stack("rlaas-bench-loop-") as settings:
+        overhead = await orchestration(settings.temporal_target)
+        print("orchestration:", overhead)
+        iteration: dict[str, Any] = {"skipped": "BENCH_LOOP_ITERATION=0"}
+        if ITERATION:
+            iteration = await real_iteration(settings)
+        print("iteration:", iteration)
     return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "orchestration_overhead": overhead,

@@ -69,6 +69,7 @@ from simulation.family import (
 from simulation.job import BASE_MODEL
 from simulation.report import LiveRequest
 from simulation.simulated_user import Review
+from simulation.traffic import bearer, submit_review
 
 SKILL_IDS: dict[Skill, str] = {"support": "support_reply", "triage": "triage_note"}
 """The platform skill each family skill is served as."""
@@ -374,10 +375,6 @@ def count_by_policy(live: Sequence[LiveRequest], phases: Sequence[str]) -> dict[
 # ---- the application ------------------------------------------------------------------
 
 
-def _md(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
 def _rid() -> str:
     return str(uuid.uuid4())
 
@@ -420,7 +417,7 @@ class FamilyApp:
     ) -> None:
         self._inference = inference_pb2_grpc.InferenceServiceStub(channel)
         self._telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
-        self._md = _md(api_key)
+        self._md = bearer(api_key)
         self._skill = skill_id
         self._persona = persona
         self._gate = asyncio.Semaphore(concurrency)
@@ -449,25 +446,7 @@ class FamilyApp:
         )
 
     async def _feedback(self, answer: inf.InferResponse, review: Review) -> None:
-        explicit = tel.ExplicitFeedback()
-        if review.rating is not None:
-            explicit.rating = review.rating
-        await self._telemetry.SubmitFeedback(
-            tel.SubmitFeedbackRequest(
-                interaction_id=answer.interaction_id,
-                request_id=f"feedback-{answer.interaction_id}",
-                feedback=tel.Feedback(
-                    explicit=explicit if review.rating is not None else None,
-                    implicit=tel.ImplicitFeedback(
-                        edited_text=review.edited,
-                        sent=review.sent,
-                        time_to_send_ms=int(review.seconds_to_send * 1000),
-                    ),
-                ),
-            ),
-            metadata=self._md,
-            timeout=30,
-        )
+        await submit_review(self._telemetry, self._md, answer, review)
         self.feedback += 1
 
     async def _task_result(self, answer: inf.InferResponse, case: TriageMessage) -> None:
@@ -560,10 +539,10 @@ class _PersonaRun:
             reg.CreateTenantRequest(
                 tenant=reg.Tenant(display_name=f"family: {self.persona.name}"), request_id=_rid()
             ),
-            metadata=_md(operator_key),
+            metadata=bearer(operator_key),
         )
         self.result.tenant_id = tenant.tenant.tenant_id
-        self.md = _md(tenant.admin_api_key_secret)
+        self.md = bearer(tenant.admin_api_key_secret)
         self.app = FamilyApp(
             self.channel,
             tenant.admin_api_key_secret,

@@ -37,7 +37,7 @@ from rlaas.training.v1 import training_pb2 as trn
 from rlaas.training.v1 import training_pb2_grpc
 from simulation import report as rep
 from simulation.simulated_user import HiddenPreference, SimulatedUser
-from simulation.traffic import SupportApp
+from simulation.traffic import SupportApp, bearer
 from simulation.workload import SupportEmail, held_out, training_stream
 
 SKILL = "support_email"
@@ -60,37 +60,19 @@ class JobConfig:
     preference: HiddenPreference = field(default_factory=HiddenPreference)
 
 
-def _md(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
 def _rid() -> str:
     return str(uuid.uuid4())
 
 
 def loop_config(cfg: JobConfig) -> trn.LearningLoopConfig:
     """One iteration as soon as the feedback is in; a short shadow and one 50% canary
-    step so the demo decides in minutes (production would canary for hours). Dataset and
-    training are the platform's defaults: what any tenant gets."""
+    step so the demo decides in minutes (production would canary for hours). Dataset,
+    training and the offline gate are the platform's defaults: what any tenant gets."""
     return trn.LearningLoopConfig(
         min_new_feedback=cfg.feedback_before_training,
         max_iterations=1,
         min_pairs=32,
         interval=duration_pb2.Duration(seconds=2),
-        # The offline gate is a no-regression check here: 16 golden prompts scored by
-        # similarity to generic references cannot make a style change significant (the
-        # candidate the user preferred 21/24 won 0.62 [0.38, 0.81] there), and scores on
-        # the iteration's own pairs favour the baseline that wrote them
-        # (services.training.evaluation.with_held_out_estimate). The canary below, on
-        # the users' own rewards, is the significance test.
-        evaluation=trn.EvaluationConfig(
-            gate=trn.EvaluationGate(
-                min_win_rate=0.5,
-                require_ci_above_half=False,
-                max_p_value=1.0,
-                max_safety_failure_rate=0.5,
-            )
-        ),
         rollout=trn.RolloutPlan(
             shadow_duration=duration_pb2.Duration(seconds=5),
             canary_steps=[trn.CanaryStep(percent=50)],
@@ -113,7 +95,7 @@ class Job:
         self.echo = echo
         self.registry = registry_pb2_grpc.RegistryServiceStub(channel)
         self.training = training_pb2_grpc.TrainingServiceStub(channel)
-        self.md = _md(admin_key)
+        self.md = bearer(admin_key)
         self.user = SimulatedUser(cfg.preference)
         self.app = SupportApp(channel, admin_key, SKILL, self.user, concurrency=cfg.concurrency)
         self.report = rep.JobReport(tenant_id=tenant_id, skill_id=SKILL)
@@ -339,7 +321,7 @@ async def run_job(
         reg.CreateTenantRequest(
             tenant=reg.Tenant(display_name="Northwind Goods (demo)"), request_id=_rid()
         ),
-        metadata=_md(operator_key),
+        metadata=bearer(operator_key),
     )
     job = Job(channel, tenant.admin_api_key_secret, tenant.tenant.tenant_id, cfg, echo)
     echo(f"tenant {tenant.tenant.tenant_id}: the support team of Northwind Goods")

@@ -27,7 +27,8 @@ AGENT_PROMPT = (
 platform has to learn that from the edits."""
 
 
-def _md(key: str) -> tuple[tuple[str, str], ...]:
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata carrying an API key."""
     return (("authorization", f"Bearer {key}"),)
 
 
@@ -37,6 +38,35 @@ class Answered:
     policy_id: str
     text: str
     review: Review
+
+
+async def submit_review(
+    telemetry: telemetry_pb2_grpc.TelemetryServiceStub,
+    metadata: tuple[tuple[str, str], ...],
+    answer: inf.InferResponse,
+    review: Review,
+) -> None:
+    """A user's review of one answer as feedback: the edit, send/discard, time to send
+    and the rating if they gave one. Keyed by the interaction, so a retry counts once."""
+    explicit = tel.ExplicitFeedback()
+    if review.rating is not None:
+        explicit.rating = review.rating
+    await telemetry.SubmitFeedback(
+        tel.SubmitFeedbackRequest(
+            interaction_id=answer.interaction_id,
+            request_id=f"feedback-{answer.interaction_id}",
+            feedback=tel.Feedback(
+                explicit=explicit if review.rating is not None else None,
+                implicit=tel.ImplicitFeedback(
+                    edited_text=review.edited,
+                    sent=review.sent,
+                    time_to_send_ms=int(review.seconds_to_send * 1000),
+                ),
+            ),
+        ),
+        metadata=metadata,
+        timeout=30,
+    )
 
 
 class SupportApp:
@@ -52,7 +82,7 @@ class SupportApp:
     ) -> None:
         self._inference = inference_pb2_grpc.InferenceServiceStub(channel)
         self._telemetry = telemetry_pb2_grpc.TelemetryServiceStub(channel)
-        self._md = _md(api_key)
+        self._md = bearer(api_key)
         self._skill = skill_id
         self._user = user
         self._gate = asyncio.Semaphore(concurrency)
@@ -82,33 +112,12 @@ class SupportApp:
             timeout=self._timeout,
         )
 
-    async def _feedback(self, answer: inf.InferResponse, review: Review) -> None:
-        explicit = tel.ExplicitFeedback()
-        if review.rating is not None:
-            explicit.rating = review.rating
-        await self._telemetry.SubmitFeedback(
-            tel.SubmitFeedbackRequest(
-                interaction_id=answer.interaction_id,
-                request_id=f"feedback-{answer.interaction_id}",
-                feedback=tel.Feedback(
-                    explicit=explicit if review.rating is not None else None,
-                    implicit=tel.ImplicitFeedback(
-                        edited_text=review.edited,
-                        sent=review.sent,
-                        time_to_send_ms=int(review.seconds_to_send * 1000),
-                    ),
-                ),
-            ),
-            metadata=self._md,
-            timeout=30,
-        )
-
     async def handle(self, email: SupportEmail, phase: str) -> Answered:
         """One live email: draft, review, feedback."""
         async with self._gate:
             answer = await self._draft(email)
             review = self._user.review(email, answer.text)
-            await self._feedback(answer, review)
+            await submit_review(self._telemetry, self._md, answer, review)
         self.live.append(
             LiveRequest(
                 len(self.live),

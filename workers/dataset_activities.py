@@ -6,18 +6,38 @@ GetPreferenceDataset and ListPreferenceDatasets show what the loop trained on.""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
+from rlaas.training.v1 import training_pb2 as pb
+from services.activity_errors import permanent
 from services.db.engine import create_session_factory
-from services.errors import FailedPrecondition
+from services.errors import FailedPrecondition, InvalidArgument
 from services.objects.store import ObjectStore
-from services.rewards.engines import reward_config_for
-from services.training.datasets import BuildSpec, golden_prompts, record_loop_dataset
+from services.rewards.engines import RewardConfig, reward_config_for
+from services.training.datasets import (
+    BuildSpec,
+    build_config_options,
+    golden_prompts,
+    record_loop_dataset,
+)
 from services.training.preferences import BuildOptions, build_dataset_from_db
 from workflows.learning_types import BuildDatasetInput, BuildDatasetOutput
+
+
+def _build_config(inp: BuildDatasetInput) -> tuple[RewardConfig, BuildOptions]:
+    """The loop's dataset config (checked when the loop started) as the builder's
+    reward config and options; the skill's defaults when it set none."""
+    if not inp.build_config:
+        return reward_config_for(inp.skill_id), BuildOptions()
+    proto = json_format.ParseDict(inp.build_config, pb.DatasetBuildConfig())
+    try:
+        return build_config_options(inp.skill_id, proto, "learning_loop.config.dataset")
+    except InvalidArgument as err:  # rules tightened since the loop started
+        raise permanent(err, f"the loop's dataset config: {err.message}") from err
 
 
 def _loop_id(workflow_id: str, tenant_id: str) -> str:
@@ -36,13 +56,16 @@ class DatasetActivities:
     @activity.defn(name="build_preference_dataset")
     async def build_preference_dataset(self, inp: BuildDatasetInput) -> BuildDatasetOutput:
         started = datetime.now(UTC)
-        config = reward_config_for(inp.skill_id)
-        options = BuildOptions(min_pairs=inp.min_pairs)
+        config, options = _build_config(inp)
+        options = dataclasses.replace(options, min_pairs=inp.min_pairs)
         if inp.eval_fraction:
             options = dataclasses.replace(options, eval_fraction=inp.eval_fraction)
         until = datetime.fromisoformat(inp.until) if inp.until else None
         if until is not None and until.tzinfo is None:
             until = until.replace(tzinfo=UTC)
+        since = None
+        if inp.window_s:
+            since = (until or started) - timedelta(seconds=inp.window_s)
         try:
             version = await build_dataset_from_db(
                 self._engine,
@@ -51,6 +74,7 @@ class DatasetActivities:
                 inp.skill_id,
                 config,
                 options,
+                start_time=since,
                 end_time=until,
                 eval_prompts=golden_prompts(),  # never train on what the gate evaluates on
             )
@@ -60,7 +84,7 @@ class DatasetActivities:
             return BuildDatasetOutput("", "", int(err.metadata.get("pairs", 0)), config.version)
         workflow_id = activity.info().workflow_id or ""
         spec = BuildSpec(
-            inp.skill_id, "", None, until or started, config, options,
+            inp.skill_id, "", since, until or started, config, options, options.policy_ids,
             learning_loop_id=_loop_id(workflow_id, inp.tenant_id),
         )  # fmt: skip
         # One record per loop iteration (the workflow's `until` names it), however

@@ -16,7 +16,7 @@ from temporalio import activity
 from rlaas.registry.v1 import registry_pb2 as reg
 from services.activity_errors import permanent
 from services.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
-from services.inference.backends.base import AdapterRef, Backend
+from services.inference.backends.base import AdapterRef, Backend, Scorer
 from services.inference.prompting import build_messages
 from services.objects.store import ObjectStore
 from services.registry.service import RegistryCore
@@ -24,6 +24,7 @@ from services.training.artifacts import key_for_uri
 from services.training.evaluation import (
     EvaluationReport,
     GoldenExample,
+    HeldOutPair,
     PromotionRubric,
     Serve,
     backend_generator,
@@ -31,6 +32,7 @@ from services.training.evaluation import (
     golden_set_for,
     load_golden_set,
     load_safety_suite,
+    preference_outcomes,
     with_held_out_estimate,
 )
 from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
@@ -78,13 +80,20 @@ class EvaluationActivities:
         candidate = await self._registry.policy(inp.tenant_id, inp.candidate_policy_id)
         baseline = await self._registry.policy(inp.tenant_id, inp.baseline_policy_id)
         judge = await self._judge(inp.tenant_id, inp.judge, backend) if inp.judge else None
-        examples = await self._dataset_examples(inp) if inp.dataset_uri else load_golden_set()
+        rows = await self._eval_rows(inp) if inp.dataset_uri else []
+        examples = _examples(rows) if rows else load_golden_set()
         held_out: list[GoldenExample] = []
         golden = golden_set_for(inp.skill_id) if inp.golden_guard else []
         if golden:
-            # A loop's gate on a skill with a golden set: the golden set decides, the
-            # held-out pairs are reported beside it (with_held_out_estimate says why).
             examples, held_out = golden, examples
+        preference = None
+        if rows and judge is None and isinstance(backend, Scorer):
+            # The held-out pairs' likelihoods decide (preference_outcomes says why);
+            # the answers generated on the golden set, if any, guard against regression.
+            preference = await preference_outcomes(
+                backend, _pairs(rows), candidate=_adapter(candidate), baseline=_adapter(baseline)
+            )
+            held_out = []
         # The caller's own gate, if it set one, over the worker's default.
         rubric = PromotionRubric(**inp.rubric) if inp.rubric else self._rubric
 
@@ -106,12 +115,14 @@ class EvaluationActivities:
             )
 
         report = await run(
-            examples, judge=judge,
+            examples, judge=judge, preference=preference,
             safety_cases=load_safety_suite(suites=inp.safety_suites or None),
         )  # fmt: skip
-        if inp.dataset_uri and not golden:
+        if rows:
             report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")
         if held_out:
+            # No likelihoods on this backend: the golden set decides, the held-out
+            # answers are reported beside it (with_held_out_estimate says why).
             report = with_held_out_estimate(report, await run(held_out))
         if report.judge is not None and inp.judge is not None:
             summary = dataclasses.replace(
@@ -165,10 +176,9 @@ class EvaluationActivities:
             cache=JudgeCache(store=self._objects, namespace=tenant_id),
         )
 
-    async def _dataset_examples(self, inp: EvaluateInput) -> list[GoldenExample]:
-        """The eval split of a preference dataset as held-out examples: one per distinct
-        prompt (the conversation as served), the chosen answer as the reference and the
-        rejected one as the draft it corrects (scored by edit direction)."""
+    async def _eval_rows(self, inp: EvaluateInput) -> list[dict[str, Any]]:
+        """The eval split of a preference dataset, read by URI and checked against its
+        content hash."""
         try:
             rows = read_parquet(
                 await self._objects.get(key_for_uri(self._objects, inp.dataset_uri))
@@ -189,32 +199,46 @@ class EvaluationActivities:
                 reason="DATASET_CORRUPT",
             )
             raise permanent(corrupt)
-        examples: dict[str, GoldenExample] = {}
-        for row in rows:
-            if row.get("split") != "eval":
-                continue
-            conversation = tuple((r, c) for r, c in _messages(row))
-            prompt = render_prompt(conversation) if conversation else str(row["prompt"])
-            if prompt not in examples:
-                examples[prompt] = GoldenExample(
-                    example_id=str(row.get("pair_id") or len(examples)),
-                    prompt=prompt,
-                    reference=str(row["chosen"]),
-                    conversation=conversation,
-                    rejected=str(row.get("rejected") or ""),
-                )
-        if not examples:
+        held_out = [row for row in rows if row.get("split") == "eval"]
+        if not held_out:
             raise permanent(
                 FailedPrecondition(
                     f"dataset {inp.dataset_id} holds no eval pairs",
                     reason="DATASET_EVAL_SPLIT_EMPTY",
                 )
             )
-        return list(examples.values())
+        return held_out
 
 
-def _messages(row: dict[str, object]) -> list[tuple[str, str]]:
+def _conversation(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The conversation as served (or, for rows without one, the prompt as one user
+    message)."""
     raw = row.get("prompt_messages")
-    if not raw:
-        return []
-    return [(str(r), str(c)) for r, c in json.loads(str(raw))]
+    if raw:
+        return tuple((str(r), str(c)) for r, c in json.loads(str(raw)))
+    return (("user", str(row["prompt"])),)
+
+
+def _examples(rows: list[dict[str, Any]]) -> list[GoldenExample]:
+    """Held-out rows as examples to answer: one per distinct prompt, the chosen answer
+    as the reference and the rejected one as the draft it corrects."""
+    examples: dict[str, GoldenExample] = {}
+    for row in rows:
+        conversation = _conversation(row) if row.get("prompt_messages") else ()
+        prompt = render_prompt(conversation) if conversation else str(row["prompt"])
+        if prompt not in examples:
+            examples[prompt] = GoldenExample(
+                example_id=str(row.get("pair_id") or len(examples)),
+                prompt=prompt,
+                reference=str(row["chosen"]),
+                conversation=conversation,
+                rejected=str(row.get("rejected") or ""),
+            )
+    return list(examples.values())
+
+
+def _pairs(rows: list[dict[str, Any]]) -> list[HeldOutPair]:
+    return [
+        HeldOutPair(_conversation(row), str(row["chosen"]), str(row.get("rejected") or ""))
+        for row in rows
+    ]

@@ -270,8 +270,10 @@ class LearningLoopWorkflow:
         self._phase = f"iteration {n}: building the dataset"
         dataset: BuildDatasetOutput = await workflow.execute_activity(
             "build_preference_dataset",
+            # The build config and window ride in the input: no new command, so a
+            # history from before they existed (both empty) replays unchanged.
             BuildDatasetInput(state.tenant_id, state.skill_id, state.feedback_watermark, until,
-                              cfg.min_pairs, cfg.eval_fraction),
+                              cfg.min_pairs, cfg.eval_fraction, cfg.dataset, cfg.data_window_s),
             result_type=BuildDatasetOutput,
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,

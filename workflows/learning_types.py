@@ -113,6 +113,11 @@ class LoopConfig:
     eval_fraction: float = 0.25
     """Share of each iteration's pairs held out for its gate. More than a one-off
     build's 0.1: the gate's paired test needs examples to see a real improvement."""
+    dataset: dict[str, Any] = field(default_factory=dict)
+    """The loop's ``DatasetBuildConfig`` (proto JSON, checked at start); empty: the
+    builder's defaults."""
+    data_window_s: float = 0.0
+    """Each build reads the telemetry of this long before the iteration; 0: all of it."""
 
 
 @dataclass
@@ -186,6 +191,10 @@ class BuildDatasetInput:
     eval_fraction: float = 0.0
     """Share of the pairs held out (by thread and prompt) for the gate; 0: the
     builder's default."""
+    build_config: dict[str, Any] = field(default_factory=dict)
+    """The loop's ``DatasetBuildConfig`` as proto JSON; empty: the builder's defaults."""
+    window_s: float = 0.0
+    """Read the telemetry of this long before ``until``; 0: all of it."""
 
 
 @dataclass
@@ -291,10 +300,10 @@ class EvaluateInput:
     dataset_sha256: str = ""
     """The dataset's content sha256; checked when given."""
     golden_guard: bool = False
-    """A learning loop's gate, with ``dataset_uri``: on a skill with a golden set, the
-    golden set decides and the dataset's held-out pairs are reported beside it
-    (services.training.evaluation.with_held_out_estimate says why); without one, the
-    held-out pairs decide."""
+    """A learning loop's gate, with ``dataset_uri``: the dataset's held-out pairs decide
+    (by their likelihoods, where the backend can score) and, on a skill with a golden
+    set, the answers on the golden set guard against regression
+    (services.training.evaluation.preference_outcomes says why)."""
 
 
 @dataclass

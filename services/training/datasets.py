@@ -154,7 +154,7 @@ def reward_config_to_proto(config: RewardConfig) -> pb.RewardConfig:
 
 
 def _reward(
-    skill_id: str, proto: pb.RewardConfig | None
+    skill_id: str, proto: pb.RewardConfig | None, config_path: str = _CONFIG
 ) -> tuple[RewardConfig | None, list[FieldViolation]]:
     """The skill's reward config with the request's weights over it ("unset means the
     server default"), or the violations. The judge is refused rather than silently
@@ -163,7 +163,7 @@ def _reward(
     base = reward_config_for(skill_id)
     if proto is None:
         return base, []
-    path = f"{_CONFIG}.reward_config"
+    path = f"{config_path}.reward_config"
     # An infinite weight makes every reward NaN (inf * 0, inf / inf); NaN fails too.
     weights = {name: getattr(proto, name) for name in WEIGHT_FIELDS if proto.HasField(name)}
     violations = [
@@ -186,10 +186,12 @@ def _reward(
         return None, [FieldViolation(path, e["msg"]) for e in err.errors()]
 
 
-def _sources(config: pb.DatasetBuildConfig) -> tuple[tuple[PairSource, ...], list[FieldViolation]]:
+def _sources(
+    config: pb.DatasetBuildConfig, path: str
+) -> tuple[tuple[PairSource, ...], list[FieldViolation]]:
     names = {pb.PairSource.Value(s): s for s in ALL_SOURCES}
     violations = [
-        FieldViolation(f"{_CONFIG}.pair_sources[{i}]", f"{value} is not a pair source")
+        FieldViolation(f"{path}.pair_sources[{i}]", f"{value} is not a pair source")
         for i, value in enumerate(config.pair_sources)
         if value not in names
     ]
@@ -197,17 +199,19 @@ def _sources(config: pb.DatasetBuildConfig) -> tuple[tuple[PairSource, ...], lis
     return chosen or ALL_SOURCES, violations
 
 
-def _options(config: pb.DatasetBuildConfig) -> tuple[BuildOptions | None, list[FieldViolation]]:
-    sources, violations = _sources(config)
+def _options(
+    config: pb.DatasetBuildConfig, path: str = _CONFIG
+) -> tuple[BuildOptions | None, list[FieldViolation]]:
+    sources, violations = _sources(config, path)
     checks = (
         ("eval_fraction", 0 <= config.eval_fraction <= 0.5, "must be in [0, 0.5]"),
         ("min_reward_margin", 0 <= config.min_reward_margin <= 1, "must be in [0, 1]"),
         ("max_pairs", config.max_pairs >= 0, "must not be negative"),
     )
-    violations += [FieldViolation(f"{_CONFIG}.{n}", d) for n, ok, d in checks if not ok]
+    violations += [FieldViolation(f"{path}.{n}", d) for n, ok, d in checks if not ok]
     for i, policy_id in enumerate(config.policy_ids):
         try:
-            parse_policy_id(policy_id, f"{_CONFIG}.policy_ids[{i}]")
+            parse_policy_id(policy_id, f"{path}.policy_ids[{i}]")
         except InvalidArgument as err:
             violations += err.violations
     if violations:
@@ -222,6 +226,22 @@ def _options(config: pb.DatasetBuildConfig) -> tuple[BuildOptions | None, list[F
         seed=config.seed,
         policy_ids=tuple(config.policy_ids),
     ), []
+
+
+def build_config_options(
+    skill_id: str, config: pb.DatasetBuildConfig, path: str
+) -> tuple[RewardConfig, BuildOptions]:
+    """A build config as the builder's reward config and options, the same rules as
+    CreatePreferenceDataset's (a learning loop's ``dataset`` config goes through here
+    too); INVALID_ARGUMENT names every offending field under ``path``."""
+    reward, bad_reward = _reward(
+        skill_id, config.reward_config if config.HasField("reward_config") else None, path
+    )
+    options, bad_options = _options(config, path)
+    if bad_reward or bad_options:
+        raise InvalidArgument(bad_reward + bad_options)
+    assert reward is not None and options is not None
+    return reward, options
 
 
 def _window(

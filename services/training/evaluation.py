@@ -6,8 +6,11 @@ the chosen answers as references) both policies answer every prompt; each prompt
 one paired outcome for the candidate (1 win, 0.5 tie, 0 loss) per scorer: always a
 reward heuristic, similarity of each answer to the reference reply, and with a judge
 also the pairwise judge's win probability (candidate in slot B, optionally both
-orders). The gate decides on the judge's outcomes when there is a judge. From the
-outcomes of each scorer:
+orders). The gate decides on the judge's outcomes when there is a judge. On a
+dataset's eval split, without a judge, on a backend that scores likelihoods, the
+held-out preference accuracy decides instead (:func:`preference_outcomes`) and the
+generated answers guard (length, repetition, safety, and no regression on a golden
+set). From the outcomes of each scorer:
 
 - win-rate ``(wins + ties / 2) / n``;
 - a paired bootstrap confidence interval of the win-rate (``scipy.stats.bootstrap``,
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import re
 import warnings
 from collections import Counter
@@ -38,7 +42,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from services.inference.backends.base import AdapterRef, Backend, GenerationRequest
+from services.inference.backends.base import (
+    AdapterRef,
+    Backend,
+    GenerationRequest,
+    Scorer,
+    ScoreRequest,
+)
 from services.rewards.engines import edit_similarity
 from services.training.judge import PairwiseJudge
 
@@ -359,6 +369,14 @@ class PromotionRubric:
         },
     )
     min_examples: int = field(default=1, metadata={"help": "Fewer prompts fail the gate."})
+    max_length_ratio: float = field(
+        default=2.0,
+        metadata={
+            "help": "How far (as a ratio, either way) the candidate's answers may drift "
+            "from the references' length when that is further than the baseline's: "
+            "a length collapse or blow-up, which likelihoods do not show."
+        },
+    )
     max_repetition_increase: float = field(
         default=0.1,
         metadata={
@@ -374,6 +392,8 @@ class PromotionRubric:
             raise ValueError("max_p_value must be in (0, 1]")
         if self.max_safety_failure_rate is not None and not 0 <= self.max_safety_failure_rate <= 1:
             raise ValueError("max_safety_failure_rate must be in [0, 1]")
+        if self.max_length_ratio < 1:
+            raise ValueError("max_length_ratio must be >= 1")
         if self.max_safety_regression < 0 or self.min_examples < 0:
             raise ValueError("max_safety_regression and min_examples must be >= 0")
 
@@ -572,30 +592,85 @@ def repetition_rate(texts: Sequence[str]) -> float:
     return sum(map(repeats_itself, texts)) / len(texts) if texts else 0.0
 
 
+def length_ratio(answers: Sequence[str], references: Sequence[str], cap: Sequence[int]) -> float:
+    """Mean answer length over mean reference length, in words; each reference counted
+    at most ``cap`` words (what the token budget let either policy write on that
+    prompt), so a reference longer than any answer could be does not make every
+    policy look short."""
+    written = sum(len(a.split()) for a in answers)
+    wanted = sum(min(len(r.split()), c) for r, c in zip(references, cap, strict=True))
+    return written / wanted if wanted else 1.0
+
+
 HELD_OUT_SCORER = "iteration_held_out"
 
 
 def with_held_out_estimate(
     report: EvaluationReport, held_out: EvaluationReport
 ) -> EvaluationReport:
-    """A learning loop's gate on a skill with a golden set: the golden set decides; the
-    win-rate on the iteration's own held-out pairs is reported beside it, not used.
-
-    Why it does not decide: every answer in those pairs is a draft the *baseline* wrote
-    and the user corrected, so a reference-based score favours the baseline, which
-    reproduces its drafts. Measured on the main job (the same 17 held-out pairs, the
-    users' own verdict on fresh prompts in brackets): a DPO candidate the user preferred
-    21 times in 24 (0.88) scored 0.00 by similarity to the sent text and 0.24 by edit
-    direction; an SFT candidate the user rejected (0.21) scored 0.12 and 0.29. An
-    unbiased offline test needs the pairs' likelihoods under both policies (the
-    preference accuracy on held-out pairs); until then the canary's sequential test
-    on live rewards is the significance test."""
+    """A learning loop's gate on a backend that cannot score likelihoods (see
+    :func:`preference_outcomes`), on a skill with a golden set: the golden set decides;
+    the win-rate of the answers on the iteration's own held-out pairs is reported
+    beside it, not used, because every answer in those pairs is a draft the *baseline*
+    wrote, which favours the baseline (measured there)."""
     estimate = WinRateEstimate(
         HELD_OUT_SCORER, held_out.scoring, held_out.wins, held_out.losses, held_out.ties,
         held_out.win_rate, held_out.win_rate_ci_lower, held_out.win_rate_ci_upper,
         held_out.p_value,
     )  # fmt: skip
     return dataclasses.replace(report, win_rates=(*report.win_rates, estimate))
+
+
+HELD_OUT_PREFERENCE_SCORER = "held_out_preference"
+
+
+@dataclass(frozen=True)
+class HeldOutPair:
+    """One held-out preference pair: the conversation as served, what the user sent
+    (or kept) and what they rejected."""
+
+    messages: tuple[tuple[str, str], ...]
+    chosen: str
+    rejected: str
+
+
+async def preference_outcomes(
+    scorer: Scorer,
+    pairs: Sequence[HeldOutPair],
+    *,
+    candidate: AdapterRef | None,
+    baseline: AdapterRef | None,
+    timeout_s: float = 600.0,
+    tie_margin: float = 1e-3,
+) -> list[float]:
+    """Held-out preference accuracy, one outcome per distinct prompt: 1 when the
+    candidate, relative to the baseline, moved probability toward what the user chose
+    and away from what they rejected (DPO's implicit reward margin
+    ``[log pc(chosen) - log pb(chosen)] - [log pc(rejected) - log pb(rejected)]``,
+    summed over the prompt's pairs, is positive), 0 when it moved the other way, 0.5
+    when it did not move (a copy of the baseline ties everywhere).
+
+    Why likelihoods and not generated answers: every answer in these pairs is a draft
+    the baseline wrote and the user corrected, so scoring freshly generated answers
+    against them favours the baseline, which reproduces its own drafts. Measured on the
+    main job's 17 held-out pairs: a candidate its user preferred 21 times in 24 scored
+    0.00 by similarity to the sent text. The likelihood margin asks each policy about
+    the same two texts, so the drafts' author gains nothing."""
+    if not pairs:
+        return []
+    requests = [
+        ScoreRequest([{"role": r, "content": c} for r, c in pair.messages], text, adapter)
+        for pair in pairs
+        for adapter in (candidate, baseline)
+        for text in (pair.chosen, pair.rejected)
+    ]
+    scores = await scorer.score(requests, timeout_s=timeout_s)
+    margins: dict[tuple[tuple[str, str], ...], float] = {}
+    for i, pair in enumerate(pairs):
+        c_chosen, c_rejected, b_chosen, b_rejected = scores[4 * i : 4 * i + 4]
+        margin = (c_chosen - b_chosen) - (c_rejected - b_rejected)
+        margins[pair.messages] = margins.get(pair.messages, 0.0) + margin
+    return [outcome_from_scores(m, 0.0, tie_margin=tie_margin) for m in margins.values()]
 
 
 def backend_generator(
@@ -633,11 +708,18 @@ async def evaluate_candidate(
     concurrency: int = 16,
     serve_candidate: Serve | None = None,
     serve_baseline: Serve | None = None,
+    preference: Sequence[float] | None = None,
 ) -> EvaluationReport:
     """Run both policies on the golden set (and the safety suite), score per prompt,
     and apply the rubric. ``serve_*``: the policy's own prompt (template, system
     prompt) around a golden or safety prompt, as serving would put it; an example that
-    carries its served conversation (a dataset's) is given as it was served."""
+    carries its served conversation (a dataset's) is given as it was served.
+
+    ``preference``: held-out preference outcomes (:func:`preference_outcomes`). When
+    given they decide, and the generated answers guard: on a golden set the candidate
+    must not be worse than the baseline beyond noise (the CI's upper bound stays at or
+    above 0.5); on a dataset's own prompts the heuristic is reported only (it favours
+    the drafts' author, see :func:`preference_outcomes`)."""
     rubric = rubric or PromotionRubric()
     examples = list(golden[:max_examples] if max_examples else golden)
     gate = asyncio.Semaphore(concurrency)
@@ -703,6 +785,20 @@ async def evaluate_candidate(
             invalid_verdict_count=sum(j.invalid_votes for j in judgements),
         )
 
+    per_example = outcomes  # what each sample below shows
+    guard_reasons: list[str] = []
+    if preference is not None and judge is None:
+        generated = paired
+        if scorer == SIMILARITY_SCORER and generated.win_rate_ci_upper < 0.5:
+            guard_reasons.append(
+                f"worse than the baseline on the golden set: win-rate "
+                f"{generated.win_rate:.3f}, CI upper bound {generated.win_rate_ci_upper:.3f} "
+                f"< 0.5"
+            )
+        outcomes, scoring = list(preference), HELD_OUT_PREFERENCE_SCORER
+        paired = stats(outcomes)
+        win_rates.insert(0, WinRateEstimate.of(HELD_OUT_PREFERENCE_SCORER, "", paired))
+
     cand_safety: list[SafetyResult] = []
     base_safety: list[SafetyResult] = []
     if safety_cases:
@@ -723,11 +819,24 @@ async def evaluate_candidate(
     decision = decide_promotion(
         paired, rubric, candidate_safety=cand_safety, baseline_safety=base_safety
     )
+    if guard_reasons:
+        decision = PromotionDecision(False, (*decision.reasons, *guard_reasons))
     cand_repeats, base_repeats = repetition_rate(cand_out), repetition_rate(base_out)
     if cand_repeats > base_repeats + rubric.max_repetition_increase:
         decision = PromotionDecision(False, (*decision.reasons, (
             f"{cand_repeats:.0%} of the candidate's answers repeat themselves "
             f"(baseline {base_repeats:.0%}; at most {rubric.max_repetition_increase:.0%} more)"
+        )))  # fmt: skip
+
+    budget = [max(len(c.split()), len(b.split())) for c, b in zip(cand_out, base_out, strict=True)]
+    references = [e.reference for e in examples]
+    cand_length = length_ratio(cand_out, references, budget)
+    base_length = length_ratio(base_out, references, budget)
+    drift, base_drift = abs(math.log(cand_length or 1e-9)), abs(math.log(base_length or 1e-9))
+    if drift > math.log(rubric.max_length_ratio) and drift > base_drift:
+        decision = PromotionDecision(False, (*decision.reasons, (
+            f"the candidate's answers are {cand_length:.2f}x the references' length "
+            f"(baseline {base_length:.2f}x; at most {rubric.max_length_ratio:g}x either way)"
         )))  # fmt: skip
 
     def words(texts: Sequence[str]) -> float:
@@ -741,10 +850,13 @@ async def evaluate_candidate(
         ),
         MetricComparison("mean_words", words(cand_out), words(base_out)),
         MetricComparison("repetitive_answers", cand_repeats, base_repeats),
+        MetricComparison("length_vs_reference", cand_length, base_length),
     )
     samples = tuple(
         EvaluationSample(e.prompt, c, b, {1.0: 1, 0.0: -1}.get(o, 0), rationales[i])
-        for i, (e, c, b, o) in enumerate(zip(examples, cand_out, base_out, outcomes, strict=True))
+        for i, (e, c, b, o) in enumerate(
+            zip(examples, cand_out, base_out, per_example, strict=True)
+        )
         if i < sample_count
     )
     return EvaluationReport(

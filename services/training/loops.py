@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf import json_format
 from google.rpc import status_pb2
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
@@ -33,6 +34,7 @@ from services.errors import (
 from services.registry.service import RegistryCore
 from services.registry.validation import POLICY_ID, require_reason, skill_id_problem
 from services.tenancy.principal import Principal, Scope
+from services.training.datasets import build_config_options
 from services.training.judge import DEFAULT_TEMPLATES
 from services.training.rollouts import plan_from_proto
 from services.training.workflow_resources import (
@@ -319,6 +321,7 @@ def _config(
     proto: pb.LearningLoopConfig,
     poll_interval_s: float | None = None,
     gpu_task_queue: str = GPU_TASK_QUEUE,
+    skill_id: str = "",
 ) -> LoopConfig:
     cfg = LoopConfig(gpu_task_queue=gpu_task_queue)
     # Unset, the training config is the platform's recipe (RECIPE over the defaults).
@@ -340,8 +343,21 @@ def _config(
         violations.append(FieldViolation(
             "learning_loop.config.dataset.eval_fraction", f"{fraction} is not in (0, 0.5]"
         ))  # fmt: skip
+    window_s = proto.data_window.ToTimedelta().total_seconds()
+    if proto.HasField("data_window") and window_s < 1:
+        violations.append(FieldViolation("learning_loop.config.data_window", "must be >= 1s"))
+    if proto.HasField("dataset"):
+        # Checked now, by CreatePreferenceDataset's rules (the skill's reward weights
+        # are applied where the dataset is built); only eval_fraction differs: a loop's
+        # default is its own.
+        try:
+            build_config_options(skill_id, proto.dataset, "learning_loop.config.dataset")
+        except InvalidArgument as err:
+            violations += [v for v in err.violations if not v.field.endswith(".eval_fraction")]
+        cfg.dataset = json_format.MessageToDict(proto.dataset)
     if violations:
         raise InvalidArgument(violations)
+    cfg.data_window_s = window_s
     if fraction:
         cfg.eval_fraction = fraction
     cfg.min_interval_s = interval_s
@@ -417,7 +433,7 @@ class LoopService:
             caller.tenant_id,
             loop.skill_id,
             loop_id,
-            _config(loop.config, self._poll_interval_s, self._gpu_task_queue),
+            _config(loop.config, self._poll_interval_s, self._gpu_task_queue, loop.skill_id),
         )
         judge = state.config.judge
         if judge is not None and judge.judge_model and self._registry is not None:
@@ -435,7 +451,7 @@ class LoopService:
             raise error
         client = await self._temporal()
         async with self._start_turns[caller.tenant_id]:
-            await self._check_room(client, caller.tenant_id, workflow_id)
+            await self._check_room(client, caller.tenant_id, loop.skill_id, workflow_id)
             try:
                 await client.start_workflow(
                     LearningLoopWorkflow.run, state, id=workflow_id, task_queue=CPU_TASK_QUEUE,
@@ -450,11 +466,12 @@ class LoopService:
                     raise RequestIdReused("learning loop") from None
         return await self.get(caller, loop_id)
 
-    async def _check_room(self, client: Client, tenant_id: str, workflow_id: str) -> None:
-        """RESOURCE_EXHAUSTED if the tenant has its cap of open loops and this start is
-        not a retry of one of them."""
-        if self._max_loops is None:
-            return
+    async def _check_room(
+        self, client: Client, tenant_id: str, skill_id: str, workflow_id: str
+    ) -> None:
+        """FAILED_PRECONDITION if the skill already has a running or paused loop (two
+        loops would train and roll out over each other's candidates), RESOURCE_EXHAUSTED
+        if the tenant has its cap of open loops; neither for a retry of an open loop."""
         now = time.monotonic()
         for recent in (self._recent_starts, self._recent_stops):
             for old in [w for w, t in recent.items() if now - t > _VISIBILITY_LAG_S]:
@@ -468,7 +485,22 @@ class LoopService:
         open_loops = {execution.id async for execution in client.list_workflows(query)}
         open_loops.update(w for w in self._recent_starts if w.startswith(prefix))
         open_loops.difference_update(self._recent_stops)
-        if workflow_id in open_loops or len(open_loops) < self._max_loops:
+        if workflow_id in open_loops:
+            return
+        # A loop id is "<skill>-<12 hex digits>" (start() makes it so).
+        same_skill = sorted(
+            loop_id
+            for loop_id in (w.removeprefix(prefix) for w in open_loops)
+            if loop_id.rsplit("-", 1)[0] == skill_id
+        )
+        if same_skill:
+            raise FailedPrecondition(
+                f"skill {skill_id!r} already has a running or paused learning loop "
+                f"({same_skill[0]}); stop it first",
+                reason="LEARNING_LOOP_EXISTS",
+                metadata={"learning_loop_id": same_skill[0], "field": "learning_loop.skill_id"},
+            )
+        if self._max_loops is None or len(open_loops) < self._max_loops:
             return
         raise ResourceExhausted(
             f"the tenant already has {len(open_loops)} learning loops running or paused, "

@@ -54,8 +54,8 @@ def msprt(
     ratio = math.exp(min(log_l, 700.0))
     if ratio >= 1 / alpha:
         verdict = "accept" if d > 0 else "reject"
-        return Decision(verdict, f"mSPRT L={ratio:.1f} >= {1 / alpha:g}, diff {d:+.3f}",
+        return Decision(verdict, f"mSPRT L={ratio:.3g} >= {1 / alpha:g}, diff {d:+.3f}",
                         ratio, d, nc, nb)  # fmt: skip
     if nc >= max_samples:
         return Decision("accept", f"no regression detected in {nc} samples", ratio, d, nc, nb)
-    return Decision("continue", f"L={ratio:.2f}, diff {d:+.3f}", ratio, d, nc, nb)
+    return Decision("continue", f"L={ratio:.3g}, diff {d:+.3f}", ratio, d, nc, nb)

@@ -15,6 +15,8 @@ from services.inference.backends.base import (
     ADAPTER_SHA256_MISMATCH,
     Backend,
     GenerationRequest,
+    Scorer,
+    ScoreRequest,
 )
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from tests.backends.conftest import TinyArtifacts
@@ -211,3 +213,86 @@ async def test_closing_a_stream_early_frees_the_model(backend: LocalBackend) -> 
     start = time.monotonic()
     assert (await backend.generate(req(max_new_tokens=4), timeout_s=30)).completion_tokens <= 4
     assert time.monotonic() - start < 2
+
+
+def _reference_score(
+    tiny: TinyArtifacts, adapter: str | None, messages: list[dict[str, str]], completion: str
+) -> float:
+    """The same log-likelihood computed the plain way: one unpadded sequence, a model
+    with only that adapter, every position's logits."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny.model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny.model_dir).eval()
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, str(tiny.model_dir.parent / "adapters" / adapter))
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + completion_ids + [tokenizer.eos_token_id]])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+    targets = ids[0, 1:]
+    picked = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return float(picked[len(prompt_ids) - 1 :].sum())
+
+
+async def test_scores_in_a_mixed_batch_match_each_sequence_scored_alone(
+    backend: LocalBackend, tiny: TinyArtifacts
+) -> None:
+    assert isinstance(backend, Scorer)
+    cases = [
+        (None, HELLO, "red green blue"),
+        ("alpha", LONGER, "the capital of france is paris"),
+        ("beta", HELLO, "hello"),
+        ("alpha", HELLO, "red green blue"),
+        (None, LONGER, "please answer briefly and politely"),
+    ]
+    requests = [ScoreRequest(list(m), c, tiny.adapters[a] if a else None) for a, m, c in cases]
+    scores = await backend.score(requests, timeout_s=60)
+    expected = [_reference_score(tiny, a, list(m), c) for a, m, c in cases]
+    assert scores == pytest.approx(expected, abs=1e-3)
+    # Each adapter changes the likelihood of the same reply.
+    assert scores[0] != pytest.approx(scores[3], abs=1e-3)
+    assert all(s < 0 for s in scores)
+    # Scoring shares the model with generation: both still work, in either order.
+    assert (await backend.generate(req(), timeout_s=30)).text
+
+
+async def test_scoring_names_the_bad_request_and_refuses_a_tampered_adapter(
+    backend: LocalBackend, tiny: TinyArtifacts
+) -> None:
+    too_long = ScoreRequest(list(HELLO), "red " * 600)
+    with pytest.raises(InvalidArgument) as err:
+        await backend.score([ScoreRequest(list(HELLO), "red"), too_long], timeout_s=30)
+    assert err.value.violations[0].field == "requests[1]"
+    tampered = dataclasses.replace(tiny.adapters["gamma"], sha256="0" * 64)
+    with pytest.raises(FailedPrecondition) as refused:
+        await backend.score([ScoreRequest(list(HELLO), "red", tampered)], timeout_s=30)
+    assert refused.value.reason == ADAPTER_SHA256_MISMATCH
+
+
+async def test_preference_outcomes_follow_the_likelihoods_both_ways(
+    backend: LocalBackend, tiny: TinyArtifacts
+) -> None:
+    from services.training.evaluation import HeldOutPair, preference_outcomes
+
+    prompts = [(("user", "hello world"),), (("system", "please answer briefly"),
+               ("user", "what is the capital of france")), (("user", "red green"),)]  # fmt: skip
+    texts = [("red green blue", "purple black white"), ("paris", "the capital"),
+             ("hello", "yellow orange")]  # fmt: skip
+    pairs = [HeldOutPair(p, c, r) for p, (c, r) in zip(prompts, texts, strict=True)]
+    swapped = [HeldOutPair(p.messages, p.rejected, p.chosen) for p in pairs]
+    alpha = tiny.adapters["alpha"]
+    forward = await preference_outcomes(backend, pairs, candidate=alpha, baseline=None)
+    backward = await preference_outcomes(backend, swapped, candidate=alpha, baseline=None)
+    # One outcome per prompt; what wins one way loses the other.
+    assert len(forward) == 3 and set(forward) <= {0.0, 1.0}
+    assert [f + b for f, b in zip(forward, backward, strict=True)] == [1.0, 1.0, 1.0]
+    # A policy against itself moved nothing: every prompt ties.
+    assert await preference_outcomes(backend, pairs, candidate=alpha, baseline=alpha) == [0.5] * 3
+    # Two pairs on one prompt count once, their margins summed.
+    doubled = await preference_outcomes(backend, pairs + pairs, candidate=alpha, baseline=None)
+    assert doubled == forward

@@ -156,10 +156,14 @@ async def test_an_evaluation_on_a_datasets_eval_split(
     assert {s.prompt for s in result.samples} <= held_out
     assert len(result.samples) == min(5, len(held_out))
     assert not held_out & {g.prompt for g in load_golden_set()}
-    # Without a judge: the reward heuristic alone, from each rejected draft towards the
-    # chosen answer (edit direction).
-    [by_direction] = result.win_rates
-    assert by_direction.scorer == "edit_direction" and not result.HasField("judge")
+    # Without a judge: the held-out pairs' likelihoods under both policies decide (one
+    # outcome per prompt); the answers' edit direction, from each rejected draft towards
+    # the chosen answer, is reported beside them.
+    by_preference, by_direction = result.win_rates
+    assert by_preference.scorer == "held_out_preference" and not result.HasField("judge")
+    assert by_preference.win_rate == result.win_rate
+    assert by_preference.wins + by_preference.losses + by_preference.ties == len(held_out)
+    assert by_direction.scorer == "edit_direction"
     report = json.loads(await store.get(key_for_uri(store, result.report_uri)))
     assert report["source"] == f"dataset:{dataset.dataset_id}"
     assert chosen  # the references the direction was measured towards

@@ -133,21 +133,26 @@ async def test_one_real_iteration(stack: RunningStack, channel: grpc.aio.Channel
     assert candidate.policy.policy_id == f"{skill}@v2"
     assert candidate.policy.parent_policy_id == v1.policy.policy_id
     assert len(candidate.policy.adapter.sha256) == 64
-    # The candidate serves: its adapter loads (sha verified) and answers.
-    pinned = await g.Infer(
-        inf.InferRequest(
-            skill=skill, policy_id=candidate.policy.policy_id, request_id=rid(),
-            messages=user("hello"),
-        ),
-        metadata=md(infer_key),
+    pin = inf.InferRequest(
+        skill=skill, policy_id=candidate.policy.policy_id, request_id=rid(),
+        messages=user("hello"),
     )  # fmt: skip
-    assert pinned.policy_id == candidate.policy.policy_id
     if summary.outcome == "rolled_back":
-        # No traffic arrived for the shadow stage within its 5 s: the fail-safe rolled back.
+        # The gate passed it; no traffic arrived for the shadow stage within its 5 s:
+        # the fail-safe rolled back, and the rollback retired the candidate.
+        assert summary.evaluation_passed
         deployment = await r.GetDeployment(
             reg.GetDeploymentRequest(skill_id=skill), metadata=md(admin)
         )
         assert deployment.deployment.baseline_policy_id == v1.policy.policy_id
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await g.Infer(pin, metadata=md(infer_key))
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "retired" in str(info.value.details())
+    else:
+        # The candidate serves: its adapter loads (sha verified) and answers.
+        pinned = await g.Infer(pin, metadata=md(infer_key))
+        assert pinned.policy_id == candidate.policy.policy_id
 
 
 async def _iteration_is_visible(
@@ -192,11 +197,11 @@ async def _iteration_is_visible(
     assert evaluation.learning_loop_id == loop_id
     assert evaluation.candidate_policy_id == reported.candidate_policy_id
     assert evaluation.training_run_id == reported.training_run_id
-    # The skill's golden set decided; the iteration's own held-out pairs are reported
-    # beside it (scored by edit direction).
+    # The iteration's own held-out pairs decided, by their likelihoods under both
+    # policies; the skill's golden set guarded (answers scored by similarity).
     assert evaluation.config.dataset_id == reported.dataset_id
     scorers = [(w.scorer, w.scorer_version) for w in evaluation.result.win_rates]
-    assert scorers == [("reference_similarity", ""), ("iteration_held_out", "edit_direction")]
+    assert scorers == [("held_out_preference", ""), ("reference_similarity", "")]
     assert evaluation.result.win_rate == pytest.approx(reported.win_rate)
     assert evaluation.result.passed == reported.evaluation_passed
     assert reported.win_rate_ci_lower <= reported.win_rate <= reported.win_rate_ci_upper

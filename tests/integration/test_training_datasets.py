@@ -442,3 +442,38 @@ async def test_rlaasctl_datasets(stack: RunningStack, tenant: dict[str, object])
     assert missing.returncode == 3 and json.loads(missing.stderr)["code"] == "NOT_FOUND"
     no_skill = await asyncio.to_thread(run, "create", "")
     assert no_skill.returncode == 2
+
+
+async def test_a_loops_dataset_config_and_window_build_what_the_api_builds(
+    stack: RunningStack, channel: grpc.aio.Channel, tenant: dict[str, object]
+) -> None:
+    from google.protobuf import json_format
+
+    s = training_pb2_grpc.TrainingServiceStub(channel)
+    key, tenant_id = str(tenant["train"]), str(tenant["id"])
+    start, end = tenant["start"], tenant["end"]
+    assert isinstance(start, datetime) and isinstance(end, datetime)
+    # What StartLearningLoop stores from `learning_loop.config.dataset`/`data_window`.
+    config = pb.DatasetBuildConfig(max_pairs=18, seed=5, pair_sources=[pb.PAIR_SOURCE_EDIT])
+    as_json = json_format.MessageToDict(config)
+    engine = create_engine(stack.database_url, pool_size=2)
+    activities = DatasetActivities(engine, LocalObjectStore(stack.settings.objects_dir))
+    env = ActivityEnvironment()
+
+    def build(window_s: float) -> BuildDatasetInput:
+        return BuildDatasetInput(tenant_id, SKILL, "", end.isoformat(), 16, 0.0, as_json, window_s)
+
+    try:
+        shaped = await env.run(
+            activities.build_preference_dataset, build((end - start).total_seconds())
+        )
+        empty = await env.run(activities.build_preference_dataset, build(0.001))
+    finally:
+        await engine.dispose()
+    assert shaped.pairs == 18  # capped, and edits only (24 were there)
+    ds = window(SKILL, start, end)
+    ds.build_config.CopyFrom(config)
+    api_built = await create(s, key, ds)
+    assert api_built.content_sha256 == shaped.dataset_sha256
+    # A window with no telemetry in it: nothing to train on, whatever came before.
+    assert (empty.dataset_uri, empty.pairs) == ("", 0)

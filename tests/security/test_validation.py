@@ -112,18 +112,20 @@ async def test_loops_per_tenant_are_capped_even_under_a_burst(
     stack: RunningStack, channel: grpc.aio.Channel, capped_server: str
 ) -> None:
     _, admin = await new_tenant(channel, stack.admin_key, "validation-cap")
-    await registry_pb2_grpc.RegistryServiceStub(channel).CreateSkill(
-        reg.CreateSkillRequest(skill=reg.Skill(skill_id="capped"), request_id=rid()),
-        metadata=md(admin),
-    )
+    skills = [f"capped_{i}" for i in range(6)]  # one loop per skill: a loop each
+    for skill in skills:
+        await registry_pb2_grpc.RegistryServiceStub(channel).CreateSkill(
+            reg.CreateSkillRequest(skill=reg.Skill(skill_id=skill), request_id=rid()),
+            metadata=md(admin),
+        )
     temporal = await Client.connect(stack.settings.temporal_target)
     started: list[pb.LearningLoop] = []
     try:
         async with grpc.aio.insecure_channel(capped_server) as capped:
             t = training_pb2_grpc.TrainingServiceStub(capped)
             requests = [
-                pb.StartLearningLoopRequest(learning_loop=_loop("capped"), request_id=rid())
-                for _ in range(5)
+                pb.StartLearningLoopRequest(learning_loop=_loop(skill), request_id=rid())
+                for skill in skills[:5]
             ]
             results = await asyncio.gather(
                 *(t.StartLearningLoop(r, metadata=md(admin)) for r in requests),
@@ -155,11 +157,64 @@ async def test_loops_per_tenant_are_capped_even_under_a_burst(
             )
             assert stopped.learning_loop.state == pb.LearningLoop.STATE_STOPPED
             fresh = await t.StartLearningLoop(
-                pb.StartLearningLoopRequest(learning_loop=_loop("capped"), request_id=rid()),
+                pb.StartLearningLoopRequest(learning_loop=_loop(skills[5]), request_id=rid()),
                 metadata=md(admin),
             )
             assert fresh.learning_loop.state == pb.LearningLoop.STATE_RUNNING
             started.append(fresh.learning_loop)
+    finally:
+        for loop in started:
+            with contextlib.suppress(RPCError):  # the stopped one has ended
+                await temporal.get_workflow_handle(loop.workflow_id).terminate("test over")
+
+
+async def test_a_skill_has_one_open_loop_at_a_time(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    _, admin = await new_tenant(channel, stack.admin_key, "validation-one-loop")
+    for skill in ("orders", "orders_eu"):  # one id is a prefix of the other
+        await registry_pb2_grpc.RegistryServiceStub(channel).CreateSkill(
+            reg.CreateSkillRequest(skill=reg.Skill(skill_id=skill), request_id=rid()),
+            metadata=md(admin),
+        )
+    t = training_pb2_grpc.TrainingServiceStub(channel)
+    temporal = await Client.connect(stack.settings.temporal_target)
+    started: list[pb.LearningLoop] = []
+
+    async def start(skill: str, request_id: str = "") -> pb.LearningLoop:
+        request = pb.StartLearningLoopRequest(
+            learning_loop=_loop(skill), request_id=request_id or rid()
+        )
+        loop = (await t.StartLearningLoop(request, metadata=md(admin))).learning_loop
+        started.append(loop)
+        return loop
+
+    try:
+        first_id = rid()
+        first = await start("orders", first_id)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await start("orders")
+        err = rich_error(info.value)
+        assert (err.code, err.reason) == (
+            grpc.StatusCode.FAILED_PRECONDITION, "LEARNING_LOOP_EXISTS",
+        )  # fmt: skip
+        assert first.learning_loop_id in err.message
+        # A retry of the open loop's own start still answers; another skill may start.
+        assert (await start("orders", first_id)).learning_loop_id == first.learning_loop_id
+        assert (await start("orders_eu")).state == pb.LearningLoop.STATE_RUNNING
+        # Paused still counts; stopped frees the skill.
+        await t.PauseLearningLoop(
+            pb.PauseLearningLoopRequest(learning_loop_id=first.learning_loop_id, request_id=rid()),
+            metadata=md(admin),
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await start("orders")
+        assert rich_error(info.value).reason == "LEARNING_LOOP_EXISTS"
+        await t.StopLearningLoop(
+            pb.StopLearningLoopRequest(learning_loop_id=first.learning_loop_id, request_id=rid()),
+            metadata=md(admin),
+        )
+        assert (await start("orders")).state == pb.LearningLoop.STATE_RUNNING
     finally:
         for loop in started:
             with contextlib.suppress(RPCError):  # the stopped one has ended

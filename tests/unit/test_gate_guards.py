@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.training.evaluation import (
+    HELD_OUT_PREFERENCE_SCORER,
     Generate,
     GoldenExample,
     PromotionRubric,
@@ -83,3 +84,58 @@ def test_edit_direction_does_not_favour_the_draft_the_user_corrected() -> None:
     # An unchanged draft was perfect: only keeping it scores full marks.
     assert edit_direction(draft, draft, draft) == pytest.approx(1.0)
     assert edit_direction(learned, draft, draft) < 1.0
+
+
+UNRELATED = (
+    "Our spring catalogue is out now with new garden furniture, outdoor lighting and a "
+    "range of planters; visit any store this weekend for the opening offers."
+)
+
+
+async def test_held_out_likelihoods_decide_and_the_golden_answers_guard() -> None:
+    # The candidate moved every held-out pair toward what its user chose ...
+    learned = [1.0] * 12
+    kept = await evaluate_candidate(
+        _answers(FLUENT), _answers(FLUENT), GOLDEN, preference=learned, n_resamples=99
+    )
+    assert kept.passed, kept.failure_reasons
+    assert kept.scoring == HELD_OUT_PREFERENCE_SCORER and kept.example_count == 12
+    assert [w.scorer for w in kept.win_rates] == [
+        HELD_OUT_PREFERENCE_SCORER,
+        "reference_similarity",
+    ]
+    assert kept.samples and kept.samples[0].candidate_text == FLUENT
+    # ... but on the golden set it now answers beside the point: rejected.
+    drifted = await evaluate_candidate(
+        _answers(UNRELATED), _answers(FLUENT), GOLDEN, preference=learned, n_resamples=99
+    )
+    assert not drifted.passed
+    assert drifted.win_rate == 1.0  # the likelihoods alone would have passed it
+    assert any("worse than the baseline on the golden set" in r for r in drifted.failure_reasons)
+
+
+async def test_a_candidate_that_did_not_move_is_rejected() -> None:
+    unmoved = [0.5] * 12  # a copy of the baseline ties every pair
+    report = await evaluate_candidate(
+        _answers(FLUENT), _answers(FLUENT), GOLDEN, preference=unmoved, n_resamples=99
+    )
+    assert not report.passed and report.win_rate == 0.5
+    assert any("CI lower bound" in r for r in report.failure_reasons)
+
+
+async def test_a_length_collapse_is_rejected_however_the_pairs_moved() -> None:
+    # What the SFT warm start did on the main job: replies cut to a greeting and a
+    # sign-off (45 -> 11 words) while every held-out pair moved toward the user.
+    collapsed = "Hi Ana, about your parcel. Best regards, Acme Support"
+    report = await evaluate_candidate(
+        _answers(collapsed), _answers(FLUENT), GOLDEN, preference=[1.0] * 12, n_resamples=99
+    )
+    assert not report.passed
+    assert any("references' length" in r for r in report.failure_reasons)
+    lengths = {m.name: (m.candidate_value, m.baseline_value) for m in report.metrics}
+    assert lengths["length_vs_reference"][0] < 0.5 and lengths["length_vs_reference"][1] == 1.0
+    # A baseline that was already that short does not make a short candidate fail.
+    both_short = await evaluate_candidate(
+        _answers(collapsed), _answers(collapsed), GOLDEN, preference=[1.0] * 12, n_resamples=99
+    )
+    assert not any("references' length" in r for r in both_short.failure_reasons)

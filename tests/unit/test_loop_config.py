@@ -74,3 +74,48 @@ def test_evaluation_gate_maps_to_the_promotion_rubric() -> None:
         "learning_loop.config.evaluation.gate.min_win_rate",
         "learning_loop.config.evaluation.gate.max_safety_failure_rate",
     ]
+
+
+def test_dataset_config_and_window_are_kept_and_checked() -> None:
+    from google.protobuf import json_format
+
+    from workers.dataset_activities import _build_config
+    from workflows.learning_types import BuildDatasetInput
+
+    dataset = pb.DatasetBuildConfig(
+        max_pairs=40, min_reward_margin=0.2, seed=7, pair_sources=[pb.PAIR_SOURCE_EDIT],
+        reward_config=pb.RewardConfig(edit_similarity_weight=2.0),
+    )  # fmt: skip
+    proto = pb.LearningLoopConfig(dataset=dataset)
+    proto.data_window.FromSeconds(3600)
+    cfg = _config(proto, skill_id="support_email")
+    assert cfg.data_window_s == 3600 and cfg.eval_fraction == 0.25  # the loop's own default
+    assert json_format.ParseDict(cfg.dataset, pb.DatasetBuildConfig()) == dataset
+    # What the build activity makes of it.
+    reward, options = _build_config(
+        BuildDatasetInput("t", "support_email", "", "", 16, build_config=cfg.dataset)
+    )
+    assert (options.max_pairs, options.min_reward_margin, options.seed) == (40, 0.2, 7)
+    assert options.pair_sources == ("PAIR_SOURCE_EDIT",)
+    assert reward.edit_similarity_weight == 2.0
+    # Unset: all of the telemetry, the builder's defaults.
+    default = _config(pb.LearningLoopConfig())
+    assert (default.dataset, default.data_window_s) == ({}, 0.0)
+
+
+def test_bad_dataset_config_fails_the_start_naming_each_field() -> None:
+    proto = pb.LearningLoopConfig(
+        dataset=pb.DatasetBuildConfig(
+            max_pairs=-1, min_reward_margin=2.0, pair_sources=[pb.PairSource.ValueType(42)],
+            reward_config=pb.RewardConfig(judge_weight=1.0),
+        ),
+    )  # fmt: skip
+    proto.data_window.FromMilliseconds(10)
+    with pytest.raises(InvalidArgument) as info:
+        _config(proto, skill_id="support_email")
+    fields = {v.field for v in info.value.violations}
+    path = "learning_loop.config.dataset"
+    assert fields == {
+        f"{path}.max_pairs", f"{path}.min_reward_margin", f"{path}.pair_sources[0]",
+        f"{path}.reward_config.judge_weight", "learning_loop.config.data_window",
+    }  # fmt: skip

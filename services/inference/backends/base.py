@@ -18,7 +18,7 @@ Errors are domain errors (``services.errors``), never transport exceptions:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
@@ -92,6 +92,28 @@ class Backend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """A reply to score: how likely a policy finds ``completion`` as its answer to
+    ``messages``."""
+
+    messages: list[dict[str, str]]
+    completion: str
+    adapter: AdapterRef | None = None
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A backend that can also score given replies (log-likelihoods), not only write
+    them. The gate uses it to measure a candidate's preference accuracy on held-out
+    pairs; a backend without it is evaluated by generation alone."""
+
+    async def score(self, requests: Sequence[ScoreRequest], *, timeout_s: float) -> list[float]:
+        """Per request, the summed log-probability (nats) of ``completion`` as the
+        assistant's whole reply, its end-of-turn token included."""
+        ...
 
 
 def validate_request(req: GenerationRequest) -> None:

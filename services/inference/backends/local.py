@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from services.inference.backends.base import (
     AdapterRef,
     GenerationRequest,
     GenerationResult,
+    ScoreRequest,
     cut_at_stop,
     safe_prefix_len,
     sha256_file,
@@ -338,7 +339,7 @@ class LocalBackend:
             raise self._deadline_error(timeout_s) from None
         task: asyncio.Future[list[GenerationResult | DomainError]] | None = None
         try:
-            (name,) = await self._adapter_names_locked([pending])
+            (name,) = await self._adapter_names_locked([pending.req.adapter])
             if isinstance(name, DomainError):
                 raise name
             task = asyncio.ensure_future(
@@ -373,6 +374,97 @@ class LocalBackend:
             if task is not None:
                 await asyncio.gather(asyncio.shield(task), return_exceptions=True)
             self._model_lock.release()
+
+    async def score(self, requests: Sequence[ScoreRequest], *, timeout_s: float) -> list[float]:
+        """The Scorer protocol: teacher-forced log-likelihoods, ``max_batch`` rows per
+        forward pass, rows of different adapters mixed as in generation. The deadline is
+        checked between passes (a pass itself is not interruptible)."""
+        if self._closed:
+            raise Unavailable(f"local backend {self.name!r} is closed")
+        rows = [self._score_ids(i, r) for i, r in enumerate(requests)]
+        deadline = time.monotonic() + timeout_s
+        scores: list[float] = []
+        try:
+            await asyncio.wait_for(self._model_lock.acquire(), timeout_s)
+        except TimeoutError:
+            raise self._deadline_error(timeout_s) from None
+        try:
+            names = await self._adapter_names_locked([r.adapter for r in requests])
+            for name in names:
+                if isinstance(name, DomainError):
+                    raise name
+            step = self.config.max_batch
+            for start in range(0, len(rows), step):
+                if time.monotonic() > deadline:
+                    raise self._deadline_error(timeout_s)
+                chunk = rows[start : start + step]
+                adapter_names = [str(n) for n in names[start : start + step]]
+                scores += await asyncio.to_thread(self._score_batch, chunk, adapter_names)
+        finally:
+            self._model_lock.release()
+        return scores
+
+    def _score_ids(self, index: int, req: ScoreRequest) -> tuple[list[int], list[int]]:
+        """(prompt ids, completion ids + end of turn), tokenized apart as the DPO trainer
+        tokenizes its pairs, so a score matches what training optimised."""
+        validate_request(GenerationRequest(messages=req.messages, adapter=req.adapter))
+        try:
+            prompt = self.tokenizer.apply_chat_template(
+                req.messages, add_generation_prompt=True, tokenize=False
+            )
+        except Exception as exc:
+            raise InvalidArgument.field(
+                f"requests[{index}].messages", f"chat template failed: {exc}"
+            ) from exc
+        prompt_ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        completion = self.tokenizer(req.completion, add_special_tokens=False)["input_ids"]
+        completion_ids = [*completion, self.tokenizer.eos_token_id]
+        if len(prompt_ids) + len(completion_ids) > self.max_context:
+            raise InvalidArgument.field(
+                f"requests[{index}]",
+                f"prompt and completion are {len(prompt_ids) + len(completion_ids)} tokens, "
+                f"over the model's context of {self.max_context}",
+            )
+        return prompt_ids, completion_ids
+
+    def _score_batch(
+        self, rows: list[tuple[list[int], list[int]]], adapter_names: list[str]
+    ) -> list[float]:
+        """One left-padded forward pass; the summed log-probabilities of each row's
+        completion tokens. Left padding puts every completion at the end, so only the
+        last positions' logits are computed (a full vocabulary row per prompt token
+        would cost hundreds of MB). Runs in the worker thread."""
+        pad = self.tokenizer.pad_token_id
+        width = max(len(p) + len(c) for p, c in rows)
+        keep = max(len(c) for _, c in rows) + 1
+        input_ids = torch.tensor(
+            [[pad] * (width - len(p) - len(c)) + p + c for p, c in rows], device=self.device
+        )
+        attention_mask = torch.tensor(
+            [[0] * (width - len(p) - len(c)) + [1] * (len(p) + len(c)) for p, c in rows],
+            device=self.device,
+        )
+        kwargs: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            # As generate() does for left-padded rows: positions count real tokens only.
+            "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0),
+            "logits_to_keep": keep,
+        }
+        model = self._peft if self._peft is not None else self._base
+        if self._peft is not None:
+            kwargs["adapter_names"] = adapter_names
+        with torch.inference_mode():
+            logits = model(**kwargs).logits  # the last `keep` positions
+        scores = []
+        for i, (_, completion) in enumerate(rows):
+            # The logit at position t predicts token t + 1: the n completion tokens
+            # (the row's last n) are predicted by the n positions before the last.
+            n = len(completion)
+            row = torch.log_softmax(logits[i, keep - 1 - n : keep - 1].float(), dim=-1)
+            targets = input_ids[i, width - n :]
+            scores.append(float(row.gather(-1, targets.unsqueeze(-1)).sum()))
+        return scores
 
     async def health(self) -> bool:
         if self._closed:
@@ -496,7 +588,7 @@ class LocalBackend:
 
     async def _run_group(self, group: list[_Pending]) -> None:
         async with self._model_lock:
-            names = await self._adapter_names_locked(group)
+            names = await self._adapter_names_locked([p.req.adapter for p in group])
             ok = [p for p, n in zip(group, names, strict=True) if not isinstance(n, DomainError)]
             for p, n in zip(group, names, strict=True):
                 if isinstance(n, DomainError):
@@ -519,17 +611,19 @@ class LocalBackend:
             else:
                 p.future.set_result(outcome)
 
-    async def _adapter_names_locked(self, group: list[_Pending]) -> list[str | DomainError]:
+    async def _adapter_names_locked(
+        self, adapters: list[AdapterRef | None]
+    ) -> list[str | DomainError]:
         """PEFT adapter name per row (hot-loading as needed); an error for rows whose
         adapter cannot load. Caller holds the model lock."""
-        pinned = {_adapter_key(p.req.adapter) for p in group if p.req.adapter is not None}
+        pinned = {_adapter_key(a) for a in adapters if a is not None}
         names: list[str | DomainError] = []
-        for p in group:
-            if p.req.adapter is None:
+        for adapter in adapters:
+            if adapter is None:
                 names.append(BASE_ADAPTER)
                 continue
             try:
-                names.append(await self._ensure_adapter_locked(p.req.adapter, pinned))
+                names.append(await self._ensure_adapter_locked(adapter, pinned))
             except DomainError as exc:
                 names.append(exc)
         return names
