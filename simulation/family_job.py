@@ -66,7 +66,7 @@ from simulation.family import (
     training_cases,
     triage_correct,
 )
-from simulation.job import BASE_MODEL
+from simulation.job import BASE_MODEL, CANARY_MARGIN
 from simulation.report import LiveRequest
 from simulation.simulated_user import Review
 from simulation.traffic import bearer, submit_review
@@ -138,7 +138,10 @@ def loop_config(cfg: FamilyJobConfig) -> trn.LearningLoopConfig:
             shadow_duration=duration_pb2.Duration(seconds=cfg.shadow_s),
             canary_steps=[trn.CanaryStep(percent=cfg.canary_percent)],
             auto_advance=True,
-            guard=trn.RegressionGuard(min_samples=cfg.guard_min_samples),
+            # A non-inferiority canary, as the main job's (simulation.job.CANARY_MARGIN).
+            guard=trn.RegressionGuard(
+                min_samples=cfg.guard_min_samples, max_reward_drop=CANARY_MARGIN
+            ),
         ),
     )
 

@@ -45,6 +45,7 @@ from simulation.family_job import (
     run_persona,
     training_pool,
 )
+from simulation.job import CANARY_MARGIN
 from simulation.report import LiveRequest
 from simulation.simulated_user import Review
 
@@ -400,6 +401,7 @@ def test_loop_config_sets_only_the_schedule_and_the_rollout() -> None:
     assert lc.rollout.shadow_duration.seconds == 5
     assert [s.percent for s in lc.rollout.canary_steps] == [50]
     assert lc.rollout.auto_advance and lc.rollout.guard.min_samples == 8
+    assert lc.rollout.guard.max_reward_drop == CANARY_MARGIN  # non-inferiority
 
 
 def test_config_validation_and_training_pool() -> None:
