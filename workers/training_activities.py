@@ -426,7 +426,10 @@ def _last(values: list[float]) -> float:
 
 
 def _summary(result: TrainResult) -> dict[str, float]:
+    kept = result.edit_similarity
+    similarity = {} if kept is None else {"edit_similarity": kept}
     return {
+        **similarity,
         "final_loss": result.final_loss,
         "steps": float(result.steps),
         "total_steps": float(result.total_steps),
@@ -438,5 +441,6 @@ def _summary(result: TrainResult) -> dict[str, float]:
         "train_seconds": result.train_seconds,
         "train_pairs": float(result.train_pairs),
         "replay_pairs": float(result.replay_pairs),
+        "sft_warmup_steps": float(len(result.sft_losses)),
         "resumed_from_step": float(result.resumed_from_step),
     }

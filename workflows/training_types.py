@@ -102,7 +102,18 @@ class DpoSettings:
         metadata={
             "help": "SFT epochs over the chosen answers before DPO, when sft_warmup_steps "
             "is 0: the steps follow from the dataset's size (0: none; the platform's "
-            "API defaults it to 1, services.training.loops.RECIPE)."
+            "API leaves it to sft_warmup_below_similarity)."
+        },
+    )
+    sft_warmup_below_similarity: float = field(
+        default=0.0,
+        metadata={
+            "help": "When no warm start is set (steps and epochs 0): one SFT epoch if the "
+            "edit pairs' mean similarity of what the user sent to what was served is below "
+            "this, [0, 1]. Users who rewrite most of an answer are showing a format the "
+            "model does not produce, which SFT teaches and DPO alone does not; users who "
+            "touch up an answer are ranking, which DPO learns without the SFT's collapse "
+            "(0: never; the platform's API sets 0.5, services.training.loops.RECIPE)."
         },
     )
     replay_fraction: float = field(
@@ -151,6 +162,11 @@ class DpoSettings:
         if not 0 <= self.sft_warmup_epochs <= 10:  # NaN fails too
             raise ValueError(
                 f"dpo.sft_warmup_epochs must be in [0, 10], got {self.sft_warmup_epochs}"
+            )
+        if not 0 <= self.sft_warmup_below_similarity <= 1:
+            raise ValueError(
+                "dpo.sft_warmup_below_similarity must be in [0, 1], "
+                f"got {self.sft_warmup_below_similarity}"
             )
         if not 0 <= self.replay_fraction < 1:
             raise ValueError(f"dpo.replay_fraction must be in [0, 1), got {self.replay_fraction}")

@@ -108,15 +108,21 @@ def _offending_field(field_path: str, message: str) -> str:
     return field_path
 
 
-RECIPE: dict[str, Any] = {}
+RECIPE: dict[str, Any] = {"sft_warmup_below_similarity": 0.5}
 """The platform's training recipe where a request leaves a field unset, over the
-trainer's own defaults (DpoSettings: DPO at 5e-4, batch 2, one epoch; LoRA r8 q/v; no
-SFT warm start). The family sweep (bench/results/family_sweep_*.json, tuning users) and
-the main job disagree about the SFT warm start (``sft_warmup_epochs=1``): it took the
-triager from 0.38 to 1.00 and taught the support agent's greeting, reference and length
-rules, but on the main job's user it collapsed replies to greeting + reference +
-sign-off (45 -> 11 words; the user preferred it 0.21, DPO alone 0.88). Until a recipe
-wins on all of them, the default is DPO alone; the warm start is one field away."""
+trainer's own defaults (DpoSettings: DPO at 5e-4, batch 2, one epoch; LoRA r8 q/v).
+
+The SFT warm start is chosen by the data. The family sweep's tuning users
+(bench/results/family_sweep_*.json) and the main job split two ways:
+
+- users who touch answers up (the served answer keeps about 0.6-0.75 of its text:
+  the main job's user, acme_agent) gain from DPO alone (0.88, 0.69); an SFT epoch
+  collapsed the main job's replies (45 -> 11 words, users' verdict 0.21);
+- users who rewrite them (about 0.27: field_triager, whose format the base model never
+  writes) learn nothing from DPO alone (0.38) and everything from one SFT epoch (1.00).
+
+So one SFT epoch runs when the edit pairs kept less than half of the served text; a
+request's own ``sft_warmup_epochs`` (0 included) overrides the rule."""
 
 
 def training_settings(
@@ -144,6 +150,8 @@ def training_settings(
     for proto_name, setting in _HYPERPARAMETERS.items():
         if h.HasField(proto_name):
             dpo[setting] = getattr(h, proto_name)
+    if h.HasField("sft_warmup_epochs"):  # asked for: not the data's rule
+        dpo["sft_warmup_below_similarity"] = 0.0
     try:
         return LoraSettings(**lora), DpoSettings(**dpo)
     except (TypeError, ValueError) as err:
@@ -164,6 +172,9 @@ def training_config_proto(lora: LoraSettings, dpo: DpoSettings) -> pb.TrainingCo
         value = getattr(dpo, setting)
         if value is not None:
             setattr(out.hyperparameters, proto_name, value)
+    if dpo.sft_warmup_below_similarity and not dpo.sft_warmup_epochs:
+        # Unset means "by the data's rule": a 0 here would read as "never" if sent back.
+        out.hyperparameters.ClearField("sft_warmup_epochs")
     return out
 
 

@@ -82,6 +82,9 @@ class TrainResult:
     train_pairs: int
     replay_pairs: int
     sft_losses: list[float]
+    edit_similarity: float | None
+    """Mean similarity of what users sent to what was served over the edit pairs (None:
+    no edit pairs): what the automatic warm start decides on."""
     device: str
     quantization: str
     """``none`` or ``nf4`` (QLoRA)."""
@@ -387,13 +390,38 @@ class _Progress(TrainerCallback):
             self.on_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
-def sft_warmup_steps(dpo: DpoSettings, rows: int) -> int:
+_EDIT_SOURCES = frozenset({"PAIR_SOURCE_EDIT", "PAIR_SOURCE_CORRECTION"})
+
+
+def edit_similarity(pairs: Sequence[Mapping[str, Any]]) -> float | None:
+    """How much of the served answers users kept: the mean normalized InDel similarity
+    (rapidfuzz, as the edit reward) of chosen (what the user sent) to rejected (what was
+    served) over the edit and correction pairs. None when there are none (rows without
+    a ``source`` are not known to be edits)."""
+    from rapidfuzz.distance import Indel
+
+    scores = [
+        Indel.normalized_similarity(str(p["chosen"]), str(p["rejected"]))
+        for p in pairs
+        if p.get("source") in _EDIT_SOURCES
+    ]
+    return sum(scores) / len(scores) if scores else None
+
+
+def sft_warmup_steps(dpo: DpoSettings, rows: int, similarity: float | None = None) -> int:
     """The warm start's optimiser steps: as set, or ``sft_warmup_epochs`` over ``rows``
-    (so the rule scales with the dataset rather than being tuned to one size)."""
-    if dpo.sft_warmup_steps or not dpo.sft_warmup_epochs:
+    (so the rule scales with the dataset rather than being tuned to one size), or, with
+    neither set, one epoch when the users' edits kept less than
+    ``sft_warmup_below_similarity`` of the served answers (``similarity``)."""
+    if dpo.sft_warmup_steps:
         return dpo.sft_warmup_steps
+    epochs = dpo.sft_warmup_epochs
+    if not epochs and similarity is not None and similarity < dpo.sft_warmup_below_similarity:
+        epochs = 1.0
+    if not epochs:
+        return 0
     per_step = dpo.batch_size * dpo.gradient_accumulation_steps
-    return max(1, math.ceil(rows * dpo.sft_warmup_epochs / per_step))
+    return max(1, math.ceil(rows * epochs / per_step))
 
 
 def _sft_warmup(
@@ -482,7 +510,8 @@ def train_dpo(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     sft_losses: list[float] = []
-    sft_steps = sft_warmup_steps(dpo, len(mix))
+    similarity = edit_similarity(dataset)
+    sft_steps = sft_warmup_steps(dpo, len(mix), similarity)
     # Which model shape: a fresh adapter (TRL wraps the base, reference = adapter off),
     # or a starting adapter (reference = a frozen "ref" copy of it). A resumed run
     # rebuilds the same shape; the trainer then loads every adapter from the checkpoint.
@@ -559,6 +588,7 @@ def train_dpo(
         train_pairs=len(rows),
         replay_pairs=replay_pairs,
         sft_losses=sft_losses,
+        edit_similarity=similarity,
         device=base_.device,
         quantization=base_.quantization,
         base_model=base_.name,

@@ -19,6 +19,7 @@ from services.training.trainer import (
     DpoSettings,
     LoraSettings,
     cap_prompts,
+    edit_similarity,
     mix_replay,
     preference_rows,
     sft_warmup_steps,
@@ -139,12 +140,53 @@ def test_sft_warm_start_steps_follow_the_datasets_size(model_dir: Path, tmp_path
     assert sft_warmup_steps(DpoSettings(batch_size=2, gradient_accumulation_steps=2,
                                         sft_warmup_epochs=1.0), 9) == 3  # fmt: skip
     # Steps set explicitly win; neither set: no warm start (the trainer's default; the
-    # platform's API asks for one epoch, services.training.loops.RECIPE).
+    # platform's API lets the data decide, services.training.loops.RECIPE).
     assert sft_warmup_steps(DpoSettings(sft_warmup_steps=7, sft_warmup_epochs=1.0), 90) == 7
     assert sft_warmup_steps(DpoSettings(), 90) == 0
     settings = DpoSettings(max_steps=2, batch_size=4, learning_rate=5e-3, sft_warmup_epochs=1.0)
     result = train_dpo(model_dir, PAIRS, tmp_path, dpo=settings)
     assert len(result.sft_losses) == -(-len(PAIRS) // 4) and result.steps == 2
+
+
+def test_the_warm_start_rule_reads_how_much_users_kept() -> None:
+    touched_up = {"source": "PAIR_SOURCE_EDIT", "chosen": "Hi Ann, it ships today.",
+                  "rejected": "Hi Ann, it ships today!"}  # fmt: skip
+    rewritten = {"source": "PAIR_SOURCE_CORRECTION", "chosen": "Category: billing; P2",
+                 "rejected": "Thank you for reaching out about your invoice."}  # fmt: skip
+    ranked = {"source": "PAIR_SOURCE_REWARD_RANKED", "chosen": "a", "rejected": "zzzz"}
+    assert edit_similarity([touched_up]) == pytest.approx(44 / 46)
+    # Only what a user wrote counts: ranked pairs (and rows of no known source) do not.
+    assert edit_similarity([ranked, {"chosen": "a", "rejected": "b"}]) is None
+    both = edit_similarity([touched_up, rewritten, ranked])
+    assert both is not None and both == pytest.approx(
+        (edit_similarity([touched_up]) + edit_similarity([rewritten])) / 2  # type: ignore[operator]
+    )
+    rule = DpoSettings(batch_size=2, sft_warmup_below_similarity=0.5)
+    assert sft_warmup_steps(rule, 9, edit_similarity([rewritten])) == 5  # one epoch
+    assert sft_warmup_steps(rule, 9, edit_similarity([touched_up])) == 0
+    assert sft_warmup_steps(rule, 9, None) == 0  # no edits: nothing shows a format
+    # An explicit warm start is not second-guessed; the rule off: never.
+    assert sft_warmup_steps(DpoSettings(sft_warmup_epochs=0.5, sft_warmup_below_similarity=0.5),
+                            8, 0.9) == 2  # fmt: skip
+    assert sft_warmup_steps(DpoSettings(), 9, 0.0) == 0
+    with pytest.raises(ValueError, match=r"dpo\.sft_warmup_below_similarity"):
+        DpoSettings(sft_warmup_below_similarity=1.5)
+
+
+def test_rewritten_answers_get_a_warm_start_and_the_run_says_why(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    rewrites = [{**p, "source": "PAIR_SOURCE_EDIT"} for p in PAIRS]  # nothing kept
+    settings = DpoSettings(max_steps=1, batch_size=4, sft_warmup_below_similarity=0.5)
+    result = train_dpo(model_dir, rewrites, tmp_path / "rewrites", dpo=settings)
+    assert result.edit_similarity is not None and result.edit_similarity < 0.5
+    assert len(result.sft_losses) == 1  # one epoch of 4 pairs at batch 4
+    assert result.metrics()["edit_similarity"] == result.edit_similarity
+    touch_ups = [{**p, "rejected": p["chosen"] + " dog", "source": "PAIR_SOURCE_EDIT"}
+                 for p in PAIRS]  # fmt: skip
+    result = train_dpo(model_dir, touch_ups, tmp_path / "touch_ups", dpo=settings)
+    assert result.edit_similarity is not None and result.edit_similarity > 0.5
+    assert result.sft_losses == []
 
 
 def test_parent_adapter_is_continued_and_is_the_reference(model_dir: Path, tmp_path: Path) -> None:

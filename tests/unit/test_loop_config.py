@@ -6,7 +6,7 @@ import pytest
 
 from rlaas.training.v1 import training_pb2 as pb
 from services.errors import InvalidArgument
-from services.training.loops import RECIPE, _config
+from services.training.loops import RECIPE, _config, effective_config
 from workflows.training_types import DpoSettings, LoraSettings
 
 pytestmark = pytest.mark.unit
@@ -35,7 +35,26 @@ def test_training_config_maps_to_trainer_settings() -> None:
         method=pb.TRAINING_METHOD_DPO,
         hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=1),
     )
-    assert _config(pb.LearningLoopConfig(training=warm_start)).dpo.sft_warmup_epochs == 1.0
+    asked = _config(pb.LearningLoopConfig(training=warm_start)).dpo
+    assert (asked.sft_warmup_epochs, asked.sft_warmup_below_similarity) == (1.0, 0.0)
+    # Unset, the data decides (RECIPE's rule); an explicit 0 means never.
+    assert default.dpo.sft_warmup_below_similarity == 0.5
+    never = pb.TrainingConfig(
+        method=pb.TRAINING_METHOD_DPO,
+        hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=0),
+    )
+    assert _config(pb.LearningLoopConfig(training=never)).dpo.sft_warmup_below_similarity == 0.0
+
+
+def test_the_effective_config_leaves_the_warm_start_to_the_data_when_unset() -> None:
+    out = effective_config(pb.LearningLoopConfig())
+    assert not out.training.hyperparameters.HasField("sft_warmup_epochs")
+    # Sent back as a request, it keeps the rule rather than turning it off.
+    assert _config(out).dpo == DpoSettings(**RECIPE)
+    warm = pb.LearningLoopConfig(training=pb.TrainingConfig(
+        method=pb.TRAINING_METHOD_DPO,
+        hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=0)))  # fmt: skip
+    assert effective_config(warm).training.hyperparameters.HasField("sft_warmup_epochs")
 
 
 @pytest.mark.parametrize(

@@ -454,7 +454,11 @@ export interface TrainingHyperparameters {
   /**
    * Supervised epochs over the chosen answers (what users kept or wrote) before the
    * preference loss, the recipe's warm start; the warmed-up adapter is the
-   * reference. 0: none. Its steps follow from the dataset's size.
+   * reference. 0: none. Its steps follow from the dataset's size. Unset: the
+   * platform decides from the data: one epoch when users' edits kept less than half
+   * of the served answers (they are showing a format, not ranking answers), none
+   * otherwise; the training run's metrics report the measured edit_similarity and
+   * the sft_warmup_steps taken.
    */
   sftWarmupEpochs?: number | undefined;
 }
