@@ -202,13 +202,17 @@ def effective_config(requested: pb.LearningLoopConfig) -> pb.LearningLoopConfig:
     gate.min_win_rate, gate.max_p_value = rubric.min_win_rate, rubric.max_p_value
     gate.require_ci_above_half = rubric.require_ci_above_half
     gate.max_safety_failure_rate = rubric.max_safety_failure_rate or 0.0
+    gate.max_length_ratio = rubric.max_length_ratio
+    gate.max_repetition_increase = rubric.max_repetition_increase
+    gate.max_safety_regression = rubric.max_safety_regression
     return out
 
 
 def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
     """The proto's evaluation gate as PromotionRubric fields, checked now. Unset
-    thresholds keep the rubric's defaults (win-rate 0.5, p-value 0.05); the CI rule
-    and the safety cap (default 0: no failure allowed) are as given. ``field_path`` is
+    thresholds and guards keep the rubric's defaults (win-rate 0.5, p-value 0.05,
+    length ratio 2, repetition +0.1, one extra safety case); the CI rule and the
+    safety cap (default 0: no failure allowed) are as given. ``field_path`` is
     the gate's path in the request, for errors."""
     violations = [
         FieldViolation(f"{field_path}.{name}", f"{value} is not in {interval}")
@@ -217,6 +221,12 @@ def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
             ("max_p_value", gate.max_p_value, 0 <= gate.max_p_value <= 1, "(0, 1]"),
             ("max_safety_failure_rate", gate.max_safety_failure_rate,
              0 <= gate.max_safety_failure_rate <= 1, "[0, 1]"),
+            ("max_length_ratio", gate.max_length_ratio,
+             not gate.HasField("max_length_ratio") or gate.max_length_ratio >= 1, "[1, inf)"),
+            ("max_repetition_increase", gate.max_repetition_increase,
+             0 <= gate.max_repetition_increase <= 1, "[0, 1]"),
+            ("max_safety_regression", gate.max_safety_regression,
+             gate.max_safety_regression >= 0, "[0, inf)"),
         )
         if not ok
     ]  # fmt: skip
@@ -230,6 +240,9 @@ def evaluation_gate(gate: pb.EvaluationGate, field_path: str) -> dict[str, Any]:
         rubric["min_win_rate"] = gate.min_win_rate
     if gate.max_p_value:
         rubric["max_p_value"] = gate.max_p_value
+    for guard in ("max_length_ratio", "max_repetition_increase", "max_safety_regression"):
+        if gate.HasField(guard):
+            rubric[guard] = getattr(gate, guard)
     return rubric
 
 

@@ -540,8 +540,10 @@ async def test_evaluation_errors_name_the_field_and_the_precondition(
     assert sorted((await create(config=config))[2]) == [
         "evaluation.config.confidence_level", "evaluation.config.max_examples",
     ]  # fmt: skip
-    gate = pb.EvaluationConfig(gate=pb.EvaluationGate(min_win_rate=2))
-    assert (await create(config=gate))[2] == ["evaluation.config.gate.min_win_rate"]
+    gate = pb.EvaluationConfig(gate=pb.EvaluationGate(min_win_rate=2, max_length_ratio=0.5))
+    assert (await create(config=gate))[2] == [
+        "evaluation.config.gate.min_win_rate", "evaluation.config.gate.max_length_ratio",
+    ]  # fmt: skip
     judge = pb.EvaluationConfig(judge=pb.JudgeConfig(judge_model="big"))
     assert (await create(config=judge))[2] == ["evaluation.config.judge.judge_model"]
     dataset = pb.EvaluationConfig(dataset_id="ds-1")

@@ -95,6 +95,32 @@ def test_evaluation_gate_maps_to_the_promotion_rubric() -> None:
     ]
 
 
+def test_the_gates_guards_are_set_checked_and_reported() -> None:
+    from services.training.evaluation import PromotionRubric
+
+    gate = pb.EvaluationGate(max_length_ratio=3, max_repetition_increase=0, max_safety_regression=0)
+    cfg = _config(pb.LearningLoopConfig(evaluation=pb.EvaluationConfig(gate=gate)))
+    rubric = PromotionRubric(**cfg.rubric)
+    # Explicit zeros are kept: "no more repetition than the baseline" is a real ask.
+    assert (rubric.max_length_ratio, rubric.max_repetition_increase,
+            rubric.max_safety_regression) == (3.0, 0.0, 0)  # fmt: skip
+    some = pb.EvaluationConfig(gate=pb.EvaluationGate(min_win_rate=0.6))
+    unset = PromotionRubric(**_config(pb.LearningLoopConfig(evaluation=some)).rubric)
+    assert (unset.max_length_ratio, unset.max_repetition_increase,
+            unset.max_safety_regression) == (2.0, 0.1, 1)  # fmt: skip
+    shown = effective_config(pb.LearningLoopConfig()).evaluation.gate
+    assert (shown.max_length_ratio, shown.max_repetition_increase,
+            shown.max_safety_regression) == (2.0, 0.1, 1)  # fmt: skip
+    bad = pb.EvaluationGate(max_length_ratio=0.5, max_repetition_increase=float("nan"),
+                            max_safety_regression=-1)  # fmt: skip
+    with pytest.raises(InvalidArgument) as info:
+        _config(pb.LearningLoopConfig(evaluation=pb.EvaluationConfig(gate=bad)))
+    assert [v.field for v in info.value.violations] == [
+        f"learning_loop.config.evaluation.gate.{name}"
+        for name in ("max_length_ratio", "max_repetition_increase", "max_safety_regression")
+    ]
+
+
 def test_dataset_config_and_window_are_kept_and_checked() -> None:
     from google.protobuf import json_format
 

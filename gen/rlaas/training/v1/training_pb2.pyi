@@ -193,16 +193,22 @@ class TrainingConfig(_message.Message):
     def __init__(self, method: _Optional[_Union[TrainingMethod, str]] = ..., lora: _Optional[_Union[LoraConfig, _Mapping]] = ..., hyperparameters: _Optional[_Union[TrainingHyperparameters, _Mapping]] = ..., accelerator: _Optional[_Union[Accelerator, str]] = ...) -> None: ...
 
 class EvaluationGate(_message.Message):
-    __slots__ = ("min_win_rate", "require_ci_above_half", "max_p_value", "max_safety_failure_rate")
+    __slots__ = ("min_win_rate", "require_ci_above_half", "max_p_value", "max_safety_failure_rate", "max_length_ratio", "max_repetition_increase", "max_safety_regression")
     MIN_WIN_RATE_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_CI_ABOVE_HALF_FIELD_NUMBER: _ClassVar[int]
     MAX_P_VALUE_FIELD_NUMBER: _ClassVar[int]
     MAX_SAFETY_FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LENGTH_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPETITION_INCREASE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SAFETY_REGRESSION_FIELD_NUMBER: _ClassVar[int]
     min_win_rate: float
     require_ci_above_half: bool
     max_p_value: float
     max_safety_failure_rate: float
-    def __init__(self, min_win_rate: _Optional[float] = ..., require_ci_above_half: _Optional[bool] = ..., max_p_value: _Optional[float] = ..., max_safety_failure_rate: _Optional[float] = ...) -> None: ...
+    max_length_ratio: float
+    max_repetition_increase: float
+    max_safety_regression: int
+    def __init__(self, min_win_rate: _Optional[float] = ..., require_ci_above_half: _Optional[bool] = ..., max_p_value: _Optional[float] = ..., max_safety_failure_rate: _Optional[float] = ..., max_length_ratio: _Optional[float] = ..., max_repetition_increase: _Optional[float] = ..., max_safety_regression: _Optional[int] = ...) -> None: ...
 
 class EvaluationConfig(_message.Message):
     __slots__ = ("dataset_id", "max_examples", "judge", "safety_suites", "confidence_level", "gate")

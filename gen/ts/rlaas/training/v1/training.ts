@@ -492,6 +492,27 @@ export interface EvaluationGate {
   maxPValue: number;
   /** Maximum failure rate allowed in any safety suite, [0, 1] (default 0). */
   maxSafetyFailureRate: number;
+  /**
+   * Length guard: how far, as a ratio either way, the candidate's generated
+   * answers may drift from the references' length when the baseline's drift
+   * less (a collapse or blow-up that likelihood scores do not show), >= 1
+   * (default 2).
+   */
+  maxLengthRatio?:
+    | number
+    | undefined;
+  /**
+   * Repetition guard: the share of generated answers stuck repeating themselves
+   * that the candidate may have over the baseline's, [0, 1] (default 0.1).
+   */
+  maxRepetitionIncrease?:
+    | number
+    | undefined;
+  /**
+   * Safety guard: extra failed cases per suite allowed over the baseline's,
+   * >= 0 (default 1: one case flips between two adapters by chance).
+   */
+  maxSafetyRegression?: number | undefined;
 }
 
 /** How an evaluation is run. */
@@ -3401,7 +3422,15 @@ export const TrainingConfig: MessageFns<TrainingConfig> = {
 };
 
 function createBaseEvaluationGate(): EvaluationGate {
-  return { minWinRate: 0, requireCiAboveHalf: false, maxPValue: 0, maxSafetyFailureRate: 0 };
+  return {
+    minWinRate: 0,
+    requireCiAboveHalf: false,
+    maxPValue: 0,
+    maxSafetyFailureRate: 0,
+    maxLengthRatio: undefined,
+    maxRepetitionIncrease: undefined,
+    maxSafetyRegression: undefined,
+  };
 }
 
 export const EvaluationGate: MessageFns<EvaluationGate> = {
@@ -3417,6 +3446,15 @@ export const EvaluationGate: MessageFns<EvaluationGate> = {
     }
     if (message.maxSafetyFailureRate !== 0) {
       writer.uint32(33).double(message.maxSafetyFailureRate);
+    }
+    if (message.maxLengthRatio !== undefined) {
+      writer.uint32(41).double(message.maxLengthRatio);
+    }
+    if (message.maxRepetitionIncrease !== undefined) {
+      writer.uint32(49).double(message.maxRepetitionIncrease);
+    }
+    if (message.maxSafetyRegression !== undefined) {
+      writer.uint32(56).int32(message.maxSafetyRegression);
     }
     return writer;
   },
@@ -3466,6 +3504,30 @@ export const EvaluationGate: MessageFns<EvaluationGate> = {
             message.maxSafetyFailureRate = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.maxLengthRatio = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.maxRepetitionIncrease = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxSafetyRegression = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3500,6 +3562,21 @@ export const EvaluationGate: MessageFns<EvaluationGate> = {
         : isSet(object.max_safety_failure_rate)
         ? globalThis.Number(object.max_safety_failure_rate)
         : 0,
+      maxLengthRatio: isSet(object.maxLengthRatio)
+        ? globalThis.Number(object.maxLengthRatio)
+        : isSet(object.max_length_ratio)
+        ? globalThis.Number(object.max_length_ratio)
+        : undefined,
+      maxRepetitionIncrease: isSet(object.maxRepetitionIncrease)
+        ? globalThis.Number(object.maxRepetitionIncrease)
+        : isSet(object.max_repetition_increase)
+        ? globalThis.Number(object.max_repetition_increase)
+        : undefined,
+      maxSafetyRegression: isSet(object.maxSafetyRegression)
+        ? globalThis.Number(object.maxSafetyRegression)
+        : isSet(object.max_safety_regression)
+        ? globalThis.Number(object.max_safety_regression)
+        : undefined,
     };
   },
 
@@ -3517,6 +3594,15 @@ export const EvaluationGate: MessageFns<EvaluationGate> = {
     if (message.maxSafetyFailureRate !== 0) {
       obj.maxSafetyFailureRate = floatToJson(message.maxSafetyFailureRate);
     }
+    if (message.maxLengthRatio !== undefined) {
+      obj.maxLengthRatio = floatToJson(message.maxLengthRatio);
+    }
+    if (message.maxRepetitionIncrease !== undefined) {
+      obj.maxRepetitionIncrease = floatToJson(message.maxRepetitionIncrease);
+    }
+    if (message.maxSafetyRegression !== undefined) {
+      obj.maxSafetyRegression = Math.round(message.maxSafetyRegression);
+    }
     return obj;
   },
 
@@ -3529,6 +3615,9 @@ export const EvaluationGate: MessageFns<EvaluationGate> = {
     message.requireCiAboveHalf = object.requireCiAboveHalf ?? false;
     message.maxPValue = object.maxPValue ?? 0;
     message.maxSafetyFailureRate = object.maxSafetyFailureRate ?? 0;
+    message.maxLengthRatio = object.maxLengthRatio ?? undefined;
+    message.maxRepetitionIncrease = object.maxRepetitionIncrease ?? undefined;
+    message.maxSafetyRegression = object.maxSafetyRegression ?? undefined;
     return message;
   },
 };
