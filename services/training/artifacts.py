@@ -69,8 +69,10 @@ def untar_directory(data: bytes, destination: Path) -> Path:
 
 
 def read_preference_parquet(data: bytes, *, split: str = "train") -> list[dict[str, Any]]:
-    """The training rows of a preference dataset: prompt / chosen / rejected (other
-    columns are ignored). Raises ValueError when it is not such a Parquet file.
+    """The training rows of a preference dataset: prompt / chosen / rejected, and the
+    pair's ``source`` where the file has one (the trainer's warm-start rule reads the
+    edit pairs); other columns are ignored. Raises ValueError when it is not such a
+    Parquet file.
 
     A dataset the platform built also has ``split`` and ``prompt_messages``: only rows
     of ``split`` are returned (the eval split must never be trained on), and the prompt
@@ -87,7 +89,7 @@ def read_preference_parquet(data: bytes, *, split: str = "train") -> list[dict[s
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in table.column_names]
     if missing:
         raise ValueError(f"dataset lacks column(s) {', '.join(missing)}")
-    extra = [c for c in ("split", "prompt_messages") if c in table.column_names]
+    extra = [c for c in ("split", "prompt_messages", "source") if c in table.column_names]
     rows: list[dict[str, Any]] = table.select(["prompt", "chosen", "rejected", *extra]).to_pylist()
     if "split" in extra:
         rows = [r for r in rows if r.pop("split") == split]

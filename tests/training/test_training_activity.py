@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 DPO = DpoSettings(max_steps=6, batch_size=2, learning_rate=5e-3, seed=1)
 
 
-def _parquet(pairs: list[dict[str, Any]]) -> bytes:
+def _parquet(pairs: list[dict[str, Any]], **columns: Any) -> bytes:
     rows = [
         {
             # The dataset builder stores chat prompts as JSON text.
@@ -42,6 +42,7 @@ def _parquet(pairs: list[dict[str, Any]]) -> bytes:
             "chosen": p["chosen"],
             "rejected": p["rejected"],
             "reward_margin": 0.5,
+            **columns,
         }
         for p in pairs
     ]
@@ -142,6 +143,28 @@ async def test_train_adapter_heartbeats_and_stores_artifacts(
     assert lineage["code_version"].startswith("rlaas==")
     # The run succeeded: its checkpoints are gone.
     assert await store.list("checkpoints/t1/s1/run-1/") == []
+
+
+async def test_rewritten_edits_get_the_warm_start_and_the_run_records_it(
+    setup: tuple[LocalObjectStore, TrainingActivities],
+) -> None:
+    """The platform's rule end to end: the stored dataset's pair sources reach the
+    trainer, which measures how much of the served answers users kept (PAIRS' chosen
+    and rejected share almost nothing) and warms up with SFT; the run says so."""
+    store, acts = setup
+    await store.put("datasets/t1/s1/v2/pairs.parquet",
+                    _parquet(PAIRS, source="PAIR_SOURCE_EDIT", split="train"))  # fmt: skip
+    rule = dataclasses.replace(DPO, max_steps=2, sft_warmup_below_similarity=0.5)
+    inp = _input(store, "run-warm", dpo=rule,
+                 dataset_uri=store.uri("datasets/t1/s1/v2/pairs.parquet"))  # fmt: skip
+    out: TrainAdapterOutput = await _run(ActivityEnvironment(), acts, inp)
+    assert out.metrics["edit_similarity"] < 0.5
+    assert out.metrics["sft_warmup_steps"] == 2  # one epoch of 4 pairs at batch 2
+    assert "SFT warm-start (2 steps)" in out.lineage["reference_model"]
+    # Without the sources (an uploaded file of bare pairs) nothing is known to be an edit.
+    bare = _input(store, "run-bare", dpo=rule)
+    out = await _run(ActivityEnvironment(), acts, bare)
+    assert "edit_similarity" not in out.metrics and out.metrics["sft_warmup_steps"] == 0
 
 
 async def test_a_retry_resumes_from_the_heartbeat_checkpoint(

@@ -339,7 +339,7 @@ def test_the_trainer_reads_the_train_split_as_served_conversations() -> None:
     """The trainer must never see eval-split pairs, and must get the conversation as
     the backend served it (system + user messages), not the flattened prompt text."""
     from services.training.artifacts import read_preference_parquet
-    from services.training.trainer import preference_rows
+    from services.training.trainer import edit_similarity, preference_rows
 
     build = build_dataset(many_edits(40), CONFIG, BuildOptions(min_pairs=0, eval_fraction=0.25))
     train = [r for r in build.rows if r["split"] == "train"]
@@ -350,8 +350,11 @@ def test_the_trainer_reads_the_train_split_as_served_conversations() -> None:
     for row in rows:
         served = json.loads(by_chosen[row["chosen"]]["prompt_messages"])
         assert row["prompt"] == [{"role": role, "content": text} for role, text in served]
-    assert {"prompt", "chosen", "rejected"} == set(rows[0])
+    assert {"prompt", "chosen", "rejected", "source"} == set(rows[0])
     preference_rows(rows, chat=True)  # the trainer accepts them as they are
+    # The pair's source reaches the trainer: its warm-start rule reads the edit pairs.
+    assert {r["source"] for r in rows} == {"PAIR_SOURCE_EDIT"}
+    assert edit_similarity(rows) is not None
     evals = read_preference_parquet(to_parquet(build.rows), split="eval")
     assert len(evals) == len(build.rows) - len(train)
 
