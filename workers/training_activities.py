@@ -34,14 +34,13 @@ from services.activity_errors import permanent
 from services.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.inference.backends.base import ADAPTER_CONFIG, ADAPTER_WEIGHTS, sha256_file
 from services.inference.backends.local import LocalBackendConfig, smollm2_gguf_path
-from services.objects.store import ObjectStore
+from services.objects.store import ObjectStore, key_for_uri
 from services.registry.artifacts import owned_adapter_key
 from services.training.artifacts import (
     CHECKPOINT_TAR,
     checkpoint_key,
     code_version,
     dumps,
-    key_for_uri,
     loss_curve_png,
     read_preference_parquet,
     run_prefix,

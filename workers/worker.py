@@ -79,9 +79,16 @@ def _gpu_activities(
     training = TrainingActivities(
         objects, settings.state_dir.resolve() / "models", settings.model_dir
     )
+    # The gate's likelihoods: the serving engine's own where it computes them (the
+    # local backend), else the local backend on the same weights, opened on first use.
+    scorer = None
+    if settings.inference_backend != "local":
+        local = LazyBackend(settings.model_copy(update={"inference_backend": "local"}))
+        scorer = local.get_scorer
     evaluation = EvaluationActivities(
-        RegistryCore(create_session_factory(engine), objects), objects, backend.get
-    )
+        RegistryCore(create_session_factory(engine), objects), objects, backend.get,
+        scorer=scorer,
+    )  # fmt: skip
     return [training.train_adapter, evaluation.evaluate_candidate], engine
 
 

@@ -7,7 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from services.config import Settings
-from services.inference.backends.base import Backend, GenerationRequest, GenerationResult
+from services.inference.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    Scorer,
+)
 
 
 async def open_backend(settings: Settings) -> Backend:
@@ -18,8 +23,15 @@ async def open_backend(settings: Settings) -> Backend:
         return TritonBackend(settings.triton_url)
     if kind == "vllm":
         from services.inference.backends.vllm import VLLMBackend
+        from services.objects.store import object_store
 
-        return VLLMBackend(settings.vllm_url)
+        return VLLMBackend(
+            settings.vllm_target,
+            settings.base_model_name,
+            # The engine's resolver reads adapters from this same store.
+            store_prefix=object_store(settings).uri("k")[:-1],
+            max_adapters=settings.max_adapters,
+        )
     from services.inference.backends.local import (
         LocalBackend,
         LocalBackendConfig,
@@ -57,6 +69,12 @@ class LazyBackend:
                 if self._backend is None:
                     self._backend = await open_backend(self._settings)
         return self._backend
+
+    async def get_scorer(self) -> Scorer:
+        backend = await self.get()
+        if not isinstance(backend, Scorer):
+            raise TypeError(f"the {self.name} backend computes no likelihoods")
+        return backend
 
     async def generate(self, req: GenerationRequest, *, timeout_s: float) -> GenerationResult:
         return await (await self.get()).generate(req, timeout_s=timeout_s)

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from services.config import Settings
 from services.errors import InvalidArgument, NotFound, Unavailable
@@ -180,3 +180,15 @@ def object_store(settings: Settings) -> ObjectStore:
         settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
         secure=settings.s3_secure,
     )
+
+
+def key_for_uri(store: ObjectStore, uri: str) -> str:
+    """The object key that ``store.uri(key)`` turned into ``uri``. Raises InvalidArgument
+    for a URI outside this store."""
+    probe = store.uri("k")
+    prefix = probe[: -len("k")]
+    if not uri.startswith(prefix) or len(uri) == len(prefix):
+        raise InvalidArgument.field("uri", f"{uri!r} is not in this object store ({prefix})")
+    key = unquote(uri[len(prefix) :])
+    store.uri(key)  # validates: relative, no "..", no trailing "/"
+    return key

@@ -19,24 +19,10 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from services.errors import InvalidArgument
-from services.objects.store import ObjectStore
 
 CHECKPOINT_TAR = "checkpoint.tar"
-
-
-def key_for_uri(store: ObjectStore, uri: str) -> str:
-    """The object key that ``store.uri(key)`` turned into ``uri``. Raises InvalidArgument
-    for a URI outside this store."""
-    probe = store.uri("k")
-    prefix = probe[: -len("k")]
-    if not uri.startswith(prefix) or len(uri) == len(prefix):
-        raise InvalidArgument.field("uri", f"{uri!r} is not in this object store ({prefix})")
-    key = unquote(uri[len(prefix) :])
-    store.uri(key)  # validates: relative, no "..", no trailing "/"
-    return key
 
 
 def run_prefix(kind: str, tenant_id: str, skill_id: str, run_id: str) -> str:

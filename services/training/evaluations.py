@@ -34,12 +34,11 @@ from services.errors import (
     InvalidArgument,
     NotFound,
 )
-from services.objects.store import ObjectStore
+from services.objects.store import ObjectStore, key_for_uri
 from services.paging import page_request
 from services.registry.service import RegistryCore
 from services.registry.validation import parse_policy_id
 from services.tenancy.principal import Principal, Scope
-from services.training.artifacts import key_for_uri
 from services.training.loops import evaluation_gate, judge_spec
 from services.training.runs import TrainingRunService
 from services.training.workflow_resources import (

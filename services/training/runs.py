@@ -29,12 +29,11 @@ from rlaas.registry.v1 import registry_pb2 as reg
 from rlaas.training.v1 import training_pb2 as pb
 from services.db import idempotency
 from services.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from services.objects.store import ObjectStore
+from services.objects.store import ObjectStore, key_for_uri
 from services.paging import page_request
 from services.registry.service import RegistryCore
 from services.registry.validation import parse_policy_id, skill_id_problem
 from services.tenancy.principal import Principal, Scope
-from services.training.artifacts import key_for_uri
 from services.training.loops import training_config_proto, training_settings
 from services.training.workflow_resources import (
     Pending,

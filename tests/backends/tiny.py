@@ -68,9 +68,9 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
     return directory
 
 
-def build_lora_adapter(model_dir: Path, directory: Path, *, seed: int) -> str:
-    """Save a LoRA adapter with random (non-zero) A and B under ``directory``; return the
-    sha256 of its ``adapter_model.safetensors``."""
+def build_lora_adapter(model_dir: Path, directory: Path, *, seed: int, std: float = 0.5) -> str:
+    """Save a LoRA adapter with random (non-zero, ``std``) A and B under ``directory``;
+    return the sha256 of its ``adapter_model.safetensors``."""
     base = LlamaForCausalLM.from_pretrained(model_dir)
     torch.manual_seed(seed)
     config = LoraConfig(
@@ -83,7 +83,7 @@ def build_lora_adapter(model_dir: Path, directory: Path, *, seed: int) -> str:
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_" in name:
-                param.normal_(0.0, 0.5)
+                param.normal_(0.0, std)
     peft_model.save_pretrained(str(directory))
     return sha256_file(directory / "adapter_model.safetensors")
 

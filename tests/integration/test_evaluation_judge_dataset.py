@@ -20,8 +20,7 @@ from rlaas.options.v1 import options_pb2
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as pb
-from services.objects.store import LocalObjectStore
-from services.training.artifacts import key_for_uri
+from services.objects.store import LocalObjectStore, key_for_uri
 from services.training.evaluation import load_golden_set
 from services.training.preferences import read_parquet
 from services.training.workflow_resources import pack

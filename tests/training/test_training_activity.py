@@ -18,8 +18,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from services.objects.store import LocalObjectStore
-from services.training.artifacts import key_for_uri
+from services.objects.store import LocalObjectStore, key_for_uri
 from tests.backends.tiny import build_tiny_model
 from tests.training.test_trainer import GOLDEN, PAIRS
 from workers.training_activities import (

