@@ -8,10 +8,7 @@ the right errors, never a hang."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,6 +18,7 @@ import aiohttp
 import pytest
 
 from infra import engines
+from infra.stack import Stack
 from services.config import Settings
 from services.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.inference.backends.base import AdapterRef, GenerationRequest
@@ -53,7 +51,6 @@ class Engine:
     store: LocalObjectStore
     adapters: list[AdapterRef]
     model_dir: Path
-    log: Path
 
     def backend(self, **kwargs: object) -> VLLMBackend:
         return VLLMBackend(
@@ -73,40 +70,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         key = f"adapters/t-1/support/run-{seed}"
         sha = build_lora_adapter(model_dir, settings.objects_dir / key, seed=seed, std=0.1)
         adapters.append(AdapterRef(f"support@v{seed + 1}", store.uri(key), sha))
-    log = state / "vllm.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            engines.vllm_argv(settings, model_dir),
-            env=engines.vllm_env(settings, dict(os.environ)),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    url = settings.vllm_target
+    # Started as `rlaas up` starts it: the stack's own launcher, process table and log.
+    stack = Stack(settings.model_copy(update={"inference_backend": "vllm"}))
     try:
-        deadline = time.monotonic() + engines.VLLM_READY_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                pytest.fail(f"vLLM did not become ready:\n{tail}")
-            time.sleep(1)
-        yield Engine(settings, url, store, adapters, model_dir, log)
+        asyncio.run(stack._engine(echo=lambda line: None))
+        assert stack.status()["vllm"].startswith("running")
+        yield Engine(settings, settings.vllm_target, store, adapters, model_dir)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+        assert stack.procs.stop("vllm", timeout=30)
+        assert stack.status()["vllm"] == "stopped"
 
 
 @pytest.fixture(scope="module")
