@@ -118,6 +118,8 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.gateway
 	$(PY) -m bench.rest
 	$(PY) -m bench.backends
+	$(MAKE) --no-print-directory engine-vllm
+	$(PY) -m bench.vllm
 	$(PY) -m bench.trainer
 	$(PY) -m bench.loop
 	$(PY) -m bench.retrieval

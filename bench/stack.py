@@ -34,6 +34,7 @@ def _env(state_dir: Path) -> dict[str, str]:
         RLAAS_MILVUS_PORT=str(_free_port()),
         RLAAS_METRICS_PORT=str(_free_port()),
         RLAAS_REST_PORT=str(_free_port()),
+        RLAAS_VLLM_PORT=str(_free_port()),
         RLAAS_LOG_FORMAT="json",
     )
     return env
@@ -45,15 +46,16 @@ def _cli(*args: str, env: dict[str, str]) -> None:
 
 
 @contextmanager
-def embedded_stack(prefix: str) -> Iterator[Settings]:
+def embedded_stack(prefix: str, **settings: str) -> Iterator[Settings]:
     """The stack's settings while it runs; this process's environment points at it
-    meanwhile (RLAAS_*), and is restored after."""
+    meanwhile (RLAAS_*), and is restored after. ``settings``: more RLAAS_* variables
+    for the stack (e.g. ``RLAAS_INFERENCE_BACKEND="vllm"``)."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         state = Path(tmp)
         cache = ROOT / ".rlaas" / "models"
         if cache.is_dir():  # skip re-dequantizing the GGUF (~20 s)
             (state / "models").symlink_to(cache)
-        env = _env(state)
+        env = {**_env(state), **settings}
         saved = dict(os.environ)
         _cli("up", env=env)
         try:
