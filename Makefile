@@ -58,7 +58,7 @@ gen-check: setup node-deps ## fail if gen/ is stale
 lint: proto-deps node-deps ## ruff, mypy, import contract, buf lint, gen freshness, buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services workflows workers infra tests bench sdk simulation
+	$(BIN)/mypy services workflows workers infra tests bench sdk simulation engines/vllm/plugin
 	# The import contract (pyproject's [tool.importlinter]): layers, clients, no cycles.
 	$(BIN)/lint-imports
 	$(BIN)/buf lint

@@ -67,7 +67,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     store = LocalObjectStore(settings.objects_dir)
     adapters = []
     for seed in (1, 2, 3):
-        key = f"adapters/t-1/support/run-{seed}"
+        key = f"adapters/t-1/support_email/support_email-{seed}a2b"
         sha = build_lora_adapter(model_dir, settings.objects_dir / key, seed=seed, std=0.1)
         adapters.append(AdapterRef(f"support@v{seed + 1}", store.uri(key), sha))
     # Started as `rlaas up` starts it: the stack's own launcher, process table and log.
@@ -163,7 +163,8 @@ async def test_an_adapter_the_engine_cannot_fetch_is_a_failed_precondition(
 ) -> None:
     good = engine.adapters[0]
     tampered = AdapterRef(good.name, good.uri, "0" * 64)
-    missing = AdapterRef("x@v9", engine.store.uri("adapters/t-1/support/no-such-run"), good.sha256)
+    nowhere = engine.store.uri("adapters/t-1/support_email/no_such_run")
+    missing = AdapterRef("x@v9", nowhere, good.sha256)
     outside = AdapterRef("y@v1", "file:///etc/rlaas", good.sha256)
     for ref in (tampered, missing, outside):
         with pytest.raises(FailedPrecondition) as info:

@@ -31,14 +31,14 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 NAME = re.compile(
-    r"^(?P<key>adapters/[A-Za-z0-9._~=+:-]+(?:/[A-Za-z0-9._~=+:-]+)*)@(?P<sha>[0-9a-f]{64})$"
+    r"^(?P<key>adapters/[\w.~=+:-]+(?:/[\w.~=+:-]+)*)@(?P<sha>[0-9a-f]{64})$", re.ASCII
 )
 """``<object key of the adapter directory>@<sha256 of its weights>``."""
 
@@ -52,7 +52,7 @@ def parse_name(lora_name: str) -> tuple[str, str] | None:
     if match is None:
         return None
     key = match["key"]
-    if any(part in (".", "..") for part in PurePosixPath(key).parts):
+    if any(part in (".", "..") for part in key.split("/")):
         return None
     return key, match["sha"]
 
@@ -140,10 +140,11 @@ def register() -> None:
     from vllm.lora.request import LoRARequest
     from vllm.lora.resolver import LoRAResolver, LoRAResolverRegistry
 
-    fetch = fetch_from_env()
-    if fetch is None:
+    found = fetch_from_env()
+    if found is None:
         logger.warning("rlaas resolver: neither RLAAS_S3_ENDPOINT nor RLAAS_OBJECTS_DIR is set")
         return
+    fetch: Fetch = found
     cache = Path(
         os.environ.get("RLAAS_VLLM_LORA_CACHE") or Path(tempfile.gettempdir()) / "rlaas-loras"
     )
