@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "model-server",
         help="serve the local model over KServe v2 gRPC and the OpenAI HTTP API "
-        "(what the triton and vllm backends talk to); `rlaas model-server -- --help`",
+        "(the triton client's test server); `rlaas model-server -- --help`",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="model server options")
     p.set_defaults(func=cmd_model_server)

@@ -1,9 +1,8 @@
-"""The local backend as a standalone model server, speaking the two protocols the remote
-backends use, so ``triton`` and ``vllm`` are tested against a real server:
-
-**KServe v2 gRPC** (what Triton speaks; the tensor convention is in ``kserve_grpc``) and
-**OpenAI-compatible HTTP** (the subset vLLM serves, with its dynamic LoRA endpoints; in
-``openai_http``). The modules, each importing only those before it:
+"""The local backend as a standalone model server (``rlaas model-server``): the local
+model behind **KServe v2 gRPC** (the tensor convention is in ``kserve_grpc``; the
+``triton`` client is tested against it until the real Triton server serves the stack) and
+an **OpenAI-compatible HTTP** API (``openai_http``: any OpenAI client can use the local
+model). It is not the vLLM engine: the ``vllm`` backend is tested against real vLLM. The modules, each importing only those before it:
 
 - ``core``: what both protocols share (the backend, the adapters loaded by name, the
   request timeout, the generation defaults);

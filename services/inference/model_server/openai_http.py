@@ -1,5 +1,5 @@
-"""The model server's **OpenAI-compatible HTTP** side (aiohttp), the subset vLLM serves
-and the ``vllm`` backend talks: ``GET /health``, ``GET /v1/models``,
+"""The model server's **OpenAI-compatible HTTP** side (aiohttp), the subset of the OpenAI
+API that vLLM serves: ``GET /health``, ``GET /v1/models``,
 ``POST /v1/chat/completions`` and ``POST /v1/completions`` (both with ``"stream": true``
 as server-sent events), and vLLM's dynamic LoRA endpoints
 ``POST /v1/load_lora_adapter {"lora_name", "lora_path"[, "sha256"]}`` and
