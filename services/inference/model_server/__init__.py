@@ -2,7 +2,8 @@
 model behind **KServe v2 gRPC** (the tensor convention is in ``kserve_grpc``; the
 ``triton`` client is tested against it until the real Triton server serves the stack) and
 an **OpenAI-compatible HTTP** API (``openai_http``: any OpenAI client can use the local
-model). It is not the vLLM engine: the ``vllm`` backend is tested against real vLLM. The modules, each importing only those before it:
+model). It is not the vLLM engine: the ``vllm`` backend is tested against real vLLM.
+The modules, each importing only those before it:
 
 - ``core``: what both protocols share (the backend, the adapters loaded by name, the
   request timeout, the generation defaults);
