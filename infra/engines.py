@@ -17,8 +17,6 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 ENGINES_DIR = PROJECT_DIR / ".engines"
 VLLM_READY_TIMEOUT_S = 600.0
 """vLLM imports, loads and warms up for 1.5-3 minutes on 2 CPU cores."""
-VLLM_MAX_LORA_RANK = 64
-"""The largest LoRA rank the engine accepts (its LoRA buffers are sized for it)."""
 VLLM_RESOLVER_PLUGIN = "rlaas_object_store_resolver"
 
 
@@ -73,7 +71,10 @@ def vllm_argv(settings: Settings, model_dir: Path) -> list[str]:
         "--dtype", "float32",
         "--max-model-len", str(settings.vllm_max_model_len),
         "--enable-lora",
-        "--max-lora-rank", str(VLLM_MAX_LORA_RANK),
+        # The CPU LoRA kernels gather a rank x hidden slice per token: their cost grows
+        # with this bound, not with the adapter's own rank (at 64, a gate's prefills of
+        # a few hundred tokens stalled the engine for minutes; measured, see README).
+        "--max-lora-rank", str(settings.vllm_max_lora_rank),
         "--max-loras", str(settings.vllm_max_loras),
         "--max-cpu-loras", str(max(settings.vllm_max_loras, settings.max_adapters)),
         "--disable-uvicorn-access-log",
@@ -91,6 +92,10 @@ def vllm_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:
         VLLM_NO_USAGE_STATS="1",
         DO_NOT_TRACK="1",
         VLLM_CPU_KVCACHE_SPACE=os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+        # vLLM's default pins its one compute thread to the last core and keeps the
+        # others for itself; the embedded stack shares the cores with the workers, so
+        # leave scheduling to the OS (all cores, torch's default threads).
+        VLLM_CPU_OMP_THREADS_BIND=os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind"),
         VLLM_ALLOW_RUNTIME_LORA_UPDATING="True",
         VLLM_PLUGINS=VLLM_RESOLVER_PLUGIN,
         RLAAS_VLLM_LORA_CACHE=str(settings.state_dir.resolve() / "engines" / "vllm-loras"),

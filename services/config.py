@@ -218,6 +218,10 @@ class Settings(BaseSettings):
     """Port of the vLLM engine ``rlaas up`` starts."""
     vllm_max_loras: int = Field(default=4, ge=1)
     """Adapters the embedded vLLM engine batches at once (``--max-loras``)."""
+    vllm_max_lora_rank: int = Field(default=16, ge=1)
+    """Largest LoRA rank the embedded vLLM engine serves (``--max-lora-rank``; the
+    trainer's default is 8). An adapter of a higher rank is FAILED_PRECONDITION. On CPU
+    the engine's LoRA cost grows with this bound, whatever the adapters' own ranks."""
     vllm_max_model_len: int = Field(default=2048, ge=64)
     """Longest prompt + answer the embedded vLLM engine serves (``--max-model-len``)."""
     model_dir: Path | None = None
