@@ -20,7 +20,7 @@ async def open_backend(settings: Settings) -> Backend:
     if kind == "triton":
         from services.inference.backends.triton import TritonBackend
 
-        return TritonBackend(settings.triton_url)
+        return TritonBackend(settings.triton_url, settings.base_model_name)
     if kind == "vllm":
         from services.inference.backends.vllm import VLLMBackend
         from services.objects.store import object_store
