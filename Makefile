@@ -94,7 +94,9 @@ $(VLLM_STAMP): engines/vllm/requirements.lock engines/vllm/plugin/pyproject.toml
 	$(PYTHON) -m venv --clear $(VLLM_VENV)
 	# --no-deps: the lock is the whole closure (torchvision & co. left out on purpose).
 	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r engines/vllm/requirements.lock
-	$(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation ./engines/vllm/plugin
+	# Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
+	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. $$tmp && \
+	  $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
 	touch $@
 
 down: ## stop every process `make up` started (data is kept)
