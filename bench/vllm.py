@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 
 from bench.backends import make_adapters
+from bench.gateway import pct
 from bench.stack import embedded_stack
 from infra.engines import base_model_dir
 from infra.operator_key import temporary_operator_key
@@ -68,12 +68,6 @@ Call = Callable[[int], Awaitable[tuple[float, int]]]
 
 def rid() -> str:
     return str(uuid.uuid4())
-
-
-def pct(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values)
-    return {"p50_ms": round(float(np.percentile(arr, 50)), 2),
-            "p99_ms": round(float(np.percentile(arr, 99)), 2)}  # fmt: skip
 
 
 async def series(call: Call, concurrency: int) -> dict[str, Any]:
@@ -111,7 +105,7 @@ async def measure(settings: Settings, model_dir: Path) -> dict[str, Any]:
     gateway = inference_pb2_grpc.InferenceServiceStub(channel)
     engine = VLLMBackend(
         settings.vllm_target, settings.base_model_name,
-        store_prefix=object_store(settings).uri("k")[:-1], max_adapters=16,
+        objects=object_store(settings), max_adapters=16,
     )  # fmt: skip
     try:
         await registry.CreateSkill(

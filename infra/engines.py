@@ -47,13 +47,10 @@ def base_model_dir(settings: Settings) -> Path:
 
     if settings.model_dir is not None:
         return settings.model_dir.resolve()
-    config = LocalBackendConfig(
-        gguf_path=smollm2_gguf_path(), cache_dir=settings.state_dir.resolve() / "models"
-    )
-    assert config.gguf_path is not None and config.cache_dir is not None
-    cached = gguf_cache_path(config.gguf_path, config.cache_dir)
-    if not (cached / "config.json").is_file():
-        load_base_model(config)  # dequantizes and writes the cache
+    gguf, cache_dir = smollm2_gguf_path(), settings.state_dir.resolve() / "models"
+    cached = gguf_cache_path(gguf, cache_dir)
+    if not (cached / "config.json").is_file():  # dequantize once, into the cache
+        load_base_model(LocalBackendConfig(gguf_path=gguf, cache_dir=cache_dir))
     return cached
 
 

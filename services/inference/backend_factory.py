@@ -29,7 +29,7 @@ async def open_backend(settings: Settings) -> Backend:
             settings.vllm_target,
             settings.base_model_name,
             # The engine's resolver reads adapters from this same store.
-            store_prefix=object_store(settings).uri("k")[:-1],
+            objects=object_store(settings),
             max_adapters=settings.max_adapters,
         )
     from services.inference.backends.local import (

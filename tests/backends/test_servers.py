@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -23,6 +24,7 @@ from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.triton import TritonBackend
 from services.inference.backends.vllm import VLLMBackend
 from services.inference.model_server import ModelServerHandle, start_model_server
+from services.objects.store import LocalObjectStore
 from tests.backends.conftest import TinyArtifacts
 
 pytestmark = pytest.mark.integration
@@ -159,9 +161,8 @@ async def test_kserve_metadata(served: Served) -> None:
 
 def _down_backends(port: int) -> list[tuple[Backend, type[Exception]]]:
     """Each remote client, and what running past its deadline raises."""
-    vllm = VLLMBackend(
-        f"http://127.0.0.1:{port}", "tiny", store_prefix="file:///x/", health_timeout_s=0.5
-    )
+    objects = LocalObjectStore(Path("/x"))
+    vllm = VLLMBackend(f"http://127.0.0.1:{port}", "tiny", objects=objects, health_timeout_s=0.5)
     return [
         (TritonBackend(f"127.0.0.1:{port}", "tiny", health_timeout_s=0.5), Unavailable),
         (vllm, DeadlineExceeded),

@@ -55,7 +55,7 @@ class Engine:
     def backend(self, **kwargs: object) -> VLLMBackend:
         return VLLMBackend(
             self.url, self.settings.base_model_name,
-            store_prefix=self.store.uri("k")[:-1], **kwargs,  # type: ignore[arg-type]
+            objects=self.store, **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
 
 
@@ -183,7 +183,7 @@ async def test_deadlines_and_a_dead_engine_never_hang(engine: Engine, vllm: VLLM
         async for _ in vllm.stream(long, timeout_s=0.3):
             pass
     assert time.monotonic() - started < 5
-    dead = VLLMBackend(f"http://127.0.0.1:{_free_port()}", store_prefix="file:///x/")
+    dead = VLLMBackend(f"http://127.0.0.1:{_free_port()}", objects=engine.store)
     try:
         assert not await dead.health()
         with pytest.raises(Unavailable):

@@ -4,6 +4,7 @@ with LoRA on CPU)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from services.config import Settings
 from services.inference.backend_factory import LazyBackend
 from services.inference.backends.base import Backend, Scorer
 from services.inference.backends.vllm import VLLMBackend
+from services.objects.store import LocalObjectStore
 from workers.evaluation_activities import EvaluationActivities
 from workers.worker import _gpu_activities
 
@@ -26,7 +28,7 @@ class _Scores:
 
 
 async def test_a_backend_that_cannot_score_borrows_the_workers_scorer() -> None:
-    engine = VLLMBackend("http://127.0.0.1:9", store_prefix="file:///objects/")
+    engine = VLLMBackend("http://127.0.0.1:9", objects=LocalObjectStore(Path("/objects")))
     assert not isinstance(engine, Scorer)
     local = _Scores()
 

@@ -31,7 +31,6 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import unquote
 
 import aiohttp
 
@@ -44,6 +43,7 @@ from services.inference.backends.base import (
     invalid_argument_from_message,
     validate_request,
 )
+from services.objects.store import ObjectStore, key_for_uri
 
 HEALTH_TIMEOUT_S = 2.0
 ADAPTER_UNAVAILABLE = "ADAPTER_UNAVAILABLE"
@@ -55,14 +55,14 @@ class VLLMBackend:
         base_url: str,
         model: str = DEFAULT_MODEL_NAME,
         *,
-        store_prefix: str,
+        objects: ObjectStore,
         max_adapters: int = 8,
         name: str = "vllm",
         health_timeout_s: float = HEALTH_TIMEOUT_S,
     ) -> None:
         """``base_url``: e.g. ``http://127.0.0.1:8000``; ``model``: the base model's
-        served name; ``store_prefix``: what the object store puts before a key in its
-        URIs (``store.uri("k")[:-1]``): adapters outside it cannot reach the engine;
+        served name; ``objects``: the object store the engine's resolver reads (an
+        adapter outside it cannot reach the engine);
         ``max_adapters``: adapters kept registered on the engine at once."""
         if max_adapters < 1:
             raise ValueError("max_adapters must be >= 1")
@@ -70,7 +70,7 @@ class VLLMBackend:
         self.health_timeout_s = health_timeout_s
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.store_prefix = store_prefix
+        self.objects = objects
         self.max_adapters = max_adapters
         self._session: aiohttp.ClientSession | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
@@ -85,13 +85,13 @@ class VLLMBackend:
 
     def lora_name(self, ref: AdapterRef) -> str:
         """The adapter's name on the engine: its object key and weights' sha256."""
-        if not ref.uri.startswith(self.store_prefix) or len(ref.uri) == len(self.store_prefix):
+        try:
+            key = key_for_uri(self.objects, ref.uri)
+        except InvalidArgument as exc:
             raise FailedPrecondition(
-                f"adapter {ref.name!r} at {ref.uri} is not in the object store the engine "
-                f"reads ({self.store_prefix})",
+                f"adapter {ref.name!r}: {exc.message}; the engine reads only that store",
                 reason=ADAPTER_UNAVAILABLE,
-            )
-        key = unquote(ref.uri[len(self.store_prefix) :]).rstrip("/")
+            ) from exc
         return f"{key}@{ref.sha256.lower()}"
 
     # -- the Backend protocol ---------------------------------------------------------
