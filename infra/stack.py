@@ -32,6 +32,7 @@ from infra import engines, migrate
 from infra.processes import ProcessTable, alive, start_time
 from services import server_secret
 from services.config import Settings
+from services.inference.backend_factory import base_model_dir
 from services.objects.store import object_store
 from services.tenancy.bootstrap import bootstrap_operator
 from services.tenancy.service import CreatedKey
@@ -284,6 +285,20 @@ async def http_ok(url: str) -> bool:
         return reply.status == 200
 
 
+async def triton_ready(target: str, model: str) -> bool:
+    """Triton is up and the model loaded (KServe v2 ServerReady + ModelReady)."""
+    from tritonclient.grpc.aio import InferenceServerClient
+
+    client = InferenceServerClient(target)
+    try:
+        return bool(
+            await client.is_server_ready(client_timeout=2)
+            and await client.is_model_ready(model, client_timeout=2)
+        )
+    finally:
+        await client.close()
+
+
 async def queue_has_pollers(address: str, namespace: str, task_queue: str, kind: int) -> bool:
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
@@ -448,10 +463,16 @@ class Stack:
 
     async def _engine(self, echo: Callable[[str], None]) -> None:
         """The serving engine RLAAS_INFERENCE_BACKEND names, when the stack runs it
-        (vLLM without RLAAS_VLLM_URL); an external one must answer its health check."""
+        (no RLAAS_VLLM_URL / RLAAS_TRITON_URL); an external one must answer its health
+        check."""
         s = self.settings
-        if s.inference_backend != "vllm":
-            return
+        if s.inference_backend == "vllm":
+            await self._vllm(echo)
+        elif s.inference_backend == "triton":
+            await self._triton(echo)
+
+    async def _vllm(self, echo: Callable[[str], None]) -> None:
+        s = self.settings
         health = functools.partial(http_ok, f"{s.vllm_target}/health")
         if s.vllm_url is not None:
             await _wait_ready("vLLM", health, None)
@@ -461,7 +482,7 @@ class Stack:
             engines.vllm_python()
         except engines.EngineMissing as err:
             raise StackError(str(err)) from err
-        model_dir = await asyncio.to_thread(engines.base_model_dir, s)
+        model_dir = await asyncio.to_thread(base_model_dir, s)
         await self._ensure(
             "vllm",
             engines.vllm_argv(s, model_dir),
@@ -471,6 +492,29 @@ class Stack:
             timeout_s=engines.VLLM_READY_TIMEOUT_S,
         )
         echo(f"vllm         {s.vllm_target}: ready, serving {s.base_model_name}")
+
+    async def _triton(self, echo: Callable[[str], None]) -> None:
+        s = self.settings
+        health = functools.partial(triton_ready, s.triton_target, s.base_model_name)
+        if s.triton_url is not None:
+            await _wait_ready("Triton", health, None)
+            echo(f"triton       {s.triton_target}: ready (external)")
+            return
+        try:
+            engines.triton_venv()
+        except engines.EngineMissing as err:
+            raise StackError(str(err)) from err
+        model_dir = await asyncio.to_thread(base_model_dir, s)
+        repo = await asyncio.to_thread(engines.triton_model_repository, s, model_dir)
+        await self._ensure(
+            "triton",
+            engines.triton_argv(s, repo),
+            engines.triton_env(s, dict(os.environ)),
+            health,
+            ports=(("RLAAS_TRITON_PORT", s.triton_port),),
+            timeout_s=engines.TRITON_READY_TIMEOUT_S,
+        )
+        echo(f"triton       {s.triton_target}: ready, serving {s.base_model_name}")
 
     async def _ensure(
         self,
@@ -499,7 +543,7 @@ class Stack:
 
     def down(self, *, echo: Callable[[str], None] = print) -> None:
         # Reverse order of start: workers and server first, so they drain cleanly.
-        order = ["worker-gpu", "worker-cpu", "serve", "vllm", "milvus", "temporal"]
+        order = ["worker-gpu", "worker-cpu", "serve", "vllm", "triton", "milvus", "temporal"]
         names = order + [n for n in self.procs.names() if n not in order]
         for name in names:
             if self.procs.stop(name, timeout=self.settings.shutdown_grace_s + 5):
@@ -510,11 +554,13 @@ class Stack:
     def status(self) -> dict[str, str]:
         result = {}
         names = ["temporal", "milvus", "serve", "worker-cpu", "worker-gpu"]
-        if self.settings.inference_backend == "vllm":
-            names.insert(2, "vllm")
+        engine = self.settings.inference_backend
+        external = {"vllm": self.settings.vllm_url, "triton": self.settings.triton_url}
+        if engine in external:
+            names.insert(2, engine)
         for name in names:
-            if name == "vllm" and self.settings.vllm_url is not None:
-                result[name] = f"external ({self.settings.vllm_target})"
+            if external.get(name) is not None:
+                result[name] = f"external ({external[name]})"
                 continue
             managed = self.procs.running(name)
             result[name] = f"running (pid {managed.pid})" if managed else "stopped"

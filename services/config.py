@@ -202,13 +202,21 @@ class Settings(BaseSettings):
     # --- Inference gateway --------------------------------------------------------
     inference_backend: str = Field(default="local", pattern="^(local|triton|vllm)$")
     """Model backend: ``local`` (transformers + PEFT in process, CPU or CUDA), ``triton``
-    (KServe v2 gRPC at ``RLAAS_TRITON_URL``) or ``vllm`` (vLLM's OpenAI API: the engine
-    ``rlaas up`` starts, or ``RLAAS_VLLM_URL``)."""
+    (Triton Inference Server over KServe v2 gRPC) or ``vllm`` (vLLM's OpenAI API). For
+    both engines ``rlaas up`` starts one, or ``RLAAS_TRITON_URL``/``RLAAS_VLLM_URL``
+    names a running one."""
     base_model_name: str = Field(default="SmolLM2-135M-Instruct", min_length=1)
     """The base model's name on the serving engine (vLLM's ``--served-model-name``, the
     Triton model): what the clients ask for when no adapter is named."""
-    triton_url: str = "127.0.0.1:8001"
-    """``host:port`` of a Triton / KServe v2 gRPC server (``inference_backend=triton``)."""
+    triton_url: str | None = None
+    """``host:port`` (gRPC) of an external Triton Inference Server
+    (``inference_backend=triton``) whose model follows the tensor convention of Triton's
+    vLLM backend: a GPU Triton running the vLLM backend, or this project's model
+    repository (engines/triton). Unset: ``rlaas up`` starts Triton from ``make
+    engine-triton``'s venv on ``RLAAS_TRITON_PORT``."""
+    triton_port: int = Field(default=8001, ge=1, le=65535)
+    """gRPC port of the Triton server ``rlaas up`` starts (its HTTP and metrics
+    endpoints stay off)."""
     vllm_url: str | None = None
     """Base URL of an external vLLM server (``inference_backend=vllm``), e.g.
     ``http://vllm:8000``; it must load adapters with the ``rlaas-vllm-plugin`` resolver
@@ -308,6 +316,10 @@ class Settings(BaseSettings):
     @property
     def run_dir(self) -> Path:
         return self.state_dir.resolve() / "run"
+
+    @property
+    def triton_target(self) -> str:
+        return self.triton_url or f"127.0.0.1:{self.triton_port}"
 
     @property
     def vllm_target(self) -> str:

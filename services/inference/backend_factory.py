@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from services.config import Settings
 from services.inference.backends.base import (
@@ -15,12 +16,43 @@ from services.inference.backends.base import (
 )
 
 
+def base_model_dir(settings: Settings) -> Path:
+    """The base model as a Hugging Face directory an engine can load: the configured
+    ``model_dir``, or the packaged SmolLM2 GGUF dequantized once into the state dir (the
+    same cache the local backend and the trainer use)."""
+    from services.inference.backends.local import (
+        LocalBackendConfig,
+        gguf_cache_path,
+        load_base_model,
+        smollm2_gguf_path,
+    )
+
+    if settings.model_dir is not None:
+        return settings.model_dir.resolve()
+    gguf, cache_dir = smollm2_gguf_path(), settings.state_dir.resolve() / "models"
+    cached = gguf_cache_path(gguf, cache_dir)
+    if not (cached / "config.json").is_file():  # dequantize once, into the cache
+        load_base_model(LocalBackendConfig(gguf_path=gguf, cache_dir=cache_dir))
+    return cached
+
+
 async def open_backend(settings: Settings) -> Backend:
     kind = settings.inference_backend
     if kind == "triton":
-        from services.inference.backends.triton import TritonBackend
+        from services.inference.backends.triton import ChatTemplate, TritonBackend
+        from services.objects.store import object_store
 
-        return TritonBackend(settings.triton_url, settings.base_model_name)
+        # Triton's vLLM-backend convention takes a prompt string: the chat template is
+        # applied here, from the base model's tokenizer.
+        model_dir = await asyncio.to_thread(base_model_dir, settings)
+        template = await asyncio.to_thread(ChatTemplate, model_dir)
+        return TritonBackend(
+            settings.triton_target,
+            settings.base_model_name,
+            render=template,
+            # The model fetches adapters from this same store.
+            objects=object_store(settings),
+        )
     if kind == "vllm":
         from services.inference.backends.vllm import VLLMBackend
         from services.objects.store import object_store

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from infra import engines
 from infra.stack import Stack
 from services.config import Settings
 from services.errors import DeadlineExceeded, FailedPrecondition, Unavailable
+from services.inference.backend_factory import base_model_dir
 from services.inference.backends.base import AdapterRef, GenerationRequest
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.vllm import ADAPTER_UNAVAILABLE, VLLMBackend
@@ -63,7 +63,7 @@ class Engine:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     state = tmp_path_factory.mktemp("vllm-state")
     settings = Settings(state_dir=state, vllm_port=_free_port(), max_adapters=4)
-    model_dir = engines.base_model_dir(settings)
+    model_dir = base_model_dir(settings)
     store = LocalObjectStore(settings.objects_dir)
     adapters = []
     for seed in (1, 2, 3):

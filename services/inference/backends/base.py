@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
 from services.errors import DomainError, FailedPrecondition, FieldViolation, InvalidArgument
@@ -206,6 +206,17 @@ def safe_prefix_len(text: str, stop: list[str]) -> int:
 _INVALID_PREFIX = "invalid argument: "
 
 
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The prompt a chat model is given: ``messages`` through the tokenizer's chat
+    template, ready for the assistant's turn."""
+    try:
+        return str(
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        )
+    except Exception as exc:  # jinja errors: the template rejects these messages
+        raise InvalidArgument.field("messages", f"chat template failed: {exc}") from exc
+
+
 def wire_message(error: DomainError) -> str:
     return f"{error.reason}: {error.message}"
 
@@ -230,6 +241,9 @@ def invalid_argument_from_message(
             name, sep, description = part.partition(": ")
             if sep and name and " " not in name:
                 violations.append(FieldViolation(name, description))
+            elif violations:  # a "; " inside a description, not between violations
+                last = violations.pop()
+                violations.append(FieldViolation(last.field, f"{last.description}; {part}"))
     if not violations:
         violations = [FieldViolation(default_field, text)]
     return InvalidArgument(violations, reason=reason)

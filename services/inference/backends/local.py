@@ -61,6 +61,7 @@ from services.inference.backends.base import (
     GenerationResult,
     ScoreRequest,
     cut_at_stop,
+    render_chat,
     safe_prefix_len,
     sha256_file,
     validate_request,
@@ -521,12 +522,7 @@ class LocalBackend:
             req = dataclasses.replace(req, messages=[{"role": "user", "content": raw_prompt}])
         validate_request(req)
         if raw_prompt is None:
-            try:
-                prompt = self.tokenizer.apply_chat_template(
-                    req.messages, add_generation_prompt=True, tokenize=False
-                )
-            except Exception as exc:  # jinja errors: the template rejects these messages
-                raise InvalidArgument.field("messages", f"chat template failed: {exc}") from exc
+            prompt = render_chat(self.tokenizer, req.messages)
         ids = list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
         if len(ids) + req.max_new_tokens > self.max_context:
             raise InvalidArgument.field(

@@ -1,69 +1,102 @@
-"""TritonBackend: a KServe v2 gRPC client (tritonclient.grpc.aio) to our model server or
-to a Triton deployment whose model follows the same tensor convention (documented in
-``services.inference.model_server.kserve_grpc``): ``text_input`` is the chat as JSON,
-``adapter`` the AdapterRef as JSON, the reply comes back in ``text_output``.
+"""TritonBackend: a client (tritonclient.grpc.aio, KServe v2 gRPC) of Triton Inference
+Server models that follow the tensor convention of Triton's own vLLM backend:
 
-Every call carries a gRPC deadline (``client_timeout``/``stream_timeout``); anything that
-looks like a down or slow server becomes ``Unavailable``.
+- ``text_input``: the prompt, with the base model's chat template already applied
+  (the vLLM backend takes a string, not a chat), rendered here by ``render``;
+- ``sampling_parameters``: JSON (``max_tokens``, ``temperature``, ``top_p``, ``seed``,
+  ``stop``, and ``lora_name`` for the adapter);
+- ``stream``, ``exclude_input_in_output`` (always true here), ``return_finish_reason``,
+  ``return_num_input_tokens``, ``return_num_output_tokens``;
+- replies: ``text_output`` (a delta per response when streaming), ``finish_reason``,
+  ``num_input_tokens``, ``num_output_tokens``.
+
+So the same client serves the project's CPU model repository (engines/triton: transformers
++ PEFT in Triton's Python backend) and a GPU Triton running the vLLM backend. Those
+models are decoupled, which Triton's unary ModelInfer refuses: every call goes through
+the bidirectional ModelStreamInfer, and a non-streaming call reads its one response.
+
+Adapters are named ``<object key>@<sha256>`` (engine_adapters): the model fetches them
+from the object store itself. Every call carries a gRPC deadline: running past it is
+DeadlineExceeded, a down or restarting server Unavailable, an adapter the model cannot
+load FailedPrecondition, and bad input InvalidArgument naming the field.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
-from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from services.errors import DomainError, Unavailable
+from services.errors import DeadlineExceeded, DomainError, Unavailable
 from services.inference.backends.base import (
     DEFAULT_MODEL_NAME,
     GenerationRequest,
     GenerationResult,
     failed_precondition_from_message,
     invalid_argument_from_message,
-    split_wire_message,
+    render_chat,
     validate_request,
 )
+from services.inference.backends.engine_adapters import engine_adapter_name
+from services.objects.store import ObjectStore
 
 FINAL_RESPONSE = "triton_final_response"
 HEALTH_TIMEOUT_S = 2.0
-_TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "NOT_FOUND"}
-_OUTPUTS = ("text_output", "prompt_tokens", "completion_tokens", "finish_reason")
+_OUTPUTS = ("text_output", "finish_reason", "num_input_tokens", "num_output_tokens")
+
+PromptRenderer = Callable[[list[dict[str, str]]], str]
 
 
-def _bytes_input(name: str, values: list[str]) -> InferInput:
-    tensor = InferInput(name, [len(values)], "BYTES")
-    tensor.set_data_from_numpy(np.array([v.encode() for v in values], dtype=np.object_))
+class ChatTemplate:
+    """The base model's chat template, from its tokenizer files (no weights loaded)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        from transformers import AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        return render_chat(self._tokenizer, messages)
+
+
+def _bool_input(name: str, value: bool) -> InferInput:
+    tensor = InferInput(name, [1], "BOOL")
+    tensor.set_data_from_numpy(np.array([value], dtype=np.bool_))
     return tensor
 
 
-def _scalar_input(name: str, datatype: str, value: Any, dtype: Any) -> InferInput:
-    tensor = InferInput(name, [1], datatype)
-    tensor.set_data_from_numpy(np.array([value], dtype=dtype))
+def _bytes_input(name: str, value: str) -> InferInput:
+    tensor = InferInput(name, [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([value.encode()], dtype=np.object_))
     return tensor
 
 
-def _map_error(status: str | None, message: str, url: str) -> DomainError:
-    """A tritonclient / gRPC failure as a DomainError."""
-    code = (status or "").removeprefix("StatusCode.")
-    if code == "INVALID_ARGUMENT":
-        return invalid_argument_from_message(message)
-    if code == "FAILED_PRECONDITION":
-        return failed_precondition_from_message(message)
-    if not code:
-        # ModelStreamInfer errors arrive as a bare message: "<REASON>: <text>".
-        reason, _ = split_wire_message(message)
-        if reason == "INVALID_ARGUMENT":
-            return invalid_argument_from_message(message)
-        if reason is not None and reason not in _TRANSIENT:
-            return failed_precondition_from_message(message)
-    reason = "DEADLINE_EXCEEDED" if code == "DEADLINE_EXCEEDED" else None
-    return Unavailable(f"triton at {url}: {code or 'error'}: {message}", reason=reason)
+def _first(result: InferResult, name: str) -> Any:
+    value = result.as_numpy(name)
+    return None if value is None or value.size == 0 else value.flat[0]
+
+
+def _map_error(code: str | None, message: str, url: str) -> DomainError:
+    """A failed call as a DomainError. The model's errors come as
+    ``"<CODE>: <REASON>: <message>"`` (a stream carries no status code); anything else
+    (a transport failure, another model's error text) means the server cannot answer."""
+    code = (code or "").removeprefix("StatusCode.")
+    if code == "DEADLINE_EXCEEDED":
+        return DeadlineExceeded(f"triton at {url} did not answer within the deadline")
+    head, sep, rest = message.partition(": ")
+    if not code and sep:
+        if head == "INVALID_ARGUMENT":
+            return invalid_argument_from_message(rest, default_field="sampling_parameters")
+        if head == "FAILED_PRECONDITION":
+            return failed_precondition_from_message(rest)
+    return Unavailable(f"triton at {url}: {code or 'error'}: {message}")
 
 
 class TritonBackend:
@@ -72,14 +105,19 @@ class TritonBackend:
         url: str,
         model_name: str = DEFAULT_MODEL_NAME,
         *,
+        render: PromptRenderer,
+        objects: ObjectStore,
         name: str = "triton",
         health_timeout_s: float = HEALTH_TIMEOUT_S,
     ) -> None:
-        """``url``: ``host:port`` of the KServe v2 gRPC endpoint."""
+        """``url``: ``host:port`` of Triton's gRPC endpoint; ``render``: the base model's
+        chat template; ``objects``: the store the model reads adapters from."""
         self.name = name
         self.health_timeout_s = health_timeout_s
         self.url = url
         self.model_name = model_name
+        self.render = render
+        self.objects = objects
         self._client: InferenceServerClient | None = None
 
     @property
@@ -89,83 +127,88 @@ class TritonBackend:
             self._client = InferenceServerClient(self.url)
         return self._client
 
-    def _inputs(self, req: GenerationRequest) -> list[InferInput]:
-        inputs = [
-            _bytes_input("text_input", [json.dumps(req.messages)]),
-            _scalar_input("max_tokens", "INT32", req.max_new_tokens, np.int32),
-            _scalar_input("temperature", "FP32", req.temperature, np.float32),
-            _scalar_input("top_p", "FP32", req.top_p, np.float32),
-        ]
+    def _request(self, req: GenerationRequest, *, stream: bool) -> dict[str, Any]:
+        sampling: dict[str, Any] = {
+            "max_tokens": req.max_new_tokens,
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+        }
         if req.seed is not None:
-            inputs.append(_scalar_input("seed", "INT64", req.seed, np.int64))
+            sampling["seed"] = req.seed
         if req.stop:
-            inputs.append(_bytes_input("stop", list(req.stop)))
+            sampling["stop"] = list(req.stop)
         if req.adapter is not None:
-            ref = req.adapter
-            payload = json.dumps({"name": ref.name, "uri": ref.uri, "sha256": ref.sha256})
-            inputs.append(_bytes_input("adapter", [payload]))
-        return inputs
+            sampling["lora_name"] = engine_adapter_name(self.objects, req.adapter)
+        inputs = [
+            _bytes_input("text_input", self.render(req.messages)),
+            _bool_input("stream", stream),
+            _bytes_input("sampling_parameters", json.dumps(sampling)),
+            _bool_input("exclude_input_in_output", True),
+            _bool_input("return_finish_reason", True),
+            _bool_input("return_num_input_tokens", True),
+            _bool_input("return_num_output_tokens", True),
+        ]
+        return {
+            "model_name": self.model_name,
+            "inputs": inputs,
+            "outputs": [InferRequestedOutput(n) for n in _OUTPUTS],
+            # The final flag arrives on a response of its own, data or not.
+            "parameters": {"enable_empty_final_response": True},
+        }
 
-    async def generate(self, req: GenerationRequest, *, timeout_s: float) -> GenerationResult:
+    async def _responses(
+        self, req: GenerationRequest, *, stream: bool, timeout_s: float
+    ) -> AsyncIterator[InferResult]:
         validate_request(req)
-        try:
-            result = await self.client.infer(
-                self.model_name,
-                self._inputs(req),
-                outputs=[InferRequestedOutput(n) for n in _OUTPUTS],
-                client_timeout=timeout_s,
-            )
-        except InferenceServerException as exc:
-            raise _map_error(exc.status(), exc.message() or "", self.url) from exc
-        text = result.as_numpy("text_output")
-        if text is None or text.size != 1:
-            raise Unavailable(f"triton at {self.url}: reply has no text_output")
-        prompt_tokens = result.as_numpy("prompt_tokens")
-        completion_tokens = result.as_numpy("completion_tokens")
-        finish = result.as_numpy("finish_reason")
-        finish_reason = finish.flat[0].decode() if finish is not None else "stop"
-        return GenerationResult(
-            text=text.flat[0].decode(),
-            prompt_tokens=int(prompt_tokens.flat[0]) if prompt_tokens is not None else 0,
-            completion_tokens=(
-                int(completion_tokens.flat[0]) if completion_tokens is not None else 0
-            ),
-            finish_reason="length" if finish_reason == "length" else "stop",
-        )
-
-    async def stream(self, req: GenerationRequest, *, timeout_s: float) -> AsyncIterator[str]:
-        validate_request(req)
-        inputs = self._inputs(req)
-        inputs.append(_scalar_input("stream", "BOOL", True, np.bool_))
+        request = self._request(req, stream=stream)
 
         async def requests() -> AsyncIterator[dict[str, Any]]:
-            yield {
-                "model_name": self.model_name,
-                "inputs": inputs,
-                "parameters": {"enable_empty_final_response": True},
-            }
+            yield request
 
         responses = self.client.stream_infer(requests(), stream_timeout=timeout_s)
         try:
             async for result, error in responses:
                 if error is not None:
                     raise _map_error(error.status(), error.message() or "", self.url)
-                response = result.get_response()
-                final = response.parameters.get(FINAL_RESPONSE)
-                text = result.as_numpy("text_output")
-                if text is not None and text.size:
-                    delta = text.flat[0].decode()
-                    if delta:
-                        yield delta
+                yield result
+                final = result.get_response().parameters.get(FINAL_RESPONSE)
                 if final is not None and final.bool_param:
                     return
+            raise Unavailable(f"triton at {self.url}: the stream ended without a final reply")
         except grpc.RpcError as exc:  # the stream iterator raises raw gRPC errors
             code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
-            raise _map_error(str(code), str(exc.details() if code else exc), self.url) from exc
+            details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+            raise _map_error(str(code), details or "", self.url) from exc
         except InferenceServerException as exc:
             raise _map_error(exc.status(), exc.message() or "", self.url) from exc
         finally:
             responses.cancel()
+
+    async def generate(self, req: GenerationRequest, *, timeout_s: float) -> GenerationResult:
+        text: list[str] = []
+        prompt_tokens = completion_tokens = 0
+        finish_reason = "stop"
+        async for result in self._responses(req, stream=False, timeout_s=timeout_s):
+            delta = _first(result, "text_output")
+            if delta is not None:
+                text.append(delta.decode())
+            prompt_tokens = max(prompt_tokens, int(_first(result, "num_input_tokens") or 0))
+            completion_tokens += int(_first(result, "num_output_tokens") or 0)
+            reason = _first(result, "finish_reason")
+            if reason is not None and reason.decode() not in ("", "None"):
+                finish_reason = reason.decode()
+        return GenerationResult(
+            text="".join(text),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            finish_reason="length" if finish_reason == "length" else "stop",
+        )
+
+    async def stream(self, req: GenerationRequest, *, timeout_s: float) -> AsyncIterator[str]:
+        async for result in self._responses(req, stream=True, timeout_s=timeout_s):
+            delta = _first(result, "text_output")
+            if delta is not None and delta:
+                yield delta.decode()
 
     async def health(self) -> bool:
         try:

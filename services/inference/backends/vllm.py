@@ -43,10 +43,13 @@ from services.inference.backends.base import (
     invalid_argument_from_message,
     validate_request,
 )
-from services.objects.store import ObjectStore, key_for_uri
+from services.inference.backends.engine_adapters import (
+    ADAPTER_UNAVAILABLE,
+    engine_adapter_name,
+)
+from services.objects.store import ObjectStore
 
 HEALTH_TIMEOUT_S = 2.0
-ADAPTER_UNAVAILABLE = "ADAPTER_UNAVAILABLE"
 
 
 class VLLMBackend:
@@ -85,14 +88,7 @@ class VLLMBackend:
 
     def lora_name(self, ref: AdapterRef) -> str:
         """The adapter's name on the engine: its object key and weights' sha256."""
-        try:
-            key = key_for_uri(self.objects, ref.uri)
-        except InvalidArgument as exc:
-            raise FailedPrecondition(
-                f"adapter {ref.name!r}: {exc.message}; the engine reads only that store",
-                reason=ADAPTER_UNAVAILABLE,
-            ) from exc
-        return f"{key}@{ref.sha256.lower()}"
+        return engine_adapter_name(self.objects, ref)
 
     # -- the Backend protocol ---------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""The vLLM engine's LoRA resolver plugin (engines/vllm/plugin), its store side: which
-names it serves, and that only the bytes the name's hash promises reach the engine.
-(It runs inside vLLM in test_vllm_engine; it imports vLLM only when registering.)"""
+"""How the engines fetch adapters (engines/adapters, used by the vLLM resolver plugin and
+the Triton model): which names they serve, and that only the bytes the name's hash
+promises reach an engine. (It runs inside both engines in tests/backends.)"""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "engines" / "vllm" / "plugin"))
-from rlaas_vllm_plugin import local_fetch, materialize, parse_name
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "engines" / "adapters"))
+from rlaas_engine_adapters import local_fetch, materialize, parse_name
 
 pytestmark = pytest.mark.unit
 
