@@ -190,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "model-server",
-        help="serve the local model over KServe v2 gRPC and the OpenAI HTTP API "
-        "(the triton client's test server); `rlaas model-server -- --help`",
+        help="serve the local model and its adapters over an OpenAI-compatible HTTP API; "
+        "`rlaas model-server -- --help`",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="model server options")
     p.set_defaults(func=cmd_model_server)

@@ -1,8 +1,7 @@
-"""The model server (KServe v2 gRPC + OpenAI HTTP) over a tiny LocalBackend, and the
-TritonBackend client against it on free ports: same answers as the local backend,
-streaming, adapters, errors. Both remote clients against a port where nothing listens
-and a socket that never answers: no hang. (VLLMBackend against the real vLLM engine:
-test_vllm_engine.)"""
+"""The model server (the OpenAI-compatible HTTP API) over a tiny LocalBackend on a free
+port: same answers as the local backend, streaming, adapters, errors. Both engine
+clients against a port where nothing listens and a socket that never answers: no hang.
+(The clients against the real engines: test_vllm_engine, test_triton_engine.)"""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from services.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, Unavailable
+from services.errors import DeadlineExceeded, Unavailable
 from services.inference.backends.base import ADAPTER_SHA256_MISMATCH, Backend, GenerationRequest
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.triton import TritonBackend
@@ -41,7 +40,6 @@ def req(**kwargs: object) -> GenerationRequest:
 class Served:
     local: LocalBackend
     server: ModelServerHandle
-    triton: TritonBackend
 
 
 @pytest.fixture
@@ -49,13 +47,11 @@ async def served(tiny: TinyArtifacts) -> AsyncIterator[Served]:
     local = await LocalBackend.open(
         LocalBackendConfig(model_dir=tiny.model_dir, name="tiny", max_adapters=4)
     )
-    server = await start_model_server(local, 0, 0)
-    triton = TritonBackend(server.grpc_target, "tiny")
+    server = await start_model_server(local, 0)
     try:
-        yield Served(local, server, triton)
+        yield Served(local, server)
     finally:
-        await triton.close()
-        await server.stop(0)
+        await server.stop()
         await local.close()
 
 
@@ -63,38 +59,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def test_remote_backends_match_the_local_backend(served: Served, tiny: TinyArtifacts) -> None:
-    remote: Backend = served.triton
-    assert isinstance(remote, Backend)
-    assert await remote.health()
-    for adapter in (None, tiny.adapters["alpha"], tiny.adapters["beta"]):
-        expected = await served.local.generate(req(adapter=adapter), timeout_s=30)
-        got = await remote.generate(req(adapter=adapter), timeout_s=30)
-        assert got == expected
-        deltas = [d async for d in remote.stream(req(adapter=adapter), timeout_s=30)]
-        assert len(deltas) > 1
-        assert "".join(deltas) == expected.text
-    stop = (await served.local.generate(req(), timeout_s=30)).text.split()[2]
-    expected = await served.local.generate(req(stop=[stop]), timeout_s=30)
-    assert await remote.generate(req(stop=[stop]), timeout_s=30) == expected
-    assert expected.finish_reason == "stop"
-
-
-async def test_remote_errors_keep_their_meaning(served: Served, tiny: TinyArtifacts) -> None:
-    remote: Backend = served.triton
-    bad = dataclasses.replace(tiny.adapters["gamma"], sha256="f" * 64)
-    with pytest.raises(FailedPrecondition) as mismatch:
-        await remote.generate(req(adapter=bad), timeout_s=30)
-    assert mismatch.value.reason == ADAPTER_SHA256_MISMATCH
-    with pytest.raises(FailedPrecondition):
-        _ = [d async for d in remote.stream(req(adapter=bad), timeout_s=30)]
-    too_long = GenerationRequest([{"role": "user", "content": "one two " * 300}])
-    with pytest.raises(InvalidArgument) as invalid:
-        await remote.generate(too_long, timeout_s=30)
-    assert invalid.value.violations[0].field == "messages"
-    assert served.local.loaded_adapters() == []
 
 
 async def test_openai_http_api(served: Served, tiny: TinyArtifacts) -> None:
@@ -149,24 +113,14 @@ async def test_openai_http_api(served: Served, tiny: TinyArtifacts) -> None:
             assert r.status == 400
 
 
-async def test_kserve_metadata(served: Served) -> None:
-    client = served.triton.client
-    assert await client.is_server_live(client_timeout=5)
-    assert await client.is_model_ready("tiny", client_timeout=5)
-    assert not await client.is_model_ready("other", client_timeout=5)
-    meta = await client.get_model_metadata("tiny", client_timeout=5)
-    assert {t.name for t in meta.inputs} >= {"text_input", "max_tokens", "temperature", "adapter"}
-    assert meta.outputs[0].name == "text_output"
-
-
 def _down_backends(port: int) -> list[tuple[Backend, type[Exception]]]:
     """Each remote client, and what running past its deadline raises."""
     objects = LocalObjectStore(Path("/x"))
     vllm = VLLMBackend(f"http://127.0.0.1:{port}", "tiny", objects=objects, health_timeout_s=0.5)
-    return [
-        (TritonBackend(f"127.0.0.1:{port}", "tiny", health_timeout_s=0.5), Unavailable),
-        (vllm, DeadlineExceeded),
-    ]
+    triton = TritonBackend(
+        f"127.0.0.1:{port}", "tiny", render=str, objects=objects, health_timeout_s=0.5
+    )
+    return [(triton, DeadlineExceeded), (vllm, DeadlineExceeded)]
 
 
 async def test_backend_down_is_unavailable_quickly() -> None:
@@ -213,32 +167,30 @@ async def test_a_server_that_never_answers_cannot_hang_a_call() -> None:
             await server.wait_closed()
 
 
-async def test_model_server_cli_serves_both_protocols(tiny: TinyArtifacts) -> None:
-    grpc_port, http_port = free_port(), free_port()
+async def test_model_server_cli_serves_the_openai_api(tiny: TinyArtifacts) -> None:
+    http_port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.inference.model_server",
-        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-        "--model-dir", str(tiny.model_dir), "--name", "tiny",
+        "--http-port", str(http_port), "--model-dir", str(tiny.model_dir), "--name", "tiny",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    triton = TritonBackend(f"127.0.0.1:{grpc_port}", "tiny")
+    local = await LocalBackend.open(LocalBackendConfig(model_dir=tiny.model_dir, name="tiny"))
     try:
         assert proc.stdout is not None
         output = b""
-        while b"grpc=" not in output:  # the ready line (after any library warnings)
+        while b"http=" not in output:  # the ready line (after any library warnings)
             line = await asyncio.wait_for(proc.stdout.readline(), 60)
             assert line, f"model server exited early:\n{output.decode()}"
             output += line
-        triton_reply = await triton.generate(req(), timeout_s=30)
-        assert triton_reply.text
+        expected = await local.generate(req(), timeout_s=30)
         async with (
             aiohttp.ClientSession() as session,
             session.post(f"http://127.0.0.1:{http_port}/v1/chat/completions",
                          json={"model": "tiny", "messages": HELLO, "max_tokens": 16,
                                "temperature": 0}) as r,
         ):  # fmt: skip
-            assert (await r.json())["choices"][0]["message"]["content"] == triton_reply.text
+            assert (await r.json())["choices"][0]["message"]["content"] == expected.text
     finally:
-        await triton.close()
+        await local.close()
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 30) == 0

@@ -16,4 +16,4 @@ def test_model_server_takes_its_own_options_after_a_double_dash(
     with pytest.raises(SystemExit) as exit_info:
         main(["model-server", "--", "--help"])
     assert exit_info.value.code == 0
-    assert "--grpc-port" in capsys.readouterr().out
+    assert "--http-port" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Model-serving backends behind one interface (``base.Backend``): ``local`` (transformers
-+ PEFT in process, the embedded default), ``triton`` (KServe v2 gRPC) and ``vllm``
-(OpenAI-compatible HTTP with dynamic LoRA).
++ PEFT in process, the embedded default), ``triton`` (Triton Inference Server, KServe v2
+gRPC) and ``vllm`` (vLLM's OpenAI-compatible HTTP with dynamic LoRA).
 
 The heavy modules (torch, tritonclient, aiohttp) are imported by their own module, not
 here: ``from services.inference.backends.local import LocalBackend``.

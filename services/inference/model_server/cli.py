@@ -1,9 +1,10 @@
-"""The local backend as a standalone model server, speaking the two protocols the remote
-backends use: the command line (``rlaas model-server``, ``python -m
-services.inference.model_server``) that opens the backend, serves it until SIGINT or
-SIGTERM, then closes it. The first line above is the command's ``--help`` description.
+"""The local backend and its adapters as a standalone OpenAI-compatible model server.
 
-Run: ``python -m services.inference.model_server --grpc-port P --http-port Q
+The command line (``rlaas model-server``, ``python -m services.inference.model_server``)
+that opens the backend, serves it until SIGINT or SIGTERM, then closes it. The first
+line above is the command's ``--help`` description.
+
+Run: ``python -m services.inference.model_server --http-port P
 [--model-dir D | --gguf [PATH]] [--cache-dir C]``.
 """
 
@@ -28,7 +29,6 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.inference.model_server", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--grpc-port", type=int, default=8001, help="KServe v2 gRPC port")
     parser.add_argument("--http-port", type=int, default=8000, help="OpenAI-compatible HTTP port")
     parser.add_argument("--host", default="127.0.0.1")
     source = parser.add_mutually_exclusive_group()
@@ -80,14 +80,13 @@ async def _serve(args: argparse.Namespace) -> None:
     backend = await LocalBackend.open(config)
     handle = await start_model_server(
         backend,
-        args.grpc_port,
         args.http_port,
         host=args.host,
         request_timeout_s=args.request_timeout_s,
     )
     print(
         f"model {backend.name!r} ({backend.load_info.source}, {backend.load_info.seconds:.1f}s, "
-        f"{backend.device}) grpc={handle.grpc_target} http={handle.http_url}",
+        f"{backend.device}) http={handle.http_url}",
         flush=True,
     )
     await stop.wait()

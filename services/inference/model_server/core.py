@@ -1,6 +1,6 @@
-"""What both protocols of the model server share: the served LocalBackend, the adapters
-registered by name through the HTTP API (``/v1/load_lora_adapter``) that KServe requests
-may name too, the request timeout, and the generation defaults."""
+"""What the model server's routes share: the served LocalBackend, the adapters
+registered by name through the HTTP API (``/v1/load_lora_adapter``), the request
+timeout, and the generation defaults."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class _Adapters:
 
 
 class ModelServerCore:
-    """What both protocols share: the backend, the adapter registry, request parsing."""
+    """The backend, the adapter registry, request parsing."""
 
     def __init__(self, backend: LocalBackend, request_timeout_s: float) -> None:
         self.backend = backend
