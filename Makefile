@@ -134,8 +134,8 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.gateway
 	$(PY) -m bench.rest
 	$(PY) -m bench.backends
-	$(MAKE) --no-print-directory engine-vllm
-	$(PY) -m bench.vllm
+	$(MAKE) --no-print-directory engine-vllm engine-triton
+	$(PY) -m bench.engines
 	$(PY) -m bench.trainer
 	$(PY) -m bench.loop
 	$(PY) -m bench.retrieval

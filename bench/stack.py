@@ -35,6 +35,7 @@ def _env(state_dir: Path) -> dict[str, str]:
         RLAAS_METRICS_PORT=str(_free_port()),
         RLAAS_REST_PORT=str(_free_port()),
         RLAAS_VLLM_PORT=str(_free_port()),
+        RLAAS_TRITON_PORT=str(_free_port()),
         RLAAS_LOG_FORMAT="json",
     )
     return env

