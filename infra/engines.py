@@ -1,9 +1,11 @@
 """The serving engines the stack can start beside the platform: how each is launched.
 
 Each engine runs from its own venv (``make engine-vllm``: vLLM needs protobuf 7, the
-platform protobuf < 7), as a real process that ``rlaas up`` starts, ``rlaas down``
-stops and ``rlaas status`` shows, its log beside the others'. What is here is only the
-command line and environment; the stack (infra.stack) starts and watches the process.
+platform protobuf < 7; ``make engine-triton``: Triton's Python backend needs numpy < 2,
+the platform numpy 2), as a real process that ``rlaas up`` starts, ``rlaas down`` stops
+and ``rlaas status`` shows, its log beside the others'. What is here is the command
+line, the environment and, for Triton, the model repository; the stack (infra.stack)
+starts and watches the process.
 """
 
 from __future__ import annotations
