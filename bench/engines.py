@@ -122,6 +122,12 @@ async def measure(settings: Settings, model_dir: Path) -> dict[str, Any]:
             reg.CreatePolicyRequest(policy=reg.Policy(skill_id=SKILL, base_model="smol"),
                                     request_id=rid()), metadata=auth)  # fmt: skip
         policy_id = base.policy.policy_id
+        await registry.PromotePolicy(  # the skill serves only once it has a baseline
+            reg.PromotePolicyRequest(
+                skill_id=SKILL, policy_id=policy_id, reason="bench baseline", request_id=rid()
+            ),
+            metadata=auth,
+        )
 
         def messages(i: int) -> list[dict[str, str]]:
             return [{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}]
