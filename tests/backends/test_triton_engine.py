@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -58,6 +60,7 @@ class Engine:
     adapters: list[AdapterRef]
     model_dir: Path
     template: ChatTemplate
+    stack: Stack
 
     def backend(self, url: str | None = None) -> TritonBackend:
         return TritonBackend(
@@ -85,7 +88,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     try:
         asyncio.run(stack._engine(echo=lambda line: None))
         assert stack.status()["triton"].startswith("running")
-        yield Engine(settings, store, adapters, model_dir, ChatTemplate(model_dir))
+        yield Engine(settings, store, adapters, model_dir, ChatTemplate(model_dir), stack)
     finally:
         assert stack.procs.stop("triton", timeout=30)
         assert stack.status()["triton"] == "stopped"
@@ -249,3 +252,32 @@ async def test_deadlines_and_a_dead_server_never_hang(
     finally:
         await dead.close()
     assert await triton.health()
+
+
+async def test_a_restart_is_unavailable_midstream_and_the_client_recovers(
+    engine: Engine, triton: TritonBackend
+) -> None:
+    """Last in the module: it kills the server and starts it again as `rlaas up` does."""
+    long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
+    stream = triton.stream(long, timeout_s=120)
+    assert await anext(stream)  # in flight
+    running = engine.stack.procs.running("triton")
+    assert running is not None
+    os.killpg(running.pid, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        async for _ in stream:
+            pass
+    with pytest.raises(Unavailable):
+        await triton.generate(ask(QUESTIONS[0]), timeout_s=5)
+    assert time.monotonic() - started < 10
+    await engine.stack._engine(echo=lambda line: None)
+    # The same client (its channel backs off while the server is down) serves again.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert (await triton.generate(ask(QUESTIONS[0]), timeout_s=30)).text
+            break
+        except Unavailable:
+            assert time.monotonic() < deadline, "the client did not reconnect within 60 s"
+            await asyncio.sleep(1)
