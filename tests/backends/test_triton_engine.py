@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,23 +33,9 @@ from services.inference.backends.engine_adapters import ADAPTER_UNAVAILABLE
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.triton import ChatTemplate, TritonBackend, _map_error
 from services.objects.store import LocalObjectStore
-from tests.backends.tiny import build_lora_adapter
+from tests.backends.engines import QUESTIONS, ask, free_port, started_engine, stored_adapters
 
 pytestmark = pytest.mark.integration
-
-QUESTIONS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [
-        {"role": "system", "content": "You answer customer emails in one sentence."},
-        {"role": "user", "content": "Where is my order #4411?"},
-    ],
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -75,23 +60,11 @@ class Engine:
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     state = tmp_path_factory.mktemp("triton-state")
     # Two adapters loaded at once: the third evicts one inside the model.
-    settings = Settings(state_dir=state, triton_port=_free_port(), max_adapters=2)
+    settings = Settings(state_dir=state, triton_port=free_port(), max_adapters=2)
     model_dir = base_model_dir(settings)
-    store = LocalObjectStore(settings.objects_dir)
-    adapters = []
-    for seed in (1, 2, 3):
-        key = f"adapters/t-1/support_email/support_email-{seed}a2b"
-        sha = build_lora_adapter(model_dir, settings.objects_dir / key, seed=seed, std=0.1)
-        adapters.append(AdapterRef(f"support@v{seed + 1}", store.uri(key), sha))
-    # Started as `rlaas up` starts it: the stack's own launcher, process table and log.
-    stack = Stack(settings.model_copy(update={"inference_backend": "triton"}))
-    try:
-        asyncio.run(stack._engine(echo=lambda line: None))
-        assert stack.status()["triton"].startswith("running")
+    store, adapters = stored_adapters(settings, model_dir)
+    with started_engine(settings, "triton") as stack:
         yield Engine(settings, store, adapters, model_dir, ChatTemplate(model_dir), stack)
-    finally:
-        assert stack.procs.stop("triton", timeout=30)
-        assert stack.status()["triton"] == "stopped"
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +83,6 @@ async def triton(engine: Engine) -> AsyncIterator[TritonBackend]:
         yield backend
     finally:
         await backend.close()
-
-
-def ask(messages: list[dict[str, str]], adapter: AdapterRef | None = None) -> GenerationRequest:
-    return GenerationRequest(messages=messages, adapter=adapter, max_new_tokens=24)
 
 
 async def test_greedy_answers_match_the_local_backend_with_and_without_adapters(
@@ -244,7 +213,7 @@ async def test_deadlines_and_a_dead_server_never_hang(
         async for _ in triton.stream(long, timeout_s=0.3):
             pass
     assert time.monotonic() - started < 5
-    dead = engine.backend(f"127.0.0.1:{_free_port()}")
+    dead = engine.backend(f"127.0.0.1:{free_port()}")
     try:
         assert not await dead.health()
         with pytest.raises(Unavailable):

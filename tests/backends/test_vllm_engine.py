@@ -8,7 +8,6 @@ the right errors, never a hang."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from infra.stack import Stack
 from services.config import Settings
 from services.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.inference.backend_factory import base_model_dir
@@ -25,23 +23,9 @@ from services.inference.backends.base import AdapterRef, GenerationRequest
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.vllm import ADAPTER_UNAVAILABLE, VLLMBackend
 from services.objects.store import LocalObjectStore
-from tests.backends.tiny import build_lora_adapter
+from tests.backends.engines import QUESTIONS, ask, free_port, started_engine, stored_adapters
 
 pytestmark = pytest.mark.integration
-
-QUESTIONS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [
-        {"role": "system", "content": "You answer customer emails in one sentence."},
-        {"role": "user", "content": "Where is my order #4411?"},
-    ],
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -62,23 +46,11 @@ class Engine:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     state = tmp_path_factory.mktemp("vllm-state")
-    settings = Settings(state_dir=state, vllm_port=_free_port(), max_adapters=4)
+    settings = Settings(state_dir=state, vllm_port=free_port(), max_adapters=4)
     model_dir = base_model_dir(settings)
-    store = LocalObjectStore(settings.objects_dir)
-    adapters = []
-    for seed in (1, 2, 3):
-        key = f"adapters/t-1/support_email/support_email-{seed}a2b"
-        sha = build_lora_adapter(model_dir, settings.objects_dir / key, seed=seed, std=0.1)
-        adapters.append(AdapterRef(f"support@v{seed + 1}", store.uri(key), sha))
-    # Started as `rlaas up` starts it: the stack's own launcher, process table and log.
-    stack = Stack(settings.model_copy(update={"inference_backend": "vllm"}))
-    try:
-        asyncio.run(stack._engine(echo=lambda line: None))
-        assert stack.status()["vllm"].startswith("running")
+    store, adapters = stored_adapters(settings, model_dir)
+    with started_engine(settings, "vllm"):
         yield Engine(settings, settings.vllm_target, store, adapters, model_dir)
-    finally:
-        assert stack.procs.stop("vllm", timeout=30)
-        assert stack.status()["vllm"] == "stopped"
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +69,6 @@ async def vllm(engine: Engine) -> AsyncIterator[VLLMBackend]:
         yield backend
     finally:
         await backend.close()
-
-
-def ask(messages: list[dict[str, str]], adapter: AdapterRef | None = None) -> GenerationRequest:
-    return GenerationRequest(messages=messages, adapter=adapter, max_new_tokens=24)
 
 
 async def test_greedy_answers_match_the_local_backend_with_and_without_adapters(
@@ -183,7 +151,7 @@ async def test_deadlines_and_a_dead_engine_never_hang(engine: Engine, vllm: VLLM
         async for _ in vllm.stream(long, timeout_s=0.3):
             pass
     assert time.monotonic() - started < 5
-    dead = VLLMBackend(f"http://127.0.0.1:{_free_port()}", objects=engine.store)
+    dead = VLLMBackend(f"http://127.0.0.1:{free_port()}", objects=engine.store)
     try:
         assert not await dead.health()
         with pytest.raises(Unavailable):

@@ -1,0 +1,63 @@
+"""What the real-engine test modules share (test_vllm_engine, test_triton_engine): the
+questions, a free port, three adapters written to the object store, the engine started
+the way `rlaas up` starts it, and the request they ask."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from infra.stack import Stack
+from services.config import Settings
+from services.inference.backends.base import AdapterRef, GenerationRequest
+from services.objects.store import LocalObjectStore
+from tests.backends.tiny import build_lora_adapter
+
+QUESTIONS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [
+        {"role": "system", "content": "You answer customer emails in one sentence."},
+        {"role": "user", "content": "Where is my order #4411?"},
+    ],
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stored_adapters(
+    settings: Settings, model_dir: Path
+) -> tuple[LocalObjectStore, list[AdapterRef]]:
+    """Three distinct LoRA adapters in the settings' object store, as the trainer
+    writes them (key ``adapters/...``)."""
+    store = LocalObjectStore(settings.objects_dir)
+    adapters = []
+    for seed in (1, 2, 3):
+        key = f"adapters/t-1/support_email/support_email-{seed}a2b"
+        sha = build_lora_adapter(model_dir, settings.objects_dir / key, seed=seed, std=0.1)
+        adapters.append(AdapterRef(f"support@v{seed + 1}", store.uri(key), sha))
+    return store, adapters
+
+
+@contextmanager
+def started_engine(settings: Settings, name: str) -> Iterator[Stack]:
+    """Engine ``name`` started as `rlaas up` starts it (the stack's own launcher, process
+    table and log), stopped after."""
+    stack = Stack(settings.model_copy(update={"inference_backend": name}))
+    try:
+        asyncio.run(stack._engine(echo=lambda line: None))
+        assert stack.status()[name].startswith("running")
+        yield stack
+    finally:
+        assert stack.procs.stop(name, timeout=30)
+        assert stack.status()[name] == "stopped"
+
+
+def ask(messages: list[dict[str, str]], adapter: AdapterRef | None = None) -> GenerationRequest:
+    return GenerationRequest(messages=messages, adapter=adapter, max_new_tokens=24)
