@@ -76,6 +76,8 @@ def _outcome(r: PersonaResult) -> str:
     if r.error:
         short = r.error if len(r.error) <= 60 else r.error[:57] + "..."
         return f"error ({short})".replace("|", "/")
+    if r.undecided:
+        return f"{r.outcome or 'stopped'} (rollout undecided)"
     return r.outcome or "n/a"
 
 

@@ -240,6 +240,9 @@ class PersonaResult:
     """The candidate policy's state after the loop (``active``, ``retired``, ...)."""
     candidate_skipped: str = ""
     """Why the candidate was not measured on the held-out cases, if it was not."""
+    undecided: str = ""
+    """Set when the rollout decided nothing within ``max_rollout_requests``: the
+    candidate was measured while it still served, then the loop was stopped."""
     timings_s: dict[str, float] = field(default_factory=dict)
     error: str = ""
 
@@ -657,10 +660,19 @@ class _PersonaRun:
             if rolling or waiting_again:
                 await self.app.run(self._cases(self.cfg.concurrency), phase)
                 if len(self.app.live) - live_before > self.cfg.max_rollout_requests:
-                    raise RuntimeError(
-                        f"the loop decided nothing within {self.cfg.max_rollout_requests} "
-                        "live requests"
+                    if not (rolling and loop.current_iteration.candidate_policy_id):
+                        raise RuntimeError(
+                            f"the loop decided nothing within {self.cfg.max_rollout_requests} "
+                            "live requests"
+                        )
+                    # The canary ran out of the bench's traffic, not the loop out of
+                    # patience: the caller measures the candidate while it still serves.
+                    self.result.undecided = (
+                        f"the rollout decided nothing within {self.cfg.max_rollout_requests} "
+                        f"live requests (at {phase}, iteration {loop.iteration})"
                     )
+                    self.say(self.result.undecided)
+                    break
             else:
                 await asyncio.sleep(self.cfg.poll_s)
         timings = self.result.timings_s
@@ -671,6 +683,16 @@ class _PersonaRun:
         timings["loop_total_s"] = round(time.perf_counter() - t0, 1)
         self.result.live_by_policy = count_by_policy(self.app.live, ("rolling_out", "waiting"))
         return loop
+
+    async def wait_ended(self, timeout_s: float = 120.0) -> trn.LearningLoop:
+        """The loop once a stop has taken effect and its iteration is recorded."""
+        deadline = time.perf_counter() + timeout_s
+        while True:
+            loop = await self._get_loop()
+            ended = loop.state != trn.LearningLoop.STATE_RUNNING
+            if (ended and loop.recent_iterations) or time.perf_counter() > deadline:
+                return loop
+            await asyncio.sleep(self.cfg.poll_s)
 
     async def stop_loop(self, reason: str) -> None:
         if not self.loop_id:
@@ -728,14 +750,28 @@ async def run_persona(
         result.baseline = arm_score(persona, baseline_id, baseline)
         await run.collect()
         loop = await run.run_loop()
-        apply_loop(result, loop)
+        candidate: list[Answer] | None = None
+        if result.undecided:
+            # Still in its rollout: measured now, as stopping the loop retires it.
+            candidate_id = loop.current_iteration.candidate_policy_id
+            rollout = await run.rollout(loop.current_iteration.rollout_id)
+            candidate = await run.measure(candidate_id, "candidate")
+            await run.stop_loop(result.undecided)
+            loop = await run.wait_ended()
+            apply_loop(result, loop)
+            result.candidate_policy_id = candidate_id
+            result.rollout = rollout_dict(rollout)
+        else:
+            apply_loop(result, loop)
         last = result.iterations[-1] if result.iterations else None
-        result.rollout = rollout_dict(await run.rollout(last.rollout_id if last else ""))
+        if not result.undecided:
+            result.rollout = rollout_dict(await run.rollout(last.rollout_id if last else ""))
         run.say(f"loop ended: {result.outcome} ({last.reason if last else 'no iteration'})")
         if result.candidate_policy_id:
             result.candidate_state = await run.policy_state(result.candidate_policy_id)
             try:
-                candidate = await run.measure(result.candidate_policy_id, "candidate")
+                if candidate is None:
+                    candidate = await run.measure(result.candidate_policy_id, "candidate")
             except grpc.aio.AioRpcError as err:
                 if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
                     raise

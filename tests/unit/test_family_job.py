@@ -256,11 +256,15 @@ class ScriptedApi(FakeChannel):
     whose GetLearningLoop answers follow ``phases`` (one per poll), ending with
     ``outcome``. Infer pinned to a retired candidate is refused when ``retired``."""
 
-    def __init__(self, phases: list[int], outcome: int, *, retired: bool = False) -> None:
+    def __init__(
+        self, phases: list[int], outcome: int, *, retired: bool = False, rolling: bool = False
+    ) -> None:
         super().__init__(POOR["support"])
         self.phases = list(phases)
         self.outcome = outcome
         self.retired = retired
+        self.rolling = rolling
+        """The rollout's candidate shows in ``current_iteration``; a stop retires it."""
 
     def unary_unary(self, method: str, **_: Any) -> Any:
         name = method.rsplit("/", 1)[-1]
@@ -299,6 +303,9 @@ class ScriptedApi(FakeChannel):
             loop = trn.LearningLoop(learning_loop_id="loop-1", config=request_config())
             if self.phases:
                 loop.state, loop.phase = PHASE.STATE_RUNNING, self.phases.pop(0)
+                if self.rolling and loop.phase == PHASE.PHASE_ROLLING_OUT:
+                    loop.current_iteration.candidate_policy_id = "support_reply@v2"
+                    loop.current_iteration.rollout_id = "r-1"
             else:
                 loop.state = PHASE.STATE_COMPLETED
                 loop.recent_iterations.append(
@@ -313,9 +320,11 @@ class ScriptedApi(FakeChannel):
                 )
             return trn.GetLearningLoopResponse(learning_loop=loop)
         if name == "GetRollout":
-            return trn.GetRolloutResponse(
-                rollout=trn.Rollout(rollout_id="r-1", stage=trn.Rollout.STAGE_FULL)
-            )
+            stage = trn.Rollout.STAGE_CANARY if self.rolling else trn.Rollout.STAGE_FULL
+            return trn.GetRolloutResponse(rollout=trn.Rollout(rollout_id="r-1", stage=stage))
+        if name == "StopLearningLoop":
+            self.phases, self.outcome, self.retired = [], OUTCOME.OUTCOME_STOPPED, True
+            return trn.StopLearningLoopResponse()
         if name == "GetPolicy":
             state = reg.Policy.STATE_RETIRED if self.retired else reg.Policy.STATE_ACTIVE
             return reg.GetPolicyResponse(
@@ -385,6 +394,24 @@ async def test_run_persona_reports_a_failure_and_stops_the_loop() -> None:
     assert [r.learning_loop_id for r in api.of("StopLearningLoop")] == ["loop-1"]
     assert result.baseline is not None and result.outcome == ""
     assert "total_s" in result.timings_s
+
+
+async def test_run_persona_measures_a_candidate_whose_rollout_decides_nothing() -> None:
+    api = ScriptedApi([PHASE.PHASE_ROLLING_OUT] * 50, OUTCOME.OUTCOME_PROMOTED, rolling=True)
+    cfg = FamilyJobConfig(
+        held_out=2, feedback_events=2, concurrency=2, poll_s=0, max_rollout_requests=4
+    )
+    result = await run_persona(api, "operator", persona_named("acme_agent"), cfg, print)
+    assert result.error == ""
+    assert result.undecided.startswith("the rollout decided nothing within 4 live requests")
+    # Measured while it served (a stop retires it), then the loop was stopped.
+    [stop] = api.of("StopLearningLoop")
+    assert stop.reason == result.undecided
+    assert result.candidate is not None and result.comparison is not None
+    assert result.candidate.policy_id == "support_reply@v2"
+    assert result.outcome == "stopped" and result.candidate_state == "retired"
+    assert result.rollout["stage"] == "canary"
+    assert "stopped (rollout undecided)" in bench.markdown([result])
 
 
 # ---- the loop ---------------------------------------------------------------------------------
