@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # are cut at 3 h), so in CI it is the main that was there before this submission.
 BREAKING_AGAINST ?= $(shell git rev-list -1 --before='4 hours ago' HEAD 2>/dev/null)
 
-.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up engine engine-vllm engine-triton down status run smoke demo bench bench-family clean
+.PHONY: help setup lock node-deps proto-deps gen gen-check docs lint breaking test test-slow up engine engine-vllm engine-vllm-cuda engine-triton gpu-setup gpu-check down status run smoke demo bench bench-family clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -101,6 +101,30 @@ $(VLLM_STAMP): engines/vllm/requirements.lock engines/vllm/plugin/pyproject.toml
 	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. engines/adapters/rlaas_engine_adapters.py $$tmp && \
 	  $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
 	touch $@
+
+# On a machine with an NVIDIA GPU: vLLM's CUDA build in the same venv (either build
+# clears the other), and the CUDA libraries + bitsandbytes (QLoRA) added to .venv.
+VLLM_CUDA_STAMP := $(VLLM_VENV)/.installed-cuda
+GPU_STAMP := $(VENV)/.installed-gpu
+
+engine-vllm-cuda: $(VLLM_CUDA_STAMP) ## vLLM's CUDA build into .engines/vllm, from engines/vllm/requirements-cuda.lock (GPU machines)
+$(VLLM_CUDA_STAMP): engines/vllm/requirements-cuda.lock engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py engines/adapters/rlaas_engine_adapters.py
+	$(PYTHON) -m venv --clear $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r engines/vllm/requirements-cuda.lock
+	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. engines/adapters/rlaas_engine_adapters.py $$tmp && \
+	  $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
+	touch $@
+
+gpu-setup: $(GPU_STAMP) ## CUDA libraries and bitsandbytes into .venv, from engines/gpu/requirements-train.lock (GPU machines)
+$(GPU_STAMP): $(STAMP) engines/gpu/requirements-train.lock
+	$(BIN)/pip install --quiet --no-deps -r engines/gpu/requirements-train.lock
+	touch $@
+
+gpu-check: setup ## with an NVIDIA GPU: CUDA engines, a QLoRA adapter trained on the demo workload and served by vLLM, pass/fail with timings (GPU_CHECK_ARGS=--cpu: the same steps on CPU)
+	@if nvidia-smi -L >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory gpu-setup engine-vllm-cuda; \
+	else $(MAKE) --no-print-directory engine-vllm; fi
+	$(PY) -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 engine-triton: $(TRITON_STAMP) ## Triton's venv: tritonserver 2.51 (nvidia-pytriton) + torch/transformers/PEFT for its Python-backend model
 $(TRITON_STAMP): engines/triton/requirements.lock

