@@ -232,12 +232,19 @@ def judge(
         if verdict is not None:
             return verdict
     if stage == "shadow":
-        runs = candidate.requests
+        # Only answered runs are evidence: while the engine is down both arms fail alike
+        # (no reject above), and a shadow that saw nothing must not pass either.
+        runs = int((~candidate.errors).sum())
         if runs >= min_shadow_runs:
             return Verdict(
-                "accept", f"{runs} shadow runs logged, {candidate.error_rate:.0%} errors"
+                "accept",
+                f"{runs} shadow runs answered, {candidate.error_rate:.0%} of "
+                f"{candidate.requests} failed",
             )
-        return Verdict("continue", f"{runs}/{min_shadow_runs} shadow runs")
+        return Verdict(
+            "continue",
+            f"{runs}/{min_shadow_runs} shadow runs answered ({candidate.requests} logged)",
+        )
     decision = msprt(
         candidate.rewards,
         baseline.rewards,

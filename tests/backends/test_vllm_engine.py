@@ -8,6 +8,8 @@ the right errors, never a hang."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from infra.stack import Stack
 from services.config import Settings
 from services.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.inference.backend_factory import base_model_dir
@@ -35,6 +38,7 @@ class Engine:
     store: LocalObjectStore
     adapters: list[AdapterRef]
     model_dir: Path
+    stack: Stack
 
     def backend(self, **kwargs: object) -> VLLMBackend:
         return VLLMBackend(
@@ -49,8 +53,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     settings = Settings(state_dir=state, vllm_port=free_port(), max_adapters=4)
     model_dir = base_model_dir(settings)
     store, adapters = stored_adapters(settings, model_dir)
-    with started_engine(settings, "vllm"):
-        yield Engine(settings, settings.vllm_target, store, adapters, model_dir)
+    with started_engine(settings, "vllm") as stack:
+        yield Engine(settings, settings.vllm_target, store, adapters, model_dir, stack)
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +163,30 @@ async def test_deadlines_and_a_dead_engine_never_hang(engine: Engine, vllm: VLLM
     finally:
         await dead.close()
     assert await vllm.health()
+
+
+async def test_a_restart_is_unavailable_in_flight_and_the_client_recovers(
+    engine: Engine, vllm: VLLMBackend
+) -> None:
+    """Last in the module: it kills the engine and starts it again as `rlaas up` does."""
+    long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
+    stream = vllm.stream(long, timeout_s=120)
+    assert await anext(stream)  # a stream in flight
+    unary = asyncio.create_task(vllm.generate(long, timeout_s=120))  # and a request
+    await asyncio.sleep(0.5)
+    running = engine.stack.procs.running("vllm")
+    assert running is not None
+    os.killpg(running.pid, signal.SIGKILL)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        async for _ in stream:
+            pass
+    with pytest.raises(Unavailable):
+        await unary
+    with pytest.raises(Unavailable):
+        await vllm.generate(ask(QUESTIONS[0]), timeout_s=5)
+    assert time.monotonic() - started < 10
+    await engine.stack._engine(echo=lambda line: None)
+    # The same client serves again, adapters too (the engine fetches them afresh).
+    assert (await vllm.generate(ask(QUESTIONS[0]), timeout_s=60)).text
+    assert (await vllm.generate(ask(QUESTIONS[0], engine.adapters[0]), timeout_s=60)).text

@@ -47,6 +47,20 @@ def test_errors_as_frequent_as_the_baseline_do_not_reject() -> None:
     assert verdict.decision == "accept", verdict
 
 
+def test_an_outage_failing_both_arms_neither_rejects_nor_passes_the_shadow() -> None:
+    # The engine down for everyone: not the candidate's fault, and no evidence for it.
+    down = judge("shadow", arm("c", 60, errors=60), arm("b", 60, errors=60), Guard(10), 50)
+    assert down.decision == "continue", down
+    assert down.reason == "0/50 shadow runs answered (60 logged)"
+    # Back up: the runs it answers count from then on.
+    back = arm("c", 110, errors=60)
+    verdict = judge("shadow", back, arm("b", 110, errors=60), Guard(10), 50)
+    assert verdict.decision == "accept", verdict
+    # In a canary no user reacts to a failed request: the reward test waits.
+    canary = judge("canary", arm("c", 60, errors=60), arm("b", 60, errors=60), Guard(10), 0)
+    assert canary.decision == "continue", canary
+
+
 def test_the_tolerance_absorbs_a_small_increase() -> None:
     candidate, baseline = arm("c", 400, errors=40), arm("b", 400, errors=0)  # +10 points
     strict = judge("shadow", candidate, baseline, Guard(10), 50)
