@@ -217,7 +217,11 @@ async def served_and_trained(
     if not args.cpu:
         check.require(result.device.startswith("cuda"), f"trained on {result.device}")
         check.require(result.quantization == "nf4", "the base was not loaded in NF4")
-    adapter = AdapterRef("support_email@gpu-check", store.uri(key), result.adapter_sha256)
+    # The trainer writes the adapter in a folder of its output directory.
+    adapter_key = result.adapter_dir.resolve().relative_to(settings.objects_dir.resolve())
+    adapter = AdapterRef(
+        "support_email@gpu-check", store.uri(adapter_key.as_posix()), result.adapter_sha256
+    )
     async with check.step("served: base"):
         base_answers = await answer_all(backend, held, None)
     async with check.step("served: adapter"):
