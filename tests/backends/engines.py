@@ -5,6 +5,8 @@ the way `rlaas up` starts it, and the request they ask."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,3 +63,10 @@ def started_engine(settings: Settings, name: str) -> Iterator[Stack]:
 
 def ask(messages: list[dict[str, str]], adapter: AdapterRef | None = None) -> GenerationRequest:
     return GenerationRequest(messages=messages, adapter=adapter, max_new_tokens=24)
+
+
+def kill_engine(stack: Stack, name: str) -> None:
+    """SIGKILL the engine's process group, as a crash would (no graceful shutdown)."""
+    running = stack.procs.running(name)
+    assert running is not None, f"{name} is not running"
+    os.killpg(running.pid, signal.SIGKILL)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,7 +31,14 @@ from services.inference.backends.engine_adapters import ADAPTER_UNAVAILABLE
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.triton import ChatTemplate, TritonBackend, _map_error
 from services.objects.store import LocalObjectStore
-from tests.backends.engines import QUESTIONS, ask, free_port, started_engine, stored_adapters
+from tests.backends.engines import (
+    QUESTIONS,
+    ask,
+    free_port,
+    kill_engine,
+    started_engine,
+    stored_adapters,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -230,9 +235,7 @@ async def test_a_restart_is_unavailable_midstream_and_the_client_recovers(
     long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
     stream = triton.stream(long, timeout_s=120)
     assert await anext(stream)  # in flight
-    running = engine.stack.procs.running("triton")
-    assert running is not None
-    os.killpg(running.pid, signal.SIGKILL)
+    kill_engine(engine.stack, "triton")
     started = time.monotonic()
     with pytest.raises(Unavailable):
         async for _ in stream:

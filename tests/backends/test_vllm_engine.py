@@ -8,8 +8,6 @@ the right errors, never a hang."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,7 +24,14 @@ from services.inference.backends.base import AdapterRef, GenerationRequest
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.vllm import ADAPTER_UNAVAILABLE, VLLMBackend
 from services.objects.store import LocalObjectStore
-from tests.backends.engines import QUESTIONS, ask, free_port, started_engine, stored_adapters
+from tests.backends.engines import (
+    QUESTIONS,
+    ask,
+    free_port,
+    kill_engine,
+    started_engine,
+    stored_adapters,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -174,9 +179,7 @@ async def test_a_restart_is_unavailable_in_flight_and_the_client_recovers(
     assert await anext(stream)  # a stream in flight
     unary = asyncio.create_task(vllm.generate(long, timeout_s=120))  # and a request
     await asyncio.sleep(0.5)
-    running = engine.stack.procs.running("vllm")
-    assert running is not None
-    os.killpg(running.pid, signal.SIGKILL)
+    kill_engine(engine.stack, "vllm")
     started = time.monotonic()
     with pytest.raises(Unavailable):
         async for _ in stream:
