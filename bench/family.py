@@ -81,6 +81,16 @@ def _outcome(r: PersonaResult) -> str:
     return r.outcome or "n/a"
 
 
+def _gate(r: PersonaResult) -> str:
+    """Every scorer of the last gate, the deciding one first: win-rate [CI]."""
+    scorers = r.iterations[-1].gate_scorers if r.iterations else {}
+    if not scorers:
+        return _ratio(r.gate_win_rate)
+    return "; ".join(
+        f"{name} {rate:.2f} [{lo:.2f}, {hi:.2f}]" for name, (rate, lo, hi) in scorers.items()
+    )
+
+
 def _win_rate(r: PersonaResult) -> str:
     c = r.comparison
     if c is None:
@@ -108,15 +118,15 @@ def _metric(r: PersonaResult, name: str) -> str:
 
 def table_rows(results: Sequence[PersonaResult]) -> list[str]:
     head = (
-        "| persona | split | skill | outcome | gate win-rate | held-out win-rate [95% CI] "
-        "| edit sim | send rate | rating | rules met |"
+        "| persona | split | skill | outcome | gate win-rates [95% CI] "
+        "| held-out win-rate [95% CI] | edit sim | send rate | rating | rules met |"
     )
     rows = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in results:
         rows.append(
             "| "
             + " | ".join([
-                r.persona, r.split, r.skill, _outcome(r), _ratio(r.gate_win_rate), _win_rate(r),
+                r.persona, r.split, r.skill, _outcome(r), _gate(r), _win_rate(r),
                 _metric(r, "edit_similarity"), _metric(r, "send_rate"),
                 _metric(r, "mean_rating"),
                 _rules(r),

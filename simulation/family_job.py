@@ -38,7 +38,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -203,6 +203,11 @@ class IterationSummary:
     gate_win_rate_ci: tuple[float, float]
     rollout_id: str
     error: str = ""
+    evaluation_id: str = ""
+    gate_scorers: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    """Every scorer the gate computed: (win-rate, CI low, CI high), the deciding one
+    included; from GetEvaluation."""
+    gate_failure_reasons: tuple[str, ...] = ()
 
 
 @dataclass
@@ -328,6 +333,20 @@ def iteration_summary(it: trn.LearningLoopIteration) -> IterationSummary:
         gate_win_rate_ci=(it.win_rate_ci_lower, it.win_rate_ci_upper),
         rollout_id=it.rollout_id,
         error=it.error.message if it.HasField("error") else "",
+        evaluation_id=it.evaluation_id,
+    )
+
+
+def with_gate(summary: IterationSummary, evaluation: trn.Evaluation) -> IterationSummary:
+    """The iteration with its gate evaluation's scorers and reasons."""
+    result = evaluation.result
+    return replace(
+        summary,
+        gate_scorers={
+            w.scorer: (w.win_rate, w.win_rate_ci_lower, w.win_rate_ci_upper)
+            for w in result.win_rates
+        },
+        gate_failure_reasons=tuple(result.failure_reasons),
     )
 
 
@@ -710,6 +729,21 @@ class _PersonaRun:
         except grpc.aio.AioRpcError as err:
             self.say(f"could not stop loop {self.loop_id}: {err.code().name} {err.details()}")
 
+    async def gate_details(self, iterations: list[IterationSummary]) -> list[IterationSummary]:
+        """Each iteration with its gate evaluation's scorers (GetEvaluation)."""
+        detailed = []
+        for it in iterations:
+            if it.evaluation_id:
+                evaluation = (
+                    await self.training.GetEvaluation(
+                        trn.GetEvaluationRequest(evaluation_id=it.evaluation_id),
+                        metadata=self.md,
+                    )
+                ).evaluation
+                it = with_gate(it, evaluation)
+            detailed.append(it)
+        return detailed
+
     async def policy_state(self, policy_id: str) -> str:
         policy = (
             await self.registry.GetPolicy(
@@ -763,6 +797,7 @@ async def run_persona(
             result.rollout = rollout_dict(rollout)
         else:
             apply_loop(result, loop)
+        result.iterations = await run.gate_details(result.iterations)
         last = result.iterations[-1] if result.iterations else None
         if not result.undecided:
             result.rollout = rollout_dict(await run.rollout(last.rollout_id if last else ""))

@@ -27,6 +27,20 @@ QUESTIONS = [
 ]
 
 
+# The packaged model answers this greedily with all 512 tokens (QUESTIONS[0] takes 8), so
+# a request for it is still running when a test cuts it off, however fast the machine.
+LONG = GenerationRequest(
+    messages=[
+        {
+            "role": "user",
+            "content": "Write a long, detailed essay of at least 1000 words"
+            " about the history of France.",
+        }
+    ],
+    max_new_tokens=512,
+)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -32,6 +32,7 @@ from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.triton import ChatTemplate, TritonBackend, _map_error
 from services.objects.store import LocalObjectStore
 from tests.backends.engines import (
+    LONG,
     QUESTIONS,
     ask,
     free_port,
@@ -210,12 +211,11 @@ async def test_an_adapter_the_model_cannot_fetch_is_a_failed_precondition(
 async def test_deadlines_and_a_dead_server_never_hang(
     engine: Engine, triton: TritonBackend
 ) -> None:
-    long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
-        await triton.generate(long, timeout_s=0.3)
+        await triton.generate(LONG, timeout_s=0.3)
     with pytest.raises(DeadlineExceeded):
-        async for _ in triton.stream(long, timeout_s=0.3):
+        async for _ in triton.stream(LONG, timeout_s=0.3):
             pass
     assert time.monotonic() - started < 5
     dead = engine.backend(f"127.0.0.1:{free_port()}")
@@ -232,8 +232,7 @@ async def test_a_restart_is_unavailable_midstream_and_the_client_recovers(
     engine: Engine, triton: TritonBackend
 ) -> None:
     """Last in the module: it kills the server and starts it again as `rlaas up` does."""
-    long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
-    stream = triton.stream(long, timeout_s=120)
+    stream = triton.stream(LONG, timeout_s=120)
     assert await anext(stream)  # in flight
     kill_engine(engine.stack, "triton")
     started = time.monotonic()

@@ -20,11 +20,12 @@ from infra.stack import Stack
 from services.config import Settings
 from services.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.inference.backend_factory import base_model_dir
-from services.inference.backends.base import AdapterRef, GenerationRequest
+from services.inference.backends.base import AdapterRef
 from services.inference.backends.local import LocalBackend, LocalBackendConfig
 from services.inference.backends.vllm import ADAPTER_UNAVAILABLE, VLLMBackend
 from services.objects.store import LocalObjectStore
 from tests.backends.engines import (
+    LONG,
     QUESTIONS,
     ask,
     free_port,
@@ -152,12 +153,11 @@ async def test_an_adapter_the_engine_cannot_fetch_is_a_failed_precondition(
 
 
 async def test_deadlines_and_a_dead_engine_never_hang(engine: Engine, vllm: VLLMBackend) -> None:
-    long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
-        await vllm.generate(long, timeout_s=0.3)
+        await vllm.generate(LONG, timeout_s=0.3)
     with pytest.raises(DeadlineExceeded):
-        async for _ in vllm.stream(long, timeout_s=0.3):
+        async for _ in vllm.stream(LONG, timeout_s=0.3):
             pass
     assert time.monotonic() - started < 5
     dead = VLLMBackend(f"http://127.0.0.1:{free_port()}", objects=engine.store)
@@ -174,10 +174,9 @@ async def test_a_restart_is_unavailable_in_flight_and_the_client_recovers(
     engine: Engine, vllm: VLLMBackend
 ) -> None:
     """Last in the module: it kills the engine and starts it again as `rlaas up` does."""
-    long = GenerationRequest(messages=QUESTIONS[0], max_new_tokens=512)
-    stream = vllm.stream(long, timeout_s=120)
+    stream = vllm.stream(LONG, timeout_s=120)
     assert await anext(stream)  # a stream in flight
-    unary = asyncio.create_task(vllm.generate(long, timeout_s=120))  # and a request
+    unary = asyncio.create_task(vllm.generate(LONG, timeout_s=120))  # and a request
     await asyncio.sleep(0.5)
     kill_engine(engine.stack, "vllm")
     started = time.monotonic()

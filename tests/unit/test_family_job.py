@@ -316,9 +316,19 @@ class ScriptedApi(FakeChannel):
                         evaluation_passed=True,
                         win_rate=0.7,
                         rollout_id="r-1",
+                        evaluation_id="ev-1",
                     )
                 )
             return trn.GetLearningLoopResponse(learning_loop=loop)
+        if name == "GetEvaluation":
+            result = trn.EvaluationResult(passed=True, failure_reasons=["none, really"])
+            result.win_rates.add(
+                scorer="held_out_preference", win_rate=0.7, win_rate_ci_lower=0.6,
+                win_rate_ci_upper=0.8,
+            )  # fmt: skip
+            result.win_rates.add(scorer="edit_direction", win_rate=0.5, win_rate_ci_upper=0.9)
+            evaluation = trn.Evaluation(evaluation_id=request.evaluation_id, result=result)
+            return trn.GetEvaluationResponse(evaluation=evaluation)
         if name == "GetRollout":
             stage = trn.Rollout.STAGE_CANARY if self.rolling else trn.Rollout.STAGE_FULL
             return trn.GetRolloutResponse(rollout=trn.Rollout(rollout_id="r-1", stage=stage))
@@ -370,6 +380,17 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
     assert timings["threshold_to_shadow_s"] == timings["loop_reached_rolling_out_s"]
     assert {"loop_reached_ended_s", "feedback_s", "baseline_held_out_s", "total_s"} <= set(timings)
     assert result.learning_loop["config"]["min_pairs"] == 16
+    # The gate's every scorer, from GetEvaluation.
+    [gate] = api.of("GetEvaluation")
+    assert gate.evaluation_id == "ev-1"
+    [iteration] = result.iterations
+    assert iteration.gate_scorers == {
+        "held_out_preference": (0.7, 0.6, 0.8),
+        "edit_direction": (0.5, 0.0, 0.9),
+    }
+    assert iteration.gate_failure_reasons == ("none, really",)
+    table = bench.markdown([result])
+    assert "held_out_preference 0.70 [0.60, 0.80]; edit_direction 0.50 [0.00, 0.90]" in table
     json.loads(result.to_json())
 
 
