@@ -438,6 +438,11 @@ class EventPreparer:
             output.message.request_id = output.request_id  # type: ignore[attr-defined]
             output.fingerprint = digest
             output.pii_counts = dict(out_walker.counts)
+            if gateway is not None:
+                # The gateway drew this id itself (a fresh uuid4, not a client's choice):
+                # it cannot collide on its own, so the one-statement insert is enough
+                # (a transaction costs the served request two more round trips).
+                output.client_chosen_id = False
             prepared.append(output)
         return prepared
 

@@ -10,17 +10,21 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import grpc
 import pyarrow.parquet as pq
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import event
 
 from rlaas.telemetry.v1 import telemetry_pb2 as pb
 from services.config import Settings
 from services.db.engine import create_engine, create_session_factory
 from services.telemetry.core import TelemetryCore
+from services.telemetry.events import GatewayFields
+from services.telemetry.store import Outcome
 from tests.conftest import RunningStack
 from tests.helpers import ROOT, free_port, md
 from tests.integration.test_telemetry import (
@@ -212,5 +216,58 @@ async def test_reward_wait_window(stack: RunningStack, channel: grpc.aio.Channel
         update.settings.reward_wait_window.FromSeconds(0)
         await s.UpdateTelemetrySettings(update, metadata=md(t.admin))
         assert iid in await core.rewardable_interactions(t.tenant_id, "drafts")
+    finally:
+        await engine.dispose()
+
+
+async def test_a_served_answer_is_stored_in_one_statement(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    """The gateway logs every answer before returning it, so its write is on the
+    request's path: one INSERT, no transaction around it (three round trips instead of
+    one). Only an output id a client chose can collide on its own and needs one."""
+    t: Tenant = await make_tenant(stack, channel, "one-statement")
+    engine = create_engine(stack.database_url, pool_size=1)
+    statements: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def watch(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda logged: statements.append(logged.query.split(None, 1)[0].rstrip(";").upper())
+        )
+
+    core = TelemetryCore(Settings(), engine, create_session_factory(engine))
+    gateway = GatewayFields(
+        source=pb.INTERACTION_SOURCE_GATEWAY, routing=pb.RoutingDecision(), fingerprint=b"f"
+    )
+
+    def served() -> pb.CreateInteractionRequest:
+        request = interaction(skill="drafts")
+        request.output.CopyFrom(pb.Output(output_id=uuid.uuid4().hex, text="On its way."))
+        return request
+
+    try:
+        # Warm: the tenant's settings cached, the connection's type codecs introspected.
+        await core.log_gateway_interaction(t.tenant_id, served(), gateway)
+        statements.clear()
+        written = await core.log_gateway_interaction(t.tenant_id, served(), gateway)
+        assert written.outcome is Outcome.ACCEPTED
+        assert statements == ["INSERT"], statements
+        rows = await db_rows(stack, t.tenant_id, f"interaction_id = '{written.interaction_id}'")
+        assert sorted(r["event_type"] for r in rows) == [
+            pb.EVENT_TYPE_INTERACTION,
+            pb.EVENT_TYPE_OUTPUT,
+        ]
+
+        # A client's own output id: the store wraps the insert in a transaction.
+        chosen = interaction(skill="drafts")
+        chosen.output.CopyFrom(pb.Output(output_id=uuid.uuid4().hex, text="Sent."))
+        prepared = core.preparer.interaction(
+            chosen, tenant_id=t.tenant_id, scrubber=None, now=datetime.now(UTC)
+        )
+        statements.clear()
+        [written] = await core.store.write(t.tenant_id, [prepared])
+        assert written.outcome is Outcome.ACCEPTED
+        assert statements[0] == "BEGIN" and "INSERT" in statements
     finally:
         await engine.dispose()
