@@ -589,6 +589,13 @@ def compile_template(source: str) -> Template:
     return ENV.from_string(source)
 
 
+def is_static(source: str) -> bool:
+    """Whether a template is plain text: under the default delimiters every tag,
+    expression and comment starts with '{', so without one it renders to itself and runs
+    nothing of its author's."""
+    return "{" not in source
+
+
 def variables_of(source: str) -> frozenset[str]:
     """The variables a template reads (empty when it does not parse)."""
     try:

@@ -103,6 +103,8 @@ async def build_messages_off_loop(
         build_messages, policy, messages, context=context, user_id=user_id, skill=skill
     )
     tpl = policy.prompt_template
-    if not (tpl.system_prompt or tpl.user_template):
-        return build()  # nothing to render: no need for a thread
+    if templating.is_static(tpl.system_prompt) and templating.is_static(tpl.user_template):
+        # Plain text (or none): nothing of the tenant's runs, so no thread hand-off on
+        # the request's path.
+        return build()
     return await templating.run_off_loop(tenant_id, build)

@@ -32,6 +32,7 @@ from rlaas.registry.v1 import registry_pb2_grpc
 from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from services import templating
 from services.errors import InvalidArgument
+from services.inference.prompting import build_messages, build_messages_off_loop
 from services.registry.validation import validate_policy
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, rich_error
@@ -203,6 +204,41 @@ async def test_renders_run_off_the_event_loop_within_a_tenant_share() -> None:
     assert worst_lag < 0.5, worst_lag
     limits = [o for o in outcomes if isinstance(o, templating.RenderError) and o.limit]
     assert len(limits) == len(outcomes), outcomes
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("system_prompt", "user_template", "off_loop"),
+    [
+        ("Be brief.\n", "", False),  # plain text: rendered in place
+        ("", "", False),
+        ("Be brief.", "Q: {{ input }}", True),  # anything of Jinja's: the pool
+        ("{# a comment #}Be brief.", "", True),
+    ],
+)
+async def test_only_templates_that_run_something_go_to_the_render_pool(
+    monkeypatch: pytest.MonkeyPatch, system_prompt: str, user_template: str, off_loop: bool
+) -> None:
+    pooled: list[str] = []
+    real = templating.run_off_loop
+
+    async def spy(key: str, func: Any) -> Any:
+        pooled.append(key)
+        return await real(key, func)
+
+    monkeypatch.setattr(templating, "run_off_loop", spy)
+    policy = reg.Policy(
+        prompt_template=reg.PromptTemplate(system_prompt=system_prompt, user_template=user_template)
+    )
+    messages = [{"role": "user", "content": "hello there"}]
+    built = await build_messages_off_loop(
+        "t-1", policy, messages, context=[], user_id="u", skill="s"
+    )
+    assert pooled == (["t-1"] if off_loop else [])
+    # The same messages either way.
+    assert built == build_messages(policy, messages, context=[], user_id="u", skill="s")
+    if system_prompt.startswith("Be brief"):
+        assert built[0] == {"role": "system", "content": "Be brief."}
 
 
 # ---- the real server ---------------------------------------------------------------
