@@ -208,6 +208,8 @@ class IterationSummary:
     """Every scorer the gate computed: (win-rate, CI low, CI high), the deciding one
     included; from GetEvaluation."""
     gate_failure_reasons: tuple[str, ...] = ()
+    gate_metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """The gate's metrics on the generated answers: (candidate, baseline)."""
 
 
 @dataclass
@@ -347,6 +349,7 @@ def with_gate(summary: IterationSummary, evaluation: trn.Evaluation) -> Iteratio
             for w in result.win_rates
         },
         gate_failure_reasons=tuple(result.failure_reasons),
+        gate_metrics={m.name: (m.candidate_value, m.baseline_value) for m in result.metrics},
     )
 
 

@@ -327,6 +327,7 @@ class ScriptedApi(FakeChannel):
                 win_rate_ci_upper=0.8,
             )  # fmt: skip
             result.win_rates.add(scorer="edit_direction", win_rate=0.5, win_rate_ci_upper=0.9)
+            result.metrics.add(name="mean_words", candidate_value=40, baseline_value=55)
             evaluation = trn.Evaluation(evaluation_id=request.evaluation_id, result=result)
             return trn.GetEvaluationResponse(evaluation=evaluation)
         if name == "GetRollout":
@@ -389,6 +390,7 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
         "edit_direction": (0.5, 0.0, 0.9),
     }
     assert iteration.gate_failure_reasons == ("none, really",)
+    assert iteration.gate_metrics == {"mean_words": (40.0, 55.0)}
     table = bench.markdown([result])
     assert "held_out_preference 0.70 [0.60, 0.80]; edit_direction 0.50 [0.00, 0.90]" in table
     json.loads(result.to_json())
