@@ -139,35 +139,3 @@ async def test_a_length_collapse_is_rejected_however_the_pairs_moved() -> None:
         _answers(collapsed), _answers(collapsed), GOLDEN, preference=[1.0] * 12, n_resamples=99
     )
     assert not any("references' length" in r for r in both_short.failure_reasons)
-
-
-DRAFT = "Sorry for the delay. Your refund is on its way."
-SENT = "Hello Ana, your refund for TCK-40012 is on its way. — Acme Support Team"
-PAIRS = [
-    GoldenExample(f"p{i}", f"refund {i}", SENT, rejected=DRAFT) for i in range(12)
-]  # a dataset's held-out pairs: the draft the user corrected and what they sent
-
-
-async def test_on_held_out_pairs_answers_that_moved_away_from_the_edits_fail() -> None:
-    """The likelihoods moved toward every pair, but the answers keep what the user
-    removed: worse than the baseline beyond noise by edit_direction, rejected. Answers
-    that did not move either way are not rejected by this guard (generated answers
-    only guard: evaluate_candidate says why)."""
-    moved = [1.0] * 12
-    worse = "Sorry for the delay, sorry for the wait."  # keeps what the user removed
-    away = await evaluate_candidate(
-        _answers(worse), _answers(DRAFT), PAIRS, preference=moved, n_resamples=99
-    )
-    assert not away.passed and away.win_rate == 1.0  # the likelihoods alone would pass it
-    [reason] = away.failure_reasons
-    assert reason.startswith("worse than the baseline on the held-out pairs (edit_direction)")
-    generated = {w.scorer: w for w in away.win_rates}["edit_direction"]
-    assert generated.win_rate_ci_upper < 0.5
-    unchanged = await evaluate_candidate(
-        _answers(DRAFT), _answers(DRAFT), PAIRS, preference=moved, n_resamples=99
-    )
-    assert unchanged.passed, unchanged.failure_reasons
-    learned = await evaluate_candidate(
-        _answers(SENT), _answers(DRAFT), PAIRS, preference=moved, n_resamples=99
-    )
-    assert learned.passed, learned.failure_reasons
