@@ -719,7 +719,16 @@ async def evaluate_candidate(
     given they decide, and the generated answers guard: on a golden set the candidate
     must not be worse than the baseline beyond noise (the CI's upper bound stays at or
     above 0.5); on a dataset's own prompts the heuristic is reported only (it favours
-    the drafts' author, see :func:`preference_outcomes`)."""
+    the drafts' author, see :func:`preference_outcomes`).
+
+    ``edit_direction`` does not remove that bias on the dataset's prompts: its "kept"
+    share rewards the draft's wording, which the baseline reproduces. Measured on the
+    family bench (``bench/results/family_gate_scorers.json``), it ran against the
+    users: ``acme_agent``'s candidate scored 0.375 [0.19, 0.63] there while its user
+    preferred it on new prompts (0.63, rating +0.42 [+0.04, +0.75]), and
+    ``brisk_lead``'s scored 0.75 [0.50, 0.94] before its canary rolled it back on the
+    users' reward (-0.09). Requiring it to win, or not to lose, would turn the gate
+    against the users."""
     rubric = rubric or PromotionRubric()
     examples = list(golden[:max_examples] if max_examples else golden)
     gate = asyncio.Semaphore(concurrency)

@@ -139,3 +139,29 @@ async def test_a_length_collapse_is_rejected_however_the_pairs_moved() -> None:
         _answers(collapsed), _answers(collapsed), GOLDEN, preference=[1.0] * 12, n_resamples=99
     )
     assert not any("references' length" in r for r in both_short.failure_reasons)
+
+
+DRAFT = "Sorry for the delay. Your refund is on its way."
+SENT = "Hello Ana, your refund for TCK-40012 is on its way. — Acme Support Team"
+PAIRS = [
+    GoldenExample(f"p{i}", f"refund {i}", SENT, rejected=DRAFT) for i in range(12)
+]  # a dataset's held-out pairs: the draft the user corrected and what they sent
+
+
+async def test_on_a_datasets_pairs_the_generated_answers_are_reported_not_decisive() -> None:
+    """edit_direction on the held-out pairs ran against the users on the family bench
+    (evaluate_candidate says how): it is reported beside the likelihoods that decide,
+    and neither rejects nor passes a candidate."""
+    moved = [1.0] * 12
+    reworded = "Sorry for the delay, we issued your money back today."
+    report = await evaluate_candidate(
+        _answers(reworded), _answers(DRAFT), PAIRS, preference=moved, n_resamples=99
+    )
+    generated = {w.scorer: w for w in report.win_rates}["edit_direction"]
+    assert generated.win_rate_ci_upper < 0.5  # below the draft on every pair
+    assert report.passed and report.scoring == HELD_OUT_PREFERENCE_SCORER
+    unmoved = await evaluate_candidate(
+        _answers(SENT), _answers(DRAFT), PAIRS, preference=[0.5] * 12, n_resamples=99
+    )
+    assert {w.scorer: w for w in unmoved.win_rates}["edit_direction"].win_rate == 1.0
+    assert not unmoved.passed  # the likelihoods decide
