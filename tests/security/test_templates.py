@@ -22,6 +22,8 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -204,6 +206,16 @@ async def test_renders_run_off_the_event_loop_within_a_tenant_share() -> None:
     assert worst_lag < 0.5, worst_lag
     limits = [o for o in outcomes if isinstance(o, templating.RenderError) and o.limit]
     assert len(limits) == len(outcomes), outcomes
+
+
+@pytest.mark.unit
+@given(st.text(alphabet=st.sampled_from("ab \t\r\n}%#é"), max_size=40) | st.text(max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_static_text_renders_as_jinja_renders_it(source: str) -> None:
+    source = source.replace("{", "")
+    jinja = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    assert templating.is_static(source)
+    assert templating.render(source, VARIABLES) == jinja.from_string(source).render()
 
 
 @pytest.mark.unit
