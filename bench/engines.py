@@ -6,8 +6,8 @@ RLAAS_INFERENCE_BACKEND=<engine> (so `rlaas up` starts the engine) and the defau
   Infer: auth, routing, guardrails, template, telemetry to Postgres, then the engine)
   and straight to the engine (the gateway's own client for it), at concurrency 1 and 8;
   tokens/s and p50/p99 latency. Goal: the gateway keeps >= 0.95x the engine's tokens/s
-  and adds <= 2 ms at p50. The two paths alternate, round by round, so machine noise
-  hits them alike.
+  and adds <= 2 ms at p50. The two paths alternate, round by round (and which goes
+  first), so machine noise hits them alike.
 - mixed adapters: concurrency 8 straight to the engine, every request on one adapter vs
   round-robin over four (mixed-adapter batches); tokens/s ratio.
 - adapter cold load: the first request naming a new adapter (the engine fetches it from
@@ -158,9 +158,12 @@ async def measure(settings: Settings, model_dir: Path) -> dict[str, Any]:
         paths: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for concurrency in (1, 8):
             runs: dict[str, list[dict[str, Any]]] = {"engine": [], "gateway": []}
-            for _ in range(ROUNDS):
-                runs["engine"].append(await series(direct, concurrency))
-                runs["gateway"].append(await series(through_gateway, concurrency))
+            for round_ in range(ROUNDS):
+                # Which path goes first alternates too: a series can leave the engine
+                # in a state (batches, caches) the next one starts from.
+                order = [("engine", direct), ("gateway", through_gateway)]
+                for name, call in order if round_ % 2 == 0 else order[::-1]:
+                    runs[name].append(await series(call, concurrency))
             paths[f"concurrency_{concurrency}"] = runs
 
         mixed: dict[str, list[dict[str, Any]]] = {"one_adapter": [], "four_adapters": []}
