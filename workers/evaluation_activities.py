@@ -31,7 +31,8 @@ from services.training.evaluation import (
     golden_set_for,
     load_golden_set,
     load_safety_suite,
-    preference_outcomes,
+    outcomes_of_margins,
+    preference_margins,
     with_held_out_estimate,
 )
 from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
@@ -87,14 +88,16 @@ class EvaluationActivities:
         golden = golden_set_for(inp.skill_id) if inp.golden_guard else []
         if golden:
             examples, held_out = golden, examples
-        preference = None
+        preference, margin = None, None
         scorer = await self._scorer_for(backend) if rows and judge is None else None
         if scorer is not None:
             # The held-out pairs' likelihoods decide (preference_outcomes says why);
             # the answers generated on the golden set, if any, guard against regression.
-            preference = await preference_outcomes(
+            margins = await preference_margins(
                 scorer, _pairs(rows), candidate=_adapter(candidate), baseline=_adapter(baseline)
             )
+            preference = outcomes_of_margins(margins)
+            margin = float(sum(margins) / len(margins)) if margins else None
             held_out = []
         # The caller's own gate, if it set one, over the worker's default.
         rubric = PromotionRubric(**inp.rubric) if inp.rubric else self._rubric
@@ -117,7 +120,7 @@ class EvaluationActivities:
             )
 
         report = await run(
-            examples, judge=judge, preference=preference,
+            examples, judge=judge, preference=preference, preference_margin=margin,
             safety_cases=load_safety_suite(suites=inp.safety_suites or None),
         )  # fmt: skip
         if rows:

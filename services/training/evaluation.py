@@ -634,6 +634,18 @@ class HeldOutPair:
     rejected: str
 
 
+PREFERENCE_TIE_MARGIN = 1e-3
+"""Nats of implicit reward margin below which a prompt's pairs did not move."""
+
+
+def outcomes_of_margins(
+    margins: Sequence[float], *, tie_margin: float = PREFERENCE_TIE_MARGIN
+) -> list[float]:
+    """Held-out preference outcomes (see :func:`preference_outcomes`) from the margins
+    :func:`preference_margins` measured."""
+    return [outcome_from_scores(m, 0.0, tie_margin=tie_margin) for m in margins]
+
+
 async def preference_outcomes(
     scorer: Scorer,
     pairs: Sequence[HeldOutPair],
@@ -641,7 +653,7 @@ async def preference_outcomes(
     candidate: AdapterRef | None,
     baseline: AdapterRef | None,
     timeout_s: float = 600.0,
-    tie_margin: float = 1e-3,
+    tie_margin: float = PREFERENCE_TIE_MARGIN,
 ) -> list[float]:
     """Held-out preference accuracy, one outcome per distinct prompt: 1 when the
     candidate, relative to the baseline, moved probability toward what the user chose
@@ -656,6 +668,25 @@ async def preference_outcomes(
     main job's 17 held-out pairs: a candidate its user preferred 21 times in 24 scored
     0.00 by similarity to the sent text. The likelihood margin asks each policy about
     the same two texts, so the drafts' author gains nothing."""
+    margins = await preference_margins(
+        scorer, pairs, candidate=candidate, baseline=baseline, timeout_s=timeout_s
+    )
+    return outcomes_of_margins(margins, tie_margin=tie_margin)
+
+
+async def preference_margins(
+    scorer: Scorer,
+    pairs: Sequence[HeldOutPair],
+    *,
+    candidate: AdapterRef | None,
+    baseline: AdapterRef | None,
+    timeout_s: float = 600.0,
+) -> list[float]:
+    """Per distinct prompt, how far the candidate moved from the baseline toward what
+    the user chose: DPO's implicit reward margin in nats, summed over the prompt's
+    pairs. Its sign gives :func:`preference_outcomes`; its size is reported beside it
+    (any DPO run moves the sign, on the family bench a candidate that answered like
+    its baseline included)."""
     if not pairs:
         return []
     requests = [
@@ -670,7 +701,7 @@ async def preference_outcomes(
         c_chosen, c_rejected, b_chosen, b_rejected = scores[4 * i : 4 * i + 4]
         margin = (c_chosen - b_chosen) - (c_rejected - b_rejected)
         margins[pair.messages] = margins.get(pair.messages, 0.0) + margin
-    return [outcome_from_scores(m, 0.0, tie_margin=tie_margin) for m in margins.values()]
+    return list(margins.values())
 
 
 def backend_generator(
@@ -709,11 +740,15 @@ async def evaluate_candidate(
     serve_candidate: Serve | None = None,
     serve_baseline: Serve | None = None,
     preference: Sequence[float] | None = None,
+    preference_margin: float | None = None,
 ) -> EvaluationReport:
     """Run both policies on the golden set (and the safety suite), score per prompt,
     and apply the rubric. ``serve_*``: the policy's own prompt (template, system
     prompt) around a golden or safety prompt, as serving would put it; an example that
     carries its served conversation (a dataset's) is given as it was served.
+
+    ``preference_margin``: the held-out pairs' mean margin (:func:`preference_margins`),
+    reported as the metric ``held_out_preference_margin``.
 
     ``preference``: held-out preference outcomes (:func:`preference_outcomes`). When
     given they decide, and the generated answers guard: on a golden set the candidate
@@ -860,6 +895,12 @@ async def evaluate_candidate(
         MetricComparison("mean_words", words(cand_out), words(base_out)),
         MetricComparison("repetitive_answers", cand_repeats, base_repeats),
         MetricComparison("length_vs_reference", cand_length, base_length),
+    ) + (
+        # Reported, not decided on: how far the held-out pairs moved (mean nats per
+        # prompt; the baseline's own margin is 0 by definition).
+        (MetricComparison("held_out_preference_margin", preference_margin, 0.0),)
+        if preference_margin is not None
+        else ()
     )
     samples = tuple(
         EvaluationSample(e.prompt, c, b, {1.0: 1, 0.0: -1}.get(o, 0), rationales[i])

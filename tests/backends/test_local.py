@@ -277,7 +277,12 @@ async def test_scoring_names_the_bad_request_and_refuses_a_tampered_adapter(
 async def test_preference_outcomes_follow_the_likelihoods_both_ways(
     backend: LocalBackend, tiny: TinyArtifacts
 ) -> None:
-    from services.training.evaluation import HeldOutPair, preference_outcomes
+    from services.training.evaluation import (
+        HeldOutPair,
+        outcomes_of_margins,
+        preference_margins,
+        preference_outcomes,
+    )
 
     prompts = [(("user", "hello world"),), (("system", "please answer briefly"),
                ("user", "what is the capital of france")), (("user", "red green"),)]  # fmt: skip
@@ -296,3 +301,11 @@ async def test_preference_outcomes_follow_the_likelihoods_both_ways(
     # Two pairs on one prompt count once, their margins summed.
     doubled = await preference_outcomes(backend, pairs + pairs, candidate=alpha, baseline=None)
     assert doubled == forward
+    # The margins behind the outcomes: their signs are the outcomes, swapping the pairs
+    # negates them, and a doubled pair doubles its prompt's margin.
+    margins = await preference_margins(backend, pairs, candidate=alpha, baseline=None)
+    assert outcomes_of_margins(margins) == forward
+    negated = await preference_margins(backend, swapped, candidate=alpha, baseline=None)
+    assert negated == pytest.approx([-m for m in margins], abs=1e-4)
+    twice = await preference_margins(backend, pairs + pairs, candidate=alpha, baseline=None)
+    assert twice == pytest.approx([2 * m for m in margins], abs=1e-4)

@@ -165,3 +165,14 @@ async def test_on_a_datasets_pairs_the_generated_answers_are_reported_not_decisi
     )
     assert {w.scorer: w for w in unmoved.win_rates}["edit_direction"].win_rate == 1.0
     assert not unmoved.passed  # the likelihoods decide
+
+
+async def test_the_held_out_pairs_margin_is_reported_beside_the_outcomes() -> None:
+    moved = await evaluate_candidate(
+        _answers(SENT), _answers(DRAFT), PAIRS, preference=[1.0] * 12,
+        preference_margin=0.8, n_resamples=99,
+    )  # fmt: skip
+    metrics = {m.name: (m.candidate_value, m.baseline_value) for m in moved.metrics}
+    assert metrics["held_out_preference_margin"] == (0.8, 0.0)
+    golden = await evaluate_candidate(_answers(FLUENT), _answers(FLUENT), GOLDEN, n_resamples=99)
+    assert "held_out_preference_margin" not in {m.name for m in golden.metrics}
