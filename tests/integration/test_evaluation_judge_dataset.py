@@ -163,6 +163,9 @@ async def test_an_evaluation_on_a_datasets_eval_split(
     assert by_preference.win_rate == result.win_rate
     assert by_preference.wins + by_preference.losses + by_preference.ties == len(held_out)
     assert by_direction.scorer == "edit_direction"
+    # How far the pairs moved, beside which way: reported, the baseline's own is 0.
+    [margin] = [m for m in result.metrics if m.name == "held_out_preference_margin"]
+    assert margin.baseline_value == 0.0 and margin.candidate_value != 0.0
     report = json.loads(await store.get(key_for_uri(store, result.report_uri)))
     assert report["source"] == f"dataset:{dataset.dataset_id}"
     assert chosen  # the references the direction was measured towards
