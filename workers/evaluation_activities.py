@@ -91,7 +91,7 @@ class EvaluationActivities:
         preference, margin = None, None
         scorer = await self._scorer_for(backend) if rows and judge is None else None
         if scorer is not None:
-            # The held-out pairs' likelihoods decide (preference_outcomes says why);
+            # The held-out pairs' likelihoods decide (outcomes_of_margins says why);
             # the answers generated on the golden set, if any, guard against regression.
             margins = await preference_margins(
                 scorer, _pairs(rows), candidate=_adapter(candidate), baseline=_adapter(baseline)

@@ -303,7 +303,7 @@ class EvaluateInput:
     """A learning loop's gate, with ``dataset_uri``: the dataset's held-out pairs decide
     (by their likelihoods, where the backend can score) and, on a skill with a golden
     set, the answers on the golden set guard against regression
-    (services.training.evaluation.preference_outcomes says why)."""
+    (services.training.evaluation.outcomes_of_margins says why)."""
 
 
 @dataclass

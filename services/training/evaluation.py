@@ -8,7 +8,7 @@ reward heuristic, similarity of each answer to the reference reply, and with a j
 also the pairwise judge's win probability (candidate in slot B, optionally both
 orders). The gate decides on the judge's outcomes when there is a judge. On a
 dataset's eval split, without a judge, on a backend that scores likelihoods, the
-held-out preference accuracy decides instead (:func:`preference_outcomes`) and the
+held-out preference accuracy decides instead (:func:`outcomes_of_margins`) and the
 generated answers guard (length, repetition, safety, and no regression on a golden
 set). From the outcomes of each scorer:
 
@@ -609,7 +609,7 @@ def with_held_out_estimate(
     report: EvaluationReport, held_out: EvaluationReport
 ) -> EvaluationReport:
     """A learning loop's gate on a backend that cannot score likelihoods (see
-    :func:`preference_outcomes`), on a skill with a golden set: the golden set decides;
+    :func:`outcomes_of_margins`), on a skill with a golden set: the golden set decides;
     the win-rate of the answers on the iteration's own held-out pairs is reported
     beside it, not used, because every answer in those pairs is a draft the *baseline*
     wrote, which favours the baseline (measured there)."""
@@ -641,21 +641,8 @@ PREFERENCE_TIE_MARGIN = 1e-3
 def outcomes_of_margins(
     margins: Sequence[float], *, tie_margin: float = PREFERENCE_TIE_MARGIN
 ) -> list[float]:
-    """Held-out preference outcomes (see :func:`preference_outcomes`) from the margins
-    :func:`preference_margins` measured."""
-    return [outcome_from_scores(m, 0.0, tie_margin=tie_margin) for m in margins]
-
-
-async def preference_outcomes(
-    scorer: Scorer,
-    pairs: Sequence[HeldOutPair],
-    *,
-    candidate: AdapterRef | None,
-    baseline: AdapterRef | None,
-    timeout_s: float = 600.0,
-    tie_margin: float = PREFERENCE_TIE_MARGIN,
-) -> list[float]:
-    """Held-out preference accuracy, one outcome per distinct prompt: 1 when the
+    """Held-out preference accuracy, one outcome per distinct prompt, from the margins
+    :func:`preference_margins` measured: 1 when the
     candidate, relative to the baseline, moved probability toward what the user chose
     and away from what they rejected (DPO's implicit reward margin
     ``[log pc(chosen) - log pb(chosen)] - [log pc(rejected) - log pb(rejected)]``,
@@ -668,10 +655,7 @@ async def preference_outcomes(
     main job's 17 held-out pairs: a candidate its user preferred 21 times in 24 scored
     0.00 by similarity to the sent text. The likelihood margin asks each policy about
     the same two texts, so the drafts' author gains nothing."""
-    margins = await preference_margins(
-        scorer, pairs, candidate=candidate, baseline=baseline, timeout_s=timeout_s
-    )
-    return outcomes_of_margins(margins, tie_margin=tie_margin)
+    return [outcome_from_scores(m, 0.0, tie_margin=tie_margin) for m in margins]
 
 
 async def preference_margins(
@@ -684,7 +668,7 @@ async def preference_margins(
 ) -> list[float]:
     """Per distinct prompt, how far the candidate moved from the baseline toward what
     the user chose: DPO's implicit reward margin in nats, summed over the prompt's
-    pairs. Its sign gives :func:`preference_outcomes`; its size is reported beside it
+    pairs. Its sign gives :func:`outcomes_of_margins`; its size is reported beside it
     (any DPO run moves the sign, on the family bench a candidate that answered like
     its baseline included)."""
     if not pairs:
@@ -750,11 +734,11 @@ async def evaluate_candidate(
     ``preference_margin``: the held-out pairs' mean margin (:func:`preference_margins`),
     reported as the metric ``held_out_preference_margin``.
 
-    ``preference``: held-out preference outcomes (:func:`preference_outcomes`). When
+    ``preference``: held-out preference outcomes (:func:`outcomes_of_margins`). When
     given they decide, and the generated answers guard: on a golden set the candidate
     must not be worse than the baseline beyond noise (the CI's upper bound stays at or
     above 0.5); on a dataset's own prompts the heuristic is reported only (it favours
-    the drafts' author, see :func:`preference_outcomes`).
+    the drafts' author, see :func:`outcomes_of_margins`).
 
     ``edit_direction`` does not remove that bias on the dataset's prompts: its "kept"
     share rewards the draft's wording, which the baseline reproduces. Measured on the

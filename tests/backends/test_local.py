@@ -13,6 +13,7 @@ import pytest
 from services.errors import FailedPrecondition, InvalidArgument, Unavailable
 from services.inference.backends.base import (
     ADAPTER_SHA256_MISMATCH,
+    AdapterRef,
     Backend,
     GenerationRequest,
     Scorer,
@@ -277,12 +278,14 @@ async def test_scoring_names_the_bad_request_and_refuses_a_tampered_adapter(
 async def test_preference_outcomes_follow_the_likelihoods_both_ways(
     backend: LocalBackend, tiny: TinyArtifacts
 ) -> None:
-    from services.training.evaluation import (
-        HeldOutPair,
-        outcomes_of_margins,
-        preference_margins,
-        preference_outcomes,
-    )
+    from services.training.evaluation import HeldOutPair, outcomes_of_margins, preference_margins
+
+    async def preference_outcomes(
+        pairs: list[HeldOutPair], *, candidate: AdapterRef, baseline: AdapterRef | None
+    ) -> list[float]:
+        return outcomes_of_margins(
+            await preference_margins(backend, pairs, candidate=candidate, baseline=baseline)
+        )
 
     prompts = [(("user", "hello world"),), (("system", "please answer briefly"),
                ("user", "what is the capital of france")), (("user", "red green"),)]  # fmt: skip
@@ -291,15 +294,15 @@ async def test_preference_outcomes_follow_the_likelihoods_both_ways(
     pairs = [HeldOutPair(p, c, r) for p, (c, r) in zip(prompts, texts, strict=True)]
     swapped = [HeldOutPair(p.messages, p.rejected, p.chosen) for p in pairs]
     alpha = tiny.adapters["alpha"]
-    forward = await preference_outcomes(backend, pairs, candidate=alpha, baseline=None)
-    backward = await preference_outcomes(backend, swapped, candidate=alpha, baseline=None)
+    forward = await preference_outcomes(pairs, candidate=alpha, baseline=None)
+    backward = await preference_outcomes(swapped, candidate=alpha, baseline=None)
     # One outcome per prompt; what wins one way loses the other.
     assert len(forward) == 3 and set(forward) <= {0.0, 1.0}
     assert [f + b for f, b in zip(forward, backward, strict=True)] == [1.0, 1.0, 1.0]
     # A policy against itself moved nothing: every prompt ties.
-    assert await preference_outcomes(backend, pairs, candidate=alpha, baseline=alpha) == [0.5] * 3
+    assert await preference_outcomes(pairs, candidate=alpha, baseline=alpha) == [0.5] * 3
     # Two pairs on one prompt count once, their margins summed.
-    doubled = await preference_outcomes(backend, pairs + pairs, candidate=alpha, baseline=None)
+    doubled = await preference_outcomes(pairs + pairs, candidate=alpha, baseline=None)
     assert doubled == forward
     # The margins behind the outcomes: their signs are the outcomes, swapping the pairs
     # negates them, and a doubled pair doubles its prompt's margin.
