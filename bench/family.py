@@ -35,6 +35,7 @@ from bench.stack import embedded_stack
 from infra.operator_key import temporary_operator_key
 from rlaas.training.v1 import training_pb2 as trn
 from services.config import Settings
+from services.training.evaluation import PREFERENCE_MARGIN_METRIC
 from simulation.family import FAMILY, Persona, persona_named
 from simulation.family_job import FamilyJobConfig, PersonaResult, run_persona
 from simulation.job import app_channel
@@ -82,13 +83,18 @@ def _outcome(r: PersonaResult) -> str:
 
 
 def _gate(r: PersonaResult) -> str:
-    """Every scorer of the last gate, the deciding one first: win-rate [CI]."""
-    scorers = r.iterations[-1].gate_scorers if r.iterations else {}
-    if not scorers:
+    """Every scorer of the last gate, the deciding one first: win-rate [CI]; then the
+    held-out pairs' mean likelihood margin when the gate reported it."""
+    last = r.iterations[-1] if r.iterations else None
+    if last is None or not last.gate_scorers:
         return _ratio(r.gate_win_rate)
-    return "; ".join(
-        f"{name} {rate:.2f} [{lo:.2f}, {hi:.2f}]" for name, (rate, lo, hi) in scorers.items()
-    )
+    parts = [
+        f"{name} {rate:.2f} [{lo:.2f}, {hi:.2f}]"
+        for name, (rate, lo, hi) in last.gate_scorers.items()
+    ]
+    if (margin := last.gate_metrics.get(PREFERENCE_MARGIN_METRIC)) is not None:
+        parts.append(f"margin {margin[0]:+.2f} nats")
+    return "; ".join(parts)
 
 
 def _win_rate(r: PersonaResult) -> str:

@@ -18,10 +18,12 @@ For one persona, through the public gRPC API only, as a tenant would use it:
    plan (as the main job's) are set. While it rolls out (and, with more than one
    iteration, while it waits for the next), the application keeps serving training
    cases reviewed by the persona;
-5. after the loop: the iteration's outcome and gate win-rate, and the candidate on the
-   same held-out cases (unless the gateway refuses a retired candidate), compared with
-   the baseline: win-rate with its CI and sign test, edit similarity, send rate, rating,
-   and per hidden rule the share of held-out answers meeting it, before and after.
+5. each candidate that reaches its rollout answers the same held-out cases as it starts
+   (before the canary can retire it); after the loop: each iteration's outcome, gate
+   scorers and held-out comparison, and the last candidate (measured then if the gate
+   rejected it) compared with the baseline: win-rate with its CI and sign test, edit
+   similarity, send rate, rating, and per hidden rule the share of held-out answers
+   meeting it, before and after.
 
 Reused from the main job: ``simulation.job.BASE_MODEL``, ``app_channel`` (by the bench),
 ``simulation.report.compare_held_out`` (win-rate, CI, sign test). The main job's
@@ -210,6 +212,10 @@ class IterationSummary:
     gate_failure_reasons: tuple[str, ...] = ()
     gate_metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The gate's metrics on the generated answers: (candidate, baseline)."""
+    held_out: Comparison | None = None
+    """The candidate against the baseline on the held-out cases, measured as its rollout
+    started (so a candidate the canary then rolled back is measured too): what the gate's
+    verdict is checked against."""
 
 
 @dataclass
@@ -549,6 +555,8 @@ class _PersonaRun:
         self.md: tuple[tuple[str, str], ...] = ()
         self.app: FamilyApp | None = None
         self.loop_id = ""
+        self.measured: dict[str, list[Answer]] = {}
+        """Held-out answers of each candidate measured as its rollout started, by policy."""
         self._stream: Iterator[Case] = iter(
             training_cases(persona.skill, training_pool(cfg), seed=cfg.seed)
         )
@@ -679,6 +687,11 @@ class _PersonaRun:
             waiting_again = loop.phase == trn.LearningLoop.PHASE_WAITING and bool(
                 loop.recent_iterations
             )
+            candidate_id = loop.current_iteration.candidate_policy_id
+            if rolling and candidate_id and candidate_id not in self.measured:
+                # Measured before the rollout decides: a rolled-back candidate is
+                # retired, and the gateway serves a retired policy to nobody.
+                self.measured[candidate_id] = await self.measure(candidate_id, "candidate")
             if rolling or waiting_again:
                 await self.app.run(self._cases(self.cfg.concurrency), phase)
                 if len(self.app.live) - live_before > self.cfg.max_rollout_requests:
@@ -787,12 +800,10 @@ async def run_persona(
         result.baseline = arm_score(persona, baseline_id, baseline)
         await run.collect()
         loop = await run.run_loop()
-        candidate: list[Answer] | None = None
         if result.undecided:
-            # Still in its rollout: measured now, as stopping the loop retires it.
+            # Still in its rollout (and measured as it started): stopping retires it.
             candidate_id = loop.current_iteration.candidate_policy_id
             rollout = await run.rollout(loop.current_iteration.rollout_id)
-            candidate = await run.measure(candidate_id, "candidate")
             await run.stop_loop(result.undecided)
             loop = await run.wait_ended()
             apply_loop(result, loop)
@@ -800,15 +811,21 @@ async def run_persona(
             result.rollout = rollout_dict(rollout)
         else:
             apply_loop(result, loop)
-        result.iterations = await run.gate_details(result.iterations)
+        result.iterations = [
+            replace(it, held_out=compare(baseline, answers, rating=persona.rating_of))
+            if (answers := run.measured.get(it.candidate_policy_id))
+            else it
+            for it in await run.gate_details(result.iterations)
+        ]
         last = result.iterations[-1] if result.iterations else None
         if not result.undecided:
             result.rollout = rollout_dict(await run.rollout(last.rollout_id if last else ""))
         run.say(f"loop ended: {result.outcome} ({last.reason if last else 'no iteration'})")
         if result.candidate_policy_id:
             result.candidate_state = await run.policy_state(result.candidate_policy_id)
+            candidate = run.measured.get(result.candidate_policy_id)
             try:
-                if candidate is None:
+                if candidate is None:  # a candidate the gate rejected never rolled out
                     candidate = await run.measure(result.candidate_policy_id, "candidate")
             except grpc.aio.AioRpcError as err:
                 if err.code() != grpc.StatusCode.FAILED_PRECONDITION:

@@ -637,6 +637,9 @@ class HeldOutPair:
 PREFERENCE_TIE_MARGIN = 1e-3
 """Nats of implicit reward margin below which a prompt's pairs did not move."""
 
+PREFERENCE_MARGIN_METRIC = "held_out_preference_margin"
+"""The evaluation metric holding the held-out pairs' mean margin (nats per prompt)."""
+
 
 def outcomes_of_margins(
     margins: Sequence[float], *, tie_margin: float = PREFERENCE_TIE_MARGIN
@@ -882,7 +885,7 @@ async def evaluate_candidate(
     ) + (
         # Reported, not decided on: how far the held-out pairs moved (mean nats per
         # prompt; the baseline's own margin is 0 by definition).
-        (MetricComparison("held_out_preference_margin", preference_margin, 0.0),)
+        (MetricComparison(PREFERENCE_MARGIN_METRIC, preference_margin, 0.0),)
         if preference_margin is not None
         else ()
     )

@@ -257,12 +257,15 @@ class ScriptedApi(FakeChannel):
     ``outcome``. Infer pinned to a retired candidate is refused when ``retired``."""
 
     def __init__(
-        self, phases: list[int], outcome: int, *, retired: bool = False, rolling: bool = False
-    ) -> None:
+        self, phases: list[int], outcome: int, *, retired: bool = False, rolling: bool = False,
+        retired_when_ended: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__(POOR["support"])
         self.phases = list(phases)
         self.outcome = outcome
         self.retired = retired
+        self.retired_when_ended = retired_when_ended
+        """The candidate is retired once the scripted phases are over (a rollback)."""
         self.rolling = rolling
         """The rollout's candidate shows in ``current_iteration``; a stop retires it."""
 
@@ -271,7 +274,8 @@ class ScriptedApi(FakeChannel):
         infer = super().unary_unary(method)
 
         async def call(request: Any, **kw: Any) -> Any:
-            if name == "Infer" and request.policy_id == "support_reply@v2" and self.retired:
+            retired = self.retired or (self.retired_when_ended and not self.phases)
+            if name == "Infer" and request.policy_id == "support_reply@v2" and retired:
                 raise grpc.aio.AioRpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     grpc.aio.Metadata(),
@@ -328,6 +332,7 @@ class ScriptedApi(FakeChannel):
             )  # fmt: skip
             result.win_rates.add(scorer="edit_direction", win_rate=0.5, win_rate_ci_upper=0.9)
             result.metrics.add(name="mean_words", candidate_value=40, baseline_value=55)
+            result.metrics.add(name="held_out_preference_margin", candidate_value=1.25)
             evaluation = trn.Evaluation(evaluation_id=request.evaluation_id, result=result)
             return trn.GetEvaluationResponse(evaluation=evaluation)
         if name == "GetRollout":
@@ -337,7 +342,8 @@ class ScriptedApi(FakeChannel):
             self.phases, self.outcome, self.retired = [], OUTCOME.OUTCOME_STOPPED, True
             return trn.StopLearningLoopResponse()
         if name == "GetPolicy":
-            state = reg.Policy.STATE_RETIRED if self.retired else reg.Policy.STATE_ACTIVE
+            retired = self.retired or self.retired_when_ended
+            state = reg.Policy.STATE_RETIRED if retired else reg.Policy.STATE_ACTIVE
             return reg.GetPolicyResponse(
                 policy=reg.Policy(policy_id=request.policy_id, state=state)
             )
@@ -390,9 +396,14 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
         "edit_direction": (0.5, 0.0, 0.9),
     }
     assert iteration.gate_failure_reasons == ("none, really",)
-    assert iteration.gate_metrics == {"mean_words": (40.0, 55.0)}
+    assert iteration.gate_metrics == {
+        "mean_words": (40.0, 55.0), "held_out_preference_margin": (1.25, 0.0),
+    }  # fmt: skip
     table = bench.markdown([result])
-    assert "held_out_preference 0.70 [0.60, 0.80]; edit_direction 0.50 [0.00, 0.90]" in table
+    assert (
+        "held_out_preference 0.70 [0.60, 0.80]; edit_direction 0.50 [0.00, 0.90]; "
+        "margin +1.25 nats" in table
+    )
     json.loads(result.to_json())
 
 
@@ -405,6 +416,25 @@ async def test_run_persona_records_a_retired_candidate_and_skips_it() -> None:
     assert result.candidate_skipped.startswith("FAILED_PRECONDITION: policy support_reply@v2")
     assert "threshold_to_shadow_s" not in result.timings_s
     assert "n/a (candidate not measured)" in bench.markdown([result])
+
+
+async def test_run_persona_measures_a_candidate_as_its_rollout_starts() -> None:
+    """A candidate the canary rolls back is retired, and the gateway then serves it to
+    nobody: it is measured on the held-out cases as its rollout starts, so what the gate
+    let through is known whatever the canary decides."""
+    api = ScriptedApi(
+        [PHASE.PHASE_EVALUATING, PHASE.PHASE_ROLLING_OUT, PHASE.PHASE_ROLLING_OUT],
+        OUTCOME.OUTCOME_ROLLED_BACK, rolling=True, retired_when_ended=True,
+    )  # fmt: skip
+    result = await run_persona(api, "operator", persona_named("brisk_lead"), SMALL, print)
+    assert result.error == "" and result.candidate_skipped == ""
+    assert result.outcome == "rolled_back" and result.candidate_state == "retired"
+    assert result.candidate is not None and result.candidate.policy_id == "support_reply@v2"
+    assert result.comparison is not None and result.comparison.examples == SMALL.held_out
+    [iteration] = result.iterations
+    assert iteration.held_out == result.comparison
+    pinned = [r.policy_id for r in api.of("Infer") if r.policy_id]
+    assert pinned.count("support_reply@v2") == SMALL.held_out  # measured once
 
 
 async def test_run_persona_reports_a_failure_and_stops_the_loop() -> None:
