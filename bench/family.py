@@ -94,6 +94,10 @@ def _gate(r: PersonaResult) -> str:
     ]
     if (margin := last.gate_metrics.get(PREFERENCE_MARGIN_METRIC)) is not None:
         parts.append(f"margin {margin[0]:+.2f} nats")
+    if last.training:
+        t = last.training
+        early = ", stopped early" if t.get("stopped_early") else ""
+        parts.append(f"trained {t.get('steps')}/{t.get('total_steps')} steps{early}")
     return "; ".join(parts)
 
 
@@ -200,6 +204,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=FamilyJobConfig.max_tokens)
     p.add_argument("--concurrency", type=int, default=FamilyJobConfig.concurrency)
     p.add_argument("--seed", type=int, default=FamilyJobConfig.seed)
+    p.add_argument(
+        "--max-rollout-requests", type=int, default=FamilyJobConfig.max_rollout_requests,
+        help="live requests a rollout may take before the bench stops the loop (a sweep "
+        "that measures the held-out cases alone can keep this small)",
+    )  # fmt: skip
     p.add_argument("--out", type=Path, default=RESULTS, help=f"default {RESULTS}")
     p.add_argument(
         "--set", action="append", default=[], metavar="NAME=VALUE",
@@ -236,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_tokens=args.max_tokens,
         concurrency=args.concurrency,
         seed=args.seed,
+        max_rollout_requests=args.max_rollout_requests,
         hyperparameters=_overrides(args.set),
         lora_rank=args.lora_rank,
         lora_modules=tuple(m for m in args.lora_modules.split(",") if m),

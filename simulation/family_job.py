@@ -212,6 +212,10 @@ class IterationSummary:
     gate_failure_reasons: tuple[str, ...] = ()
     gate_metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The gate's metrics on the generated answers: (candidate, baseline)."""
+    training_run_id: str = ""
+    training: dict[str, Any] = field(default_factory=dict)
+    """The iteration's training run as GetTrainingRun reports it: steps done and planned,
+    whether early stopping ended it, the last loss and reward accuracy, its seconds."""
     held_out: Comparison | None = None
     """The candidate against the baseline on the held-out cases, measured as its rollout
     started (so a candidate the canary then rolled back is measured too): what the gate's
@@ -342,7 +346,25 @@ def iteration_summary(it: trn.LearningLoopIteration) -> IterationSummary:
         rollout_id=it.rollout_id,
         error=it.error.message if it.HasField("error") else "",
         evaluation_id=it.evaluation_id,
+        training_run_id=it.training_run_id,
     )
+
+
+def training_summary(run: trn.TrainingRun) -> dict[str, Any]:
+    """What a sweep reads of a training run: how far it went and how long it took."""
+    progress = run.progress
+    seconds = None
+    if run.HasField("start_time") and run.HasField("end_time"):
+        span = run.end_time.ToDatetime() - run.start_time.ToDatetime()
+        seconds = round(span.total_seconds(), 1)
+    return {
+        "steps": progress.step,
+        "total_steps": progress.total_steps,
+        "stopped_early": progress.stopped_early,
+        "final_loss": progress.loss,
+        "reward_accuracy": progress.reward_accuracy,
+        "seconds": seconds,
+    }
 
 
 def with_gate(summary: IterationSummary, evaluation: trn.Evaluation) -> IterationSummary:
@@ -746,9 +768,18 @@ class _PersonaRun:
             self.say(f"could not stop loop {self.loop_id}: {err.code().name} {err.details()}")
 
     async def gate_details(self, iterations: list[IterationSummary]) -> list[IterationSummary]:
-        """Each iteration with its gate evaluation's scorers (GetEvaluation)."""
+        """Each iteration with its training run (GetTrainingRun) and its gate
+        evaluation's scorers (GetEvaluation)."""
         detailed = []
         for it in iterations:
+            if it.training_run_id:
+                run = (
+                    await self.training.GetTrainingRun(
+                        trn.GetTrainingRunRequest(training_run_id=it.training_run_id),
+                        metadata=self.md,
+                    )
+                ).training_run
+                it = replace(it, training=training_summary(run))
             if it.evaluation_id:
                 evaluation = (
                     await self.training.GetEvaluation(

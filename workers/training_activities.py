@@ -441,5 +441,6 @@ def _summary(result: TrainResult) -> dict[str, float]:
         "train_pairs": float(result.train_pairs),
         "replay_pairs": float(result.replay_pairs),
         "sft_warmup_steps": float(len(result.sft_losses)),
+        "stopped_early": float(result.stopped_early),
         "resumed_from_step": float(result.resumed_from_step),
     }

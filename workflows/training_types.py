@@ -123,6 +123,20 @@ class DpoSettings:
             "forgetting), [0, 1)."
         },
     )
+    early_stop_loss: float = field(
+        default=0.0,
+        metadata={
+            "help": "Stop the preference loss once the mean loss of the last "
+            "early_stop_window steps is below this, while those steps are in the first "
+            "epoch: each step's loss is then measured on pairs not trained on yet "
+            "(progressive validation), an unbiased held-out estimate that costs no extra "
+            "forward pass. In the loss's own units (DPO: -log sigmoid of the margin). "
+            "0: never; the platform's API sets services.training.loops.RECIPE's value."
+        },
+    )
+    early_stop_window: int = field(
+        default=4, metadata={"help": "Steps whose mean loss early stopping reads, >= 1."}
+    )
     gradient_checkpointing: bool = field(
         default=False,
         metadata={"help": "Trade compute for memory (TRL turns it on by default; we do not)."},
@@ -168,5 +182,9 @@ class DpoSettings:
                 "dpo.sft_warmup_below_similarity must be in [0, 1], "
                 f"got {self.sft_warmup_below_similarity}"
             )
+        if not 0 <= self.early_stop_loss < 10:  # NaN fails too
+            raise ValueError(f"dpo.early_stop_loss must be in [0, 10), got {self.early_stop_loss}")
+        if self.early_stop_window < 1:
+            raise ValueError(f"dpo.early_stop_window must be >= 1, got {self.early_stop_window}")
         if not 0 <= self.replay_fraction < 1:
             raise ValueError(f"dpo.replay_fraction must be in [0, 1), got {self.replay_fraction}")

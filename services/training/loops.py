@@ -91,7 +91,7 @@ _HYPERPARAMETERS = {
     "batch_size": "batch_size", "beta": "beta", "max_length": "max_length",
     "gradient_accumulation_steps": "gradient_accumulation_steps",
     "warmup_ratio": "warmup_ratio", "seed": "seed", "max_prompt_length": "max_prompt_length",
-    "sft_warmup_epochs": "sft_warmup_epochs",
+    "sft_warmup_epochs": "sft_warmup_epochs", "early_stop_loss": "early_stop_loss",
 }  # fmt: skip
 """TrainingHyperparameters field -> DpoSettings field."""
 

@@ -484,6 +484,7 @@ def _succeeded(run: pb.TrainingRun, result: TrainingRunResult) -> None:
     progress.loss = trained.final_loss
     progress.reward_margin = float(metrics.get("reward_margin", 0.0))
     progress.reward_accuracy = float(metrics.get("reward_accuracy", 0.0))
+    progress.stopped_early = bool(metrics.get("stopped_early", 0.0))
     if run.HasField("end_time"):
         progress.update_time.CopyFrom(run.end_time)
     lineage, recorded = run.lineage, trained.lineage

@@ -82,6 +82,8 @@ class TrainResult:
     train_pairs: int
     replay_pairs: int
     sft_losses: list[float]
+    stopped_early: bool
+    """Early stopping ended the preference loss before ``total_steps``."""
     edit_similarity: float | None
     """Mean similarity of what users sent to what was served over the edit pairs (None:
     no edit pairs): what the automatic warm start decides on."""
@@ -390,6 +392,34 @@ class _Progress(TrainerCallback):
             self.on_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
+class _EarlyStop(TrainerCallback):
+    """Stops training once the mean loss of the last ``window`` steps is below
+    ``threshold``, counting only steps of the first epoch. In the first epoch a step's
+    loss is computed on a batch before the optimiser has seen it, so the running mean
+    is a held-out estimate for free (progressive validation) and the iteration's own
+    held-out split stays untouched for the gate. Reads ``state.log_history``, so a
+    resumed run decides on the same losses as an uninterrupted one."""
+
+    def __init__(self, threshold: float, window: int, steps_per_epoch: int) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.steps_per_epoch = steps_per_epoch
+        self.stopped = False
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        if not logs or "loss" not in logs or state.global_step > self.steps_per_epoch:
+            return
+        losses = [float(e["loss"]) for e in state.log_history if "loss" in e][-self.window :]
+        if len(losses) == self.window and sum(losses) / self.window < self.threshold:
+            log.info(
+                "early stop at step %d of %d: mean loss of the last %d steps %.4f < %g",
+                state.global_step, state.max_steps, self.window,
+                sum(losses) / self.window, self.threshold,
+            )  # fmt: skip
+            control.should_training_stop = True
+            self.stopped = True
+
+
 _EDIT_SOURCES = frozenset({"PAIR_SOURCE_EDIT", "PAIR_SOURCE_CORRECTION"})
 
 
@@ -548,13 +578,21 @@ def train_dpo(
         save_total_limit=2,
     )
     progress = _Progress(on_step, on_checkpoint, should_stop)
+    callbacks: list[TrainerCallback] = [progress]
+    early_stop = None
+    if dpo.early_stop_loss > 0:
+        per_step = dpo.batch_size * dpo.gradient_accumulation_steps
+        early_stop = _EarlyStop(
+            dpo.early_stop_loss, dpo.early_stop_window, math.ceil(len(mix) / per_step)
+        )
+        callbacks.append(early_stop)
     trainer = DPOTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(mix),
         processing_class=base_.tokenizer,
         peft_config=peft_config,
-        callbacks=[progress],
+        callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
     train_started = time.perf_counter()
@@ -588,6 +626,7 @@ def train_dpo(
         train_pairs=len(rows),
         replay_pairs=replay_pairs,
         sft_losses=sft_losses,
+        stopped_early=early_stop is not None and early_stop.stopped,
         edit_similarity=similarity,
         device=base_.device,
         quantization=base_.quantization,

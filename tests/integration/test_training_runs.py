@@ -283,6 +283,29 @@ async def test_a_run_on_a_dataset_from_api_telemetry_registers_a_candidate(
     assert (await fails(t.create_eval(unknown)))[0] == grpc.StatusCode.NOT_FOUND
 
 
+async def test_early_stopping_ends_a_run_early_and_its_progress_says_so(
+    stack: RunningStack, channel: grpc.aio.Channel
+) -> None:
+    t = await tenant(channel, stack, "runs-early")
+    dataset = (await dataset_from_api_telemetry(channel, t)).dataset_id
+    config = pb.TrainingConfig()
+    config.CopyFrom(DPO)
+    config.hyperparameters.ClearField("max_steps")  # one epoch over the train split
+    # Any DPO loss (log 2 at the start) is below 9: the run stops after the four steps
+    # the rule reads, well before the epoch's end.
+    config.hyperparameters.early_stop_loss = 9.0
+    created = await t.create_run(pb.TrainingRun(skill_id=SKILL, dataset_id=dataset,
+                                                config=config))  # fmt: skip
+    done = await eventually(
+        lambda: t.get_run(created.training_run_id), lambda r: r.state not in UNFINISHED
+    )
+    assert done.state == pb.TrainingRun.STATE_SUCCEEDED, done.error
+    assert done.progress.stopped_early
+    assert done.progress.step == 4 < done.progress.total_steps
+    assert done.config.hyperparameters.early_stop_loss == 9.0
+    assert done.lineage.produced_policy_id  # a stopped run still ships its adapter
+
+
 async def test_a_cancelled_run_ends_cancelled_without_a_policy(
     stack: RunningStack, channel: grpc.aio.Channel
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,43 @@ def test_ipo_loss_trains(model_dir: Path, tmp_path: Path) -> None:
     # IPO's loss is (margin/beta - 1/(2 tau))^2: 1/(2*0.5)^2 = 1 when the margin is 0.
     assert result.losses[0] == pytest.approx(1.0, abs=1e-3)
     assert result.losses[-1] < result.losses[0]
+
+
+def _window_means(losses: list[float], window: int) -> list[float]:
+    """Mean loss of the ``window`` steps ending at each step (index 0: step ``window``)."""
+    return [_mean(losses[i - window : i]) for i in range(window, len(losses) + 1)]
+
+
+def test_early_stopping_ends_the_first_epoch_once_unseen_pairs_are_ranked(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    # 16 pairs at batch 2: 8 steps an epoch. Two epochs with no early stop give every
+    # step's loss; an early-stopped run takes the same steps until it stops.
+    settings = DpoSettings(epochs=2, batch_size=2, learning_rate=5e-3, seed=3)
+    full = train_dpo(model_dir, PAIRS * 4, tmp_path / "full", dpo=settings)
+    assert full.steps == full.total_steps == 16 and not full.stopped_early
+    means = _window_means(full.losses, 2)
+    first_epoch, second_epoch = means[:7], means[7:]  # windows ending at steps 2-8, 9-16
+    # Stop at the first window (not the last of the epoch) that beats every earlier one.
+    stop = next(i for i in range(1, 6) if first_epoch[i] < min(first_epoch[:i]))
+    threshold = (first_epoch[stop] + min(first_epoch[:stop])) / 2
+    stopped = train_dpo(
+        model_dir, PAIRS * 4, tmp_path / "stopped",
+        dpo=replace(settings, early_stop_loss=threshold, early_stop_window=2),
+    )  # fmt: skip
+    assert stopped.stopped_early and stopped.total_steps == 16
+    assert stopped.steps == stop + 2  # window index i ends at step i + 2
+    assert stopped.losses == pytest.approx(full.losses[: stop + 2], abs=1e-6)
+
+    # Past the first epoch the pairs have been trained on: their loss says nothing about
+    # unseen ones, so it never stops the run, however low it falls.
+    below_every_first = min(first_epoch) - 1e-4
+    assert min(second_epoch) < below_every_first  # else this half would test nothing
+    later = train_dpo(
+        model_dir, PAIRS * 4, tmp_path / "later",
+        dpo=replace(settings, early_stop_loss=below_every_first, early_stop_window=2),
+    )  # fmt: skip
+    assert later.steps == 16 and not later.stopped_early
 
 
 def test_sft_warm_start_then_dpo(model_dir: Path, tmp_path: Path) -> None:
@@ -261,6 +299,9 @@ def test_bad_pairs_are_rejected_with_the_row_named(bad: dict[str, object], match
         ({"sft_warmup_epochs": -0.5}, "dpo.sft_warmup_epochs"),
         ({"sft_warmup_epochs": float("nan")}, "dpo.sft_warmup_epochs"),
         ({"replay_fraction": 1.0}, "dpo.replay_fraction"),
+        ({"early_stop_loss": -0.1}, "dpo.early_stop_loss"),
+        ({"early_stop_loss": float("nan")}, "dpo.early_stop_loss"),
+        ({"early_stop_window": 0}, "dpo.early_stop_window"),
         ({"seed": -1}, "dpo.seed"),
         ({"max_prompt_length": 0}, "dpo.max_prompt_length"),
         ({"max_length": 64, "max_prompt_length": 64}, "dpo.max_prompt_length"),

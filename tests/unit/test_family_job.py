@@ -321,6 +321,7 @@ class ScriptedApi(FakeChannel):
                         win_rate=0.7,
                         rollout_id="r-1",
                         evaluation_id="ev-1",
+                        training_run_id="run-1",
                     )
                 )
             return trn.GetLearningLoopResponse(learning_loop=loop)
@@ -335,6 +336,13 @@ class ScriptedApi(FakeChannel):
             result.metrics.add(name="held_out_preference_margin", candidate_value=1.25)
             evaluation = trn.Evaluation(evaluation_id=request.evaluation_id, result=result)
             return trn.GetEvaluationResponse(evaluation=evaluation)
+        if name == "GetTrainingRun":
+            run = trn.TrainingRun(training_run_id=request.training_run_id)
+            run.progress.step, run.progress.total_steps = 12, 31
+            run.progress.stopped_early, run.progress.loss = True, 0.25
+            run.start_time.FromSeconds(1000)
+            run.end_time.FromSeconds(1190)
+            return trn.GetTrainingRunResponse(training_run=run)
         if name == "GetRollout":
             stage = trn.Rollout.STAGE_CANARY if self.rolling else trn.Rollout.STAGE_FULL
             return trn.GetRolloutResponse(rollout=trn.Rollout(rollout_id="r-1", stage=stage))
@@ -399,10 +407,17 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
     assert iteration.gate_metrics == {
         "mean_words": (40.0, 55.0), "held_out_preference_margin": (1.25, 0.0),
     }  # fmt: skip
+    # The iteration's training run, from GetTrainingRun: how far it went, how long.
+    [run] = api.of("GetTrainingRun")
+    assert run.training_run_id == "run-1" == iteration.training_run_id
+    assert iteration.training == {
+        "steps": 12, "total_steps": 31, "stopped_early": True, "final_loss": 0.25,
+        "reward_accuracy": 0.0, "seconds": 190.0,
+    }  # fmt: skip
     table = bench.markdown([result])
     assert (
         "held_out_preference 0.70 [0.60, 0.80]; edit_direction 0.50 [0.00, 0.90]; "
-        "margin +1.25 nats" in table
+        "margin +1.25 nats; trained 12/31 steps, stopped early" in table
     )
     json.loads(result.to_json())
 
@@ -655,3 +670,5 @@ def test_cli_arguments() -> None:
     )
     assert args.out == Path("x.json") and args.split == "all" and not args.running_stack
     assert bench.parse_args([]).out == bench.RESULTS
+    assert bench.parse_args([]).max_rollout_requests == FamilyJobConfig.max_rollout_requests
+    assert bench.parse_args(["--max-rollout-requests", "16"]).max_rollout_requests == 16

@@ -151,6 +151,10 @@ def test_a_failure_reads_as_the_activitys_own_error() -> None:
             "run.config.hyperparameters.max_prompt_length",
         ),
         (pb.TrainingConfig(method=pb.TRAINING_METHOD_SFT), "run.config.method"),
+        (
+            pb.TrainingConfig(hyperparameters=pb.TrainingHyperparameters(early_stop_loss=-1)),
+            "run.config.hyperparameters.early_stop_loss",
+        ),
     ],
 )
 def test_a_bad_training_setting_names_its_request_field(
@@ -159,6 +163,15 @@ def test_a_bad_training_setting_names_its_request_field(
     with pytest.raises(InvalidArgument) as info:
         training_settings(config, "run.config", what="a training run")
     assert [v.field for v in info.value.violations] == [field]
+
+
+def test_early_stopping_reaches_the_trainer_and_zero_turns_it_off() -> None:
+    hyper = pb.TrainingHyperparameters(early_stop_loss=0.2)
+    _, dpo = training_settings(pb.TrainingConfig(hyperparameters=hyper), "run.config")
+    assert dpo.early_stop_loss == 0.2
+    off = pb.TrainingHyperparameters(early_stop_loss=0)
+    _, dpo = training_settings(pb.TrainingConfig(hyperparameters=off), "run.config")
+    assert dpo.early_stop_loss == 0.0
 
 
 def test_max_prompt_length_reaches_the_trainer() -> None:

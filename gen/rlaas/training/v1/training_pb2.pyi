@@ -155,7 +155,7 @@ class LoraConfig(_message.Message):
     def __init__(self, rank: _Optional[int] = ..., alpha: _Optional[float] = ..., dropout: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., qlora: _Optional[bool] = ...) -> None: ...
 
 class TrainingHyperparameters(_message.Message):
-    __slots__ = ("learning_rate", "num_epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "beta", "max_length", "max_prompt_length", "warmup_ratio", "seed", "sft_warmup_epochs")
+    __slots__ = ("learning_rate", "num_epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "beta", "max_length", "max_prompt_length", "warmup_ratio", "seed", "sft_warmup_epochs", "early_stop_loss")
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     NUM_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_STEPS_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +167,7 @@ class TrainingHyperparameters(_message.Message):
     WARMUP_RATIO_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     SFT_WARMUP_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOP_LOSS_FIELD_NUMBER: _ClassVar[int]
     learning_rate: float
     num_epochs: float
     max_steps: int
@@ -178,7 +179,8 @@ class TrainingHyperparameters(_message.Message):
     warmup_ratio: float
     seed: int
     sft_warmup_epochs: float
-    def __init__(self, learning_rate: _Optional[float] = ..., num_epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., beta: _Optional[float] = ..., max_length: _Optional[int] = ..., max_prompt_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., sft_warmup_epochs: _Optional[float] = ...) -> None: ...
+    early_stop_loss: float
+    def __init__(self, learning_rate: _Optional[float] = ..., num_epochs: _Optional[float] = ..., max_steps: _Optional[int] = ..., batch_size: _Optional[int] = ..., gradient_accumulation_steps: _Optional[int] = ..., beta: _Optional[float] = ..., max_length: _Optional[int] = ..., max_prompt_length: _Optional[int] = ..., warmup_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., sft_warmup_epochs: _Optional[float] = ..., early_stop_loss: _Optional[float] = ...) -> None: ...
 
 class TrainingConfig(_message.Message):
     __slots__ = ("method", "lora", "hyperparameters", "accelerator")
@@ -400,7 +402,7 @@ class ExportDatasetResponse(_message.Message):
     def __init__(self, uri: _Optional[str] = ..., format: _Optional[_Union[DatasetFormat, str]] = ..., row_count: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class TrainingProgress(_message.Message):
-    __slots__ = ("step", "total_steps", "epoch", "loss", "eval_loss", "reward_margin", "reward_accuracy", "learning_rate", "update_time")
+    __slots__ = ("step", "total_steps", "epoch", "loss", "eval_loss", "reward_margin", "reward_accuracy", "learning_rate", "update_time", "stopped_early")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TOTAL_STEPS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -410,6 +412,7 @@ class TrainingProgress(_message.Message):
     REWARD_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_EARLY_FIELD_NUMBER: _ClassVar[int]
     step: int
     total_steps: int
     epoch: float
@@ -419,7 +422,8 @@ class TrainingProgress(_message.Message):
     reward_accuracy: float
     learning_rate: float
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., epoch: _Optional[float] = ..., loss: _Optional[float] = ..., eval_loss: _Optional[float] = ..., reward_margin: _Optional[float] = ..., reward_accuracy: _Optional[float] = ..., learning_rate: _Optional[float] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    stopped_early: bool
+    def __init__(self, step: _Optional[int] = ..., total_steps: _Optional[int] = ..., epoch: _Optional[float] = ..., loss: _Optional[float] = ..., eval_loss: _Optional[float] = ..., reward_margin: _Optional[float] = ..., reward_accuracy: _Optional[float] = ..., learning_rate: _Optional[float] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stopped_early: _Optional[bool] = ...) -> None: ...
 
 class TrainingLineage(_message.Message):
     __slots__ = ("dataset_id", "dataset_sha256", "reward_config", "judge_version", "base_model", "reference_model", "parent_policy_id", "parent_adapter_uri", "parent_adapter_sha256", "adapter_uri", "adapter_sha256", "produced_policy_id", "workflow_id", "trainer_version", "device", "dataset_version")

@@ -460,7 +460,17 @@ export interface TrainingHyperparameters {
    * otherwise; the training run's metrics report the measured edit_similarity and
    * the sft_warmup_steps taken.
    */
-  sftWarmupEpochs?: number | undefined;
+  sftWarmupEpochs?:
+    | number
+    | undefined;
+  /**
+   * Early stopping of the preference loss: stop once the mean loss of the last four
+   * steps, each measured on pairs the run has not trained on yet (its first epoch),
+   * is below this; the pairs are then already ranked with a wide margin, and more
+   * steps only widen it. > 0; 0: never. Unset: the platform's default. The training
+   * run's progress says whether it stopped early.
+   */
+  earlyStopLoss?: number | undefined;
 }
 
 /** What and how to train. */
@@ -808,7 +818,14 @@ export interface TrainingProgress {
   /** Current learning rate. */
   learningRate: number;
   /** When the progress was last reported. */
-  updateTime: Date | undefined;
+  updateTime:
+    | Date
+    | undefined;
+  /**
+   * The run succeeded before total_steps: early stopping ended the preference loss
+   * (TrainingHyperparameters.early_stop_loss).
+   */
+  stoppedEarly: boolean;
 }
 
 /** Where a run's inputs came from and what it produced. */
@@ -3034,6 +3051,7 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     warmupRatio: undefined,
     seed: undefined,
     sftWarmupEpochs: undefined,
+    earlyStopLoss: undefined,
   };
 }
 
@@ -3071,6 +3089,9 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     }
     if (message.sftWarmupEpochs !== undefined) {
       writer.uint32(89).double(message.sftWarmupEpochs);
+    }
+    if (message.earlyStopLoss !== undefined) {
+      writer.uint32(97).double(message.earlyStopLoss);
     }
     return writer;
   },
@@ -3176,6 +3197,14 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
             message.sftWarmupEpochs = reader.double();
             continue;
           }
+          case 12: {
+            if (tag !== 97) {
+              break;
+            }
+
+            message.earlyStopLoss = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3237,6 +3266,11 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         : isSet(object.sft_warmup_epochs)
         ? globalThis.Number(object.sft_warmup_epochs)
         : undefined,
+      earlyStopLoss: isSet(object.earlyStopLoss)
+        ? globalThis.Number(object.earlyStopLoss)
+        : isSet(object.early_stop_loss)
+        ? globalThis.Number(object.early_stop_loss)
+        : undefined,
     };
   },
 
@@ -3275,6 +3309,9 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.sftWarmupEpochs !== undefined) {
       obj.sftWarmupEpochs = floatToJson(message.sftWarmupEpochs);
     }
+    if (message.earlyStopLoss !== undefined) {
+      obj.earlyStopLoss = floatToJson(message.earlyStopLoss);
+    }
     return obj;
   },
 
@@ -3294,6 +3331,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.warmupRatio = object.warmupRatio ?? undefined;
     message.seed = object.seed ?? undefined;
     message.sftWarmupEpochs = object.sftWarmupEpochs ?? undefined;
+    message.earlyStopLoss = object.earlyStopLoss ?? undefined;
     return message;
   },
 };
@@ -5652,6 +5690,7 @@ function createBaseTrainingProgress(): TrainingProgress {
     rewardAccuracy: 0,
     learningRate: 0,
     updateTime: undefined,
+    stoppedEarly: false,
   };
 }
 
@@ -5683,6 +5722,9 @@ export const TrainingProgress: MessageFns<TrainingProgress> = {
     }
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(74).fork()).join();
+    }
+    if (message.stoppedEarly !== false) {
+      writer.uint32(80).bool(message.stoppedEarly);
     }
     return writer;
   },
@@ -5772,6 +5814,14 @@ export const TrainingProgress: MessageFns<TrainingProgress> = {
             message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.stoppedEarly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5819,6 +5869,11 @@ export const TrainingProgress: MessageFns<TrainingProgress> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
+      stoppedEarly: isSet(object.stoppedEarly)
+        ? globalThis.Boolean(object.stoppedEarly)
+        : isSet(object.stopped_early)
+        ? globalThis.Boolean(object.stopped_early)
+        : false,
     };
   },
 
@@ -5851,6 +5906,9 @@ export const TrainingProgress: MessageFns<TrainingProgress> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
+    if (message.stoppedEarly !== false) {
+      obj.stoppedEarly = message.stoppedEarly;
+    }
     return obj;
   },
 
@@ -5868,6 +5926,7 @@ export const TrainingProgress: MessageFns<TrainingProgress> = {
     message.rewardAccuracy = object.rewardAccuracy ?? 0;
     message.learningRate = object.learningRate ?? 0;
     message.updateTime = object.updateTime ?? undefined;
+    message.stoppedEarly = object.stoppedEarly ?? false;
     return message;
   },
 };
