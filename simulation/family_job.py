@@ -215,7 +215,8 @@ class IterationSummary:
     training_run_id: str = ""
     training: dict[str, Any] = field(default_factory=dict)
     """The iteration's training run as GetTrainingRun reports it: steps done and planned,
-    whether early stopping ended it, the last loss and reward accuracy, its seconds."""
+    whether early stopping ended it, the last loss and reward accuracy, its seconds, and
+    its reference model (which names an SFT warm start)."""
     held_out: Comparison | None = None
     """The candidate against the baseline on the held-out cases, measured as its rollout
     started (so a candidate the canary then rolled back is measured too): what the gate's
@@ -364,6 +365,7 @@ def training_summary(run: trn.TrainingRun) -> dict[str, Any]:
         "final_loss": progress.loss,
         "reward_accuracy": progress.reward_accuracy,
         "seconds": seconds,
+        "reference_model": run.lineage.reference_model,
     }
 
 

@@ -131,7 +131,7 @@ class DpoSettings:
             "epoch: each step's loss is then measured on pairs not trained on yet "
             "(progressive validation), an unbiased held-out estimate that costs no extra "
             "forward pass. In the loss's own units (DPO: -log sigmoid of the margin). "
-            "0: never; the platform's API sets services.training.loops.RECIPE's value."
+            "0: never; the platform's API sets 0.1, services.training.loops.RECIPE."
         },
     )
     early_stop_window: int = field(

@@ -340,6 +340,7 @@ class ScriptedApi(FakeChannel):
             run = trn.TrainingRun(training_run_id=request.training_run_id)
             run.progress.step, run.progress.total_steps = 12, 31
             run.progress.stopped_early, run.progress.loss = True, 0.25
+            run.lineage.reference_model = "SmolLM2 + SFT warm-start (23 steps)"
             run.start_time.FromSeconds(1000)
             run.end_time.FromSeconds(1190)
             return trn.GetTrainingRunResponse(training_run=run)
@@ -413,6 +414,7 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
     assert iteration.training == {
         "steps": 12, "total_steps": 31, "stopped_early": True, "final_loss": 0.25,
         "reward_accuracy": 0.0, "seconds": 190.0,
+        "reference_model": "SmolLM2 + SFT warm-start (23 steps)",
     }  # fmt: skip
     table = bench.markdown([result])
     assert (

@@ -44,6 +44,13 @@ def test_training_config_maps_to_trainer_settings() -> None:
         hyperparameters=pb.TrainingHyperparameters(sft_warmup_epochs=0),
     )
     assert _config(pb.LearningLoopConfig(training=never)).dpo.sft_warmup_below_similarity == 0.0
+    # Early stopping is on unless a request turns it off.
+    assert default.dpo.early_stop_loss == 0.1
+    no_stop = pb.TrainingConfig(
+        method=pb.TRAINING_METHOD_DPO,
+        hyperparameters=pb.TrainingHyperparameters(early_stop_loss=0),
+    )
+    assert _config(pb.LearningLoopConfig(training=no_stop)).dpo.early_stop_loss == 0.0
 
 
 def test_the_effective_config_leaves_the_warm_start_to_the_data_when_unset() -> None:

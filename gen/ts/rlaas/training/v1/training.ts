@@ -466,9 +466,9 @@ export interface TrainingHyperparameters {
   /**
    * Early stopping of the preference loss: stop once the mean loss of the last four
    * steps, each measured on pairs the run has not trained on yet (its first epoch),
-   * is below this; the pairs are then already ranked with a wide margin, and more
-   * steps only widen it. > 0; 0: never. Unset: the platform's default. The training
-   * run's progress says whether it stopped early.
+   * is below this. Unset: the platform's default, 0.1 (chosen on a family of
+   * simulated users: half the steps, and most of them learned at least as much);
+   * 0: never. The training run's progress says whether it stopped early.
    */
   earlyStopLoss?: number | undefined;
 }
