@@ -128,11 +128,11 @@ Early stopping ends the preference loss once its mean over four first-epoch step
 not trained on yet) is below 0.1. On the four tuning users
 (bench/results/family_early_stop.json against family_gate_margin.json, same seeds) the
 runs stopped at about half their steps (15-16 of 30, 9 of 23, 12 of 28), and the users'
-held-out win-rate went 0.63 -> 0.71 (acme_agent), 0.38 -> 0.92 (bullet_triager, whose
-later steps had undone the format it learned first), 1.00 -> 1.00 (field_triager, but
-its field order 0.71 -> 0) and 0.54 -> 0.38 (brisk_lead, within noise). Half the steps,
-and more learned on the whole: the default; a request's ``early_stop_loss`` (0: never)
-overrides it."""
+held-out win-rate went 0.63 -> 0.71 (acme_agent), 0.38 -> 0.92 (bullet_triager: its
+full run ended writing no bullets), 1.00 -> 1.00 (field_triager, but its field order
+0.71 -> 0: later steps teach it) and 0.54 -> 0.38 (brisk_lead, within noise). Half the
+steps, and more learned on the whole: the default; a request's ``early_stop_loss`` (0:
+never) overrides it."""
 
 
 def training_settings(
