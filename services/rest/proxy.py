@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import grpc
@@ -109,3 +109,46 @@ class Invoker:
 
     def new_request(self) -> Message:
         return self.request_class()
+
+
+def _settled(accessor: Coroutine[Any, Any, Any]) -> Any:
+    """The value of a finished call's accessor (``code()``, ``details()``...), read without
+    awaiting: on a finished call they return at once. None if one would have to wait."""
+    try:
+        accessor.send(None)
+    except StopIteration as done:
+        return done.value
+    finally:
+        accessor.close()
+    return None
+
+
+class ServerStatus:
+    """The status a client-streaming call was first finished with: the server's.
+
+    grpcio's aio client (1.85) has a race that this works around, since no option of the
+    library avoids it: when the server ends a call (a refused key, a bad batch) while the
+    bridge is still writing request lines, the failed write replaces the server's status
+    with INTERNAL "Internal error from Core" (grpc/grpc#36066), so the HTTP caller got a
+    500 where the server said 401 or 400. The call's done callbacks run when its status
+    is first set, which is the server's; this keeps that one.
+    """
+
+    def __init__(self, call: grpc.aio.Call) -> None:
+        self.error: grpc.aio.AioRpcError | None = None
+        call.add_done_callback(self._record)
+
+    def _record(self, call: grpc.aio.Call) -> None:
+        code = _settled(call.code())
+        if self.error is not None or code in (None, grpc.StatusCode.OK):
+            return
+        self.error = grpc.aio.AioRpcError(
+            code,
+            _settled(call.initial_metadata()) or grpc.aio.Metadata(),
+            _settled(call.trailing_metadata()) or grpc.aio.Metadata(),
+            _settled(call.details()),
+        )
+
+    def of(self, err: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+        """The server's error where the client replaced it, else ``err``."""
+        return self.error if self.error is not None else err

@@ -47,7 +47,13 @@ from services.rest.errors import (
     status_from_rpc_error,
     status_json,
 )
-from services.rest.proxy import Invoker, forward_metadata, response_headers, timeout_from
+from services.rest.proxy import (
+    Invoker,
+    ServerStatus,
+    forward_metadata,
+    response_headers,
+    timeout_from,
+)
 from services.rest.routes import Matched, Route, Router, routes_for
 from services.rest.transcode import body_json, build_request, dumps, parse_json, response_json
 
@@ -210,6 +216,7 @@ class Bridge:
         route: Route,
         call: Any,
         late_error: list[LateError] | None = None,
+        server_status: ServerStatus | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(status=200)
         response.content_type = NDJSON
@@ -222,6 +229,8 @@ class Bridge:
                     await response.write(dumps({"result": response_json(route, reply)}) + b"\n")
                 failure, failure_http = late_error[0] if late_error else (None, None)
             except grpc.aio.AioRpcError as err:
+                if server_status is not None:
+                    err = server_status.of(err)
                 failure, failure_http = status_from_rpc_error(err), None
             if failure is not None:
                 if not response.prepared:
@@ -278,8 +287,9 @@ class Bridge:
             except BodyLimit as err:
                 # Like a bad line: the lines before it go on and are answered.
                 bad_line.append((err.status, err.http))
-            finally:
-                await queue.put(None)
+            # The end of the requests; not on cancellation, when nobody reads the queue
+            # any more (a put on a full queue there would never return).
+            await queue.put(None)
 
         async def messages() -> AsyncIterator[Message]:
             while (message := await queue.get()) is not None:
@@ -288,12 +298,13 @@ class Bridge:
         reader = asyncio.create_task(read_body())
         try:
             call = invoker.call(messages(), metadata=metadata, timeout=deadline_s)
+            server_status = ServerStatus(call)
             if route.server_streaming:
-                return await self._stream_out(request, route, call, bad_line)
+                return await self._stream_out(request, route, call, bad_line, server_status)
             try:
                 reply = await call
             except grpc.aio.AioRpcError as err:
-                return _status_response(status_from_rpc_error(err))
+                return _status_response(status_from_rpc_error(server_status.of(err)))
             if bad_line:
                 return _status_response(*bad_line[0])
             return _json_response(200, response_json(route, reply))
