@@ -287,8 +287,15 @@ class Bridge:
             except BodyLimit as err:
                 # Like a bad line: the lines before it go on and are answered.
                 bad_line.append((err.status, err.http))
-            # The end of the requests; not on cancellation, when nobody reads the queue
-            # any more (a put on a full queue there would never return).
+            except asyncio.CancelledError:
+                # The handler is done and nobody reads the queue any more: no end marker
+                # (a put on a full queue would never return).
+                raise
+            except BaseException:
+                # The connection broke mid-body: the lines read so far end the stream,
+                # so the call finishes instead of waiting for lines that never come.
+                await queue.put(None)
+                raise
             await queue.put(None)
 
         async def messages() -> AsyncIterator[Message]:

@@ -5,6 +5,7 @@ document, and schemathesis against it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks as st_checks
+from yarl import URL
 
 from rlaas.inference.v1 import inference_pb2
 from rlaas.options.v1 import options_pb2
@@ -440,3 +442,42 @@ async def test_a_stream_the_server_ends_early_answers_with_the_servers_status(
                 http_code,
                 grpc_code.value[0],
             ), (path, answer)
+
+
+async def test_a_client_that_leaves_mid_body_ends_the_call(
+    stack: RunningStack, rest_tenant: Tenant
+) -> None:
+    """A connection that breaks mid-body ends the request stream where it broke: the call
+    finishes (the server logs it) instead of waiting for lines that never come."""
+    log = stack.settings.state_dir / "logs" / "serve.log"
+
+    def finished_calls() -> int:
+        return sum(
+            1
+            for line in log.read_text().splitlines()
+            if "TelemetryService/IngestEvents" in line and rest_tenant.tenant_id in line
+        )
+
+    before = finished_calls()
+    interaction = {"skill": SKILL, "input": {"messages": [{"role": "ROLE_USER", "content": "hi"}]}}
+    line = json.dumps({"createInteraction": {"interaction": interaction, "requestId": rid()}})
+    chunk = line.encode() + b"\n"
+    url = URL(stack.rest_url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(
+        f"POST /v1/events:ingest HTTP/1.1\r\nHost: {url.host}\r\n"
+        f"x-api-key: {rest_tenant.ingest}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        f"{len(chunk):x}\r\n".encode()
+        + chunk
+        + b"\r\n"
+    )
+    await writer.drain()
+    answered = b""
+    while b"OUTCOME_ACCEPTED" not in answered:  # the line is acknowledged; more would follow
+        answered += await asyncio.wait_for(reader.read(4096), 30)
+    writer.transport.abort()  # gone, mid-body (no last chunk)
+    for _ in range(100):
+        if finished_calls() > before:
+            break
+        await asyncio.sleep(0.2)
+    assert finished_calls() == before + 1
