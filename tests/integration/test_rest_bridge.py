@@ -322,17 +322,19 @@ async def test_infer_stream_is_newline_delimited_json(
     assert line["error"]["code"] == 5 and line["error"]["details"]
 
 
+def event(text: str) -> bytes:
+    """One IngestEvents line: a new interaction of the test skill."""
+    interaction = {
+        "skill": SKILL,
+        "input": {"messages": [{"role": "ROLE_USER", "content": text}]},
+    }
+    line = {"createInteraction": {"interaction": interaction, "requestId": rid()}}
+    return json.dumps(line).encode()
+
+
 async def test_ingest_streams_take_ndjson_and_name_a_bad_line(
     http: aiohttp.ClientSession, rest_tenant: Tenant
 ) -> None:
-    def event(text: str) -> bytes:
-        interaction = {
-            "skill": SKILL,
-            "input": {"messages": [{"role": "ROLE_USER", "content": text}]},
-        }
-        line = {"createInteraction": {"interaction": interaction, "requestId": rid()}}
-        return json.dumps(line).encode()
-
     body = event("first") + b"\n" + event("second") + b"\n"
     async with http.post("/v1/events:ingest", data=body, headers=auth(rest_tenant.ingest)) as r:
         assert r.status == 200, await r.text()
@@ -459,9 +461,7 @@ async def test_a_client_that_leaves_mid_body_ends_the_call(
         )
 
     before = finished_calls()
-    interaction = {"skill": SKILL, "input": {"messages": [{"role": "ROLE_USER", "content": "hi"}]}}
-    line = json.dumps({"createInteraction": {"interaction": interaction, "requestId": rid()}})
-    chunk = line.encode() + b"\n"
+    chunk = event("hi") + b"\n"
     url = URL(stack.rest_url)
     reader, writer = await asyncio.open_connection(url.host, url.port)
     writer.write(
