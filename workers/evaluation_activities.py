@@ -22,9 +22,11 @@ from services.objects.store import ObjectStore, key_for_uri
 from services.registry.service import RegistryCore
 from services.training.evaluation import (
     EvaluationReport,
+    Generate,
     GoldenExample,
     HeldOutPair,
     PromotionRubric,
+    SafetyCase,
     Serve,
     backend_generator,
     evaluate_candidate,
@@ -35,6 +37,7 @@ from services.training.evaluation import (
     preference_margins,
     with_held_out_estimate,
 )
+from services.training.gate_answers import GateAnswerCache, PolicyIdentity, answer_key
 from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
 from services.training.preferences import content_sha256, read_parquet, render_prompt
 from workflows.learning_types import EvaluateInput, EvaluateOutput, JudgeSpec
@@ -76,6 +79,32 @@ class EvaluationActivities:
         self._max_new_tokens = max_new_tokens
         self._rubric = rubric
 
+    def _answers(
+        self,
+        backend: Backend,
+        policy: reg.Policy,
+        cache: GateAnswerCache,
+        golden: list[GoldenExample],
+        safety: list[SafetyCase],
+    ) -> Generate:
+        """The policy's greedy answers, from the tenant's answer cache for the packaged
+        prompts (``golden`` and ``safety``, as this policy serves them)."""
+        identity = PolicyIdentity(
+            engine=f"{type(backend).__name__}:{backend.name}",
+            base_model=policy.base_model,
+            adapter_sha256=policy.adapter.sha256 if policy.adapter.artifact_uri else "",
+            max_new_tokens=self._max_new_tokens,
+        )
+        serve = _served_by(policy)
+        packaged = [serve(e.messages()) for e in golden] + [serve(c.chat()) for c in safety]
+        return cache.wrap(
+            backend_generator(
+                backend, adapter=_adapter(policy), max_new_tokens=self._max_new_tokens
+            ),
+            identity,
+            only=frozenset(answer_key(identity, m) for m in packaged),
+        )
+
     @activity.defn(name="evaluate_candidate")
     async def evaluate_candidate(self, inp: EvaluateInput) -> EvaluateOutput:
         backend = await self._backend()
@@ -88,6 +117,14 @@ class EvaluationActivities:
         golden = golden_set_for(inp.skill_id) if inp.golden_guard else []
         if golden:
             examples, held_out = golden, examples
+        max_examples = inp.max_examples or self._max_examples
+        safety = load_safety_suite(suites=inp.safety_suites or None)
+        cache = GateAnswerCache(self._objects, namespace=inp.tenant_id)
+        packaged = [] if rows and not golden else examples[:max_examples]
+        answers = {
+            which: self._answers(backend, policy, cache, packaged, safety)
+            for which, policy in (("candidate", candidate), ("baseline", baseline))
+        }
         preference, margin = None, None
         scorer = await self._scorer_for(backend) if rows and judge is None else None
         if scorer is not None:
@@ -104,24 +141,24 @@ class EvaluationActivities:
 
         def run(on: list[GoldenExample], **kwargs: Any) -> Awaitable[EvaluationReport]:
             return evaluate_candidate(
-                backend_generator(
-                    backend, adapter=_adapter(candidate), max_new_tokens=self._max_new_tokens
-                ),
-                backend_generator(
-                    backend, adapter=_adapter(baseline), max_new_tokens=self._max_new_tokens
-                ),
+                answers["candidate"],
+                answers["baseline"],
                 on,
                 serve_candidate=_served_by(candidate),
                 serve_baseline=_served_by(baseline),
                 rubric=rubric,
-                max_examples=inp.max_examples or self._max_examples,
+                max_examples=max_examples,
                 confidence_level=inp.confidence_level or 0.95,
                 **kwargs,
             )
 
         report = await run(
             examples, judge=judge, preference=preference, preference_margin=margin,
-            safety_cases=load_safety_suite(suites=inp.safety_suites or None),
+            safety_cases=safety,
+        )  # fmt: skip
+        activity.logger.info(
+            "gate %s vs %s: %d packaged answers from the cache, %d generated",
+            inp.candidate_policy_id, inp.baseline_policy_id, cache.hits, cache.misses,
         )  # fmt: skip
         if rows:
             report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")

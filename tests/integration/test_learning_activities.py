@@ -143,6 +143,7 @@ async def test_dataset_and_evaluation_activities(
 
     from services.inference.backends.local import LocalBackend, LocalBackendConfig
     from services.registry.service import RegistryCore
+    from services.training.evaluation import load_safety_suite
     from workers.dataset_activities import DatasetActivities
     from workers.evaluation_activities import EvaluationActivities
     from workflows.learning_types import BuildDatasetInput, EvaluateInput
@@ -191,6 +192,30 @@ async def test_dataset_and_evaluation_activities(
         key = verdict.report_uri.split("/objects/", 1)[1]
         report = json.loads(await objects.get(unquote(key)))
         assert report["example_count"] == 6 and report["passed"] == verdict.passed
+
+        # The packaged prompts' answers (6 golden, the safety suite) are cached per
+        # policy: evaluating the same pair again asks the model nothing and decides the
+        # same; the answers stay in the tenant's own namespace.
+        cached = await objects.list(f"gate-answers/{tenant_id}/")
+        assert len(cached) == 2 * (6 + len(load_safety_suite()))
+        requests = backend.stats["requests"]
+        again = await env.run(
+            evaluation.evaluate_candidate,
+            EvaluateInput(tenant_id, skill, ids[1], ids[0], evaluation_id="again"),
+        )
+        assert backend.stats["requests"] == requests
+        assert (again.win_rate, again.passed, again.p_value) == (
+            verdict.win_rate, verdict.passed, verdict.p_value,
+        )  # fmt: skip
+        assert sorted(await objects.list(f"gate-answers/{tenant_id}/")) == sorted(cached)
+        # A new candidate against the same baseline: only the candidate is asked.
+        policy = reg.Policy(skill_id=skill, base_model="tiny")
+        policy.adapter.CopyFrom(await upload_adapter(channel, admin, stack.tiny.adapters["b"][0]))
+        third = (await r.CreatePolicy(
+            reg.CreatePolicyRequest(policy=policy, request_id=rid()), metadata=md(admin)
+        )).policy.policy_id  # fmt: skip
+        await env.run(evaluation.evaluate_candidate, EvaluateInput(tenant_id, skill, third, ids[0]))
+        assert backend.stats["requests"] == requests + 6 + len(load_safety_suite())
     finally:
         await backend.close()
         await engine.dispose()
