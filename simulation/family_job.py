@@ -212,6 +212,11 @@ class IterationSummary:
     gate_failure_reasons: tuple[str, ...] = ()
     gate_metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
     """The gate's metrics on the generated answers: (candidate, baseline)."""
+    gate_safety: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
+    """Per safety suite, the cases each policy failed and why:
+    ``{suite: {"candidate": [(case, reason)], "baseline": [...]}}``."""
+    gate_seconds: float | None = None
+    """How long the gate took (the evaluation's start to end)."""
     training_run_id: str = ""
     training: dict[str, Any] = field(default_factory=dict)
     """The iteration's training run as GetTrainingRun reports it: steps done and planned,
@@ -356,8 +361,7 @@ def training_summary(run: trn.TrainingRun) -> dict[str, Any]:
     progress = run.progress
     seconds = None
     if run.HasField("start_time") and run.HasField("end_time"):
-        span = run.end_time.ToDatetime() - run.start_time.ToDatetime()
-        seconds = round(span.total_seconds(), 1)
+        seconds = _seconds(run.start_time, run.end_time)
     return {
         "steps": progress.step,
         "total_steps": progress.total_steps,
@@ -380,7 +384,21 @@ def with_gate(summary: IterationSummary, evaluation: trn.Evaluation) -> Iteratio
         },
         gate_failure_reasons=tuple(result.failure_reasons),
         gate_metrics={m.name: (m.candidate_value, m.baseline_value) for m in result.metrics},
+        gate_safety={
+            r.suite: {
+                "candidate": [(f.case_id, f.reason) for f in r.failures],
+                "baseline": [(f.case_id, f.reason) for f in r.baseline_failures],
+            }
+            for r in result.safety_results
+        },
+        gate_seconds=_seconds(evaluation.start_time, evaluation.end_time)
+        if evaluation.HasField("start_time") and evaluation.HasField("end_time")
+        else None,
     )
+
+
+def _seconds(start: Any, end: Any) -> float:
+    return round((end.ToDatetime() - start.ToDatetime()).total_seconds(), 1)
 
 
 def apply_loop(result: PersonaResult, loop: trn.LearningLoop) -> None:

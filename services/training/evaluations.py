@@ -369,6 +369,16 @@ def _known_suites(suites: list[str]) -> None:
 # ---- to the contract ----------------------------------------------------------------
 
 
+def _safety_failures(result: Mapping[str, Any]) -> list[pb.SafetyFailure]:
+    """A suite's failed cases with why (reports from before the reasons were kept give
+    the cases alone)."""
+    cases = result.get("failed_cases") or []
+    reasons = result.get("failure_reasons") or [""] * len(cases)
+    return [
+        pb.SafetyFailure(case_id=str(c), reason=str(r)) for c, r in zip(cases, reasons, strict=True)
+    ]
+
+
 def _report_to_proto(report: Mapping[str, Any], report_uri: str) -> pb.EvaluationResult:
     """services.training.evaluation.EvaluationReport (as JSON) -> EvaluationResult."""
     out = pb.EvaluationResult(report_uri=report_uri)
@@ -379,10 +389,12 @@ def _report_to_proto(report: Mapping[str, Any], report_uri: str) -> pb.Evaluatio
         setattr(out, name, float(report.get(name) or 0.0))
     out.passed = bool(report.get("passed"))
     out.failure_reasons.extend(str(r) for r in report.get("failure_reasons") or [])
+    baseline = {s["suite"]: s for s in report.get("baseline_safety_results") or []}
     for s in report.get("safety_results") or []:
         out.safety_results.add(
             suite=s["suite"], case_count=s["case_count"], failure_count=s["failure_count"],
-            failure_rate=s["failure_rate"], passed=s["passed"],
+            failure_rate=s["failure_rate"], passed=s["passed"], failures=_safety_failures(s),
+            baseline_failures=_safety_failures(baseline.get(s["suite"]) or {}),
         )  # fmt: skip
     for m in report.get("metrics") or []:
         out.metrics.add(name=m["name"], candidate_value=m["candidate_value"],

@@ -495,7 +495,12 @@ async def test_an_evaluation_reports_win_rate_and_confidence_through_rlaasctl(
     assert 0 <= result.win_rate_ci_lower <= result.win_rate <= result.win_rate_ci_upper <= 1
     assert result.confidence_level == pytest.approx(0.9) and 0 <= result.p_value <= 1
     assert [s.suite for s in result.safety_results] == ["jailbreak"]
-    assert result.safety_results[0].case_count > 0
+    [jailbreak] = result.safety_results
+    assert jailbreak.case_count > 0
+    # Which cases each policy failed, and why (the regression rule compares the two).
+    assert len(jailbreak.failures) == jailbreak.failure_count
+    for failure in [*jailbreak.failures, *jailbreak.baseline_failures]:
+        assert failure.case_id.startswith("jb-") and failure.reason, failure
     assert {m.name for m in result.metrics} >= {"mean_words"}
     assert len(result.samples) == 3 and result.samples[0].prompt
     assert result.report_uri.endswith(f"/{evaluation_id}.json")

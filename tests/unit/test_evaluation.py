@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -144,11 +143,16 @@ def test_shipped_safety_suite() -> None:
 def test_summarize_safety() -> None:
     cases = load_safety_suite(suites=["pii_leak"])
     checks = [check_safety_case(c, REFUSAL) for c in cases]
-    checks[0] = replace(checks[0], passed=False)
+    echo = "\n".join(content for _, content in cases[0].messages)
+    checks[0] = check_safety_case(cases[0], echo)
     [result] = summarize_safety(checks, max_failure_rate=0.0)
     assert result.suite == "pii_leak" and result.failure_count == 1
     assert result.failure_rate == pytest.approx(1 / len(cases)) and not result.passed
     assert result.failed_cases == (cases[0].case_id,)
+    # Why it failed, and never the leaked values themselves (the reason is reported).
+    [reason] = result.failure_reasons
+    assert reason.startswith("echoed ") and "planted PII" in reason
+    assert not any(value in reason for value in cases[0].planted_pii)
 
 
 # ---- golden set ---------------------------------------------------------------------------

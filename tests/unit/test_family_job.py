@@ -334,7 +334,12 @@ class ScriptedApi(FakeChannel):
             result.win_rates.add(scorer="edit_direction", win_rate=0.5, win_rate_ci_upper=0.9)
             result.metrics.add(name="mean_words", candidate_value=40, baseline_value=55)
             result.metrics.add(name="held_out_preference_margin", candidate_value=1.25)
+            jailbreak = result.safety_results.add(suite="jailbreak", failure_count=1)
+            jailbreak.failures.add(case_id="jb-003", reason="complied: matched ['x']")
+            jailbreak.baseline_failures.add(case_id="jb-008", reason="did not refuse")
             evaluation = trn.Evaluation(evaluation_id=request.evaluation_id, result=result)
+            evaluation.start_time.FromSeconds(2000)
+            evaluation.end_time.FromSeconds(2150)
             return trn.GetEvaluationResponse(evaluation=evaluation)
         if name == "GetTrainingRun":
             run = trn.TrainingRun(training_run_id=request.training_run_id)
@@ -408,6 +413,11 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
     assert iteration.gate_metrics == {
         "mean_words": (40.0, 55.0), "held_out_preference_margin": (1.25, 0.0),
     }  # fmt: skip
+    assert iteration.gate_safety == {"jailbreak": {
+        "candidate": [("jb-003", "complied: matched ['x']")],
+        "baseline": [("jb-008", "did not refuse")],
+    }}  # fmt: skip
+    assert iteration.gate_seconds == 150.0
     # The iteration's training run, from GetTrainingRun: how far it went, how long.
     [run] = api.of("GetTrainingRun")
     assert run.training_run_id == "run-1" == iteration.training_run_id

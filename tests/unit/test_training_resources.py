@@ -85,8 +85,11 @@ def test_a_stored_report_reads_as_the_contracts_result() -> None:
     report = EvaluationReport(
         example_count=4, wins=2, losses=1, ties=1, win_rate=0.625, win_rate_ci_lower=0.3,
         win_rate_ci_upper=0.9, confidence_level=0.9, p_value=0.5,
-        safety_results=(SafetyResult("jailbreak", 8, 1, 0.125, False, ("j1",)),),
-        baseline_safety_results=(), metrics=(MetricComparison("mean_words", 12.0, 10.5),),
+        safety_results=(
+            SafetyResult("jailbreak", 8, 1, 0.125, False, ("j1",), ("did not refuse",)),
+        ),
+        baseline_safety_results=(SafetyResult("jailbreak", 8, 0, 0.0, True),),
+        metrics=(MetricComparison("mean_words", 12.0, 10.5),),
         passed=False, failure_reasons=("win-rate CI lower bound 0.300 <= 0.500",),
         samples=(EvaluationSample("hi", "hello there", "hello", 1, "closer"),),
         outcomes=(1.0, 1.0, 0.0, 0.5), scoring="reference_similarity",
@@ -103,6 +106,15 @@ def test_a_stored_report_reads_as_the_contracts_result() -> None:
         1,
         False,
     )
+    assert [(f.case_id, f.reason) for f in safety.failures] == [("j1", "did not refuse")]
+    assert list(safety.baseline_failures) == []
+    # A report stored before the reasons were kept still names its failed cases.
+    old = json.loads(report.to_json())
+    for suite in old["safety_results"]:
+        del suite["failure_reasons"]
+    del old["baseline_safety_results"]
+    [safety] = _report_to_proto(old, "file:///evals/ev-1.json").safety_results
+    assert [(f.case_id, f.reason) for f in safety.failures] == [("j1", "")]
     assert [(m.name, m.candidate_value, m.baseline_value) for m in out.metrics] == [
         ("mean_words", 12.0, 10.5)
     ]

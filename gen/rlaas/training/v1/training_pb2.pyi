@@ -591,18 +591,30 @@ class RubricScore(_message.Message):
     def __init__(self, criterion: _Optional[str] = ..., candidate_score: _Optional[float] = ..., baseline_score: _Optional[float] = ...) -> None: ...
 
 class SafetyResult(_message.Message):
-    __slots__ = ("suite", "case_count", "failure_count", "failure_rate", "passed")
+    __slots__ = ("suite", "case_count", "failure_count", "failure_rate", "passed", "failures", "baseline_failures")
     SUITE_FIELD_NUMBER: _ClassVar[int]
     CASE_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
     PASSED_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FAILURES_FIELD_NUMBER: _ClassVar[int]
     suite: str
     case_count: int
     failure_count: int
     failure_rate: float
     passed: bool
-    def __init__(self, suite: _Optional[str] = ..., case_count: _Optional[int] = ..., failure_count: _Optional[int] = ..., failure_rate: _Optional[float] = ..., passed: _Optional[bool] = ...) -> None: ...
+    failures: _containers.RepeatedCompositeFieldContainer[SafetyFailure]
+    baseline_failures: _containers.RepeatedCompositeFieldContainer[SafetyFailure]
+    def __init__(self, suite: _Optional[str] = ..., case_count: _Optional[int] = ..., failure_count: _Optional[int] = ..., failure_rate: _Optional[float] = ..., passed: _Optional[bool] = ..., failures: _Optional[_Iterable[_Union[SafetyFailure, _Mapping]]] = ..., baseline_failures: _Optional[_Iterable[_Union[SafetyFailure, _Mapping]]] = ...) -> None: ...
+
+class SafetyFailure(_message.Message):
+    __slots__ = ("case_id", "reason")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    reason: str
+    def __init__(self, case_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class MetricComparison(_message.Message):
     __slots__ = ("name", "candidate_value", "baseline_value")

@@ -1078,6 +1078,24 @@ export interface SafetyResult {
   failureRate: number;
   /** Whether the suite met the gate. */
   passed: boolean;
+  /** The cases the candidate failed, with why. */
+  failures: SafetyFailure[];
+  /**
+   * The cases the baseline failed on the same suite, with why: the gate's
+   * regression rule compares the two counts.
+   */
+  baselineFailures: SafetyFailure[];
+}
+
+/** A safety case a policy's answer failed. */
+export interface SafetyFailure {
+  /** The case's id in the suite, e.g. `jb-003`. */
+  caseId: string;
+  /**
+   * Why: `did not refuse`, `complied: matched [<pattern>]`, or `echoed N planted
+   * PII value(s)` (the values themselves are never repeated here).
+   */
+  reason: string;
 }
 
 /** One metric for both policies. */
@@ -7647,7 +7665,15 @@ export const RubricScore: MessageFns<RubricScore> = {
 };
 
 function createBaseSafetyResult(): SafetyResult {
-  return { suite: "", caseCount: 0, failureCount: 0, failureRate: 0, passed: false };
+  return {
+    suite: "",
+    caseCount: 0,
+    failureCount: 0,
+    failureRate: 0,
+    passed: false,
+    failures: [],
+    baselineFailures: [],
+  };
 }
 
 export const SafetyResult: MessageFns<SafetyResult> = {
@@ -7666,6 +7692,12 @@ export const SafetyResult: MessageFns<SafetyResult> = {
     }
     if (message.passed !== false) {
       writer.uint32(40).bool(message.passed);
+    }
+    for (const v of message.failures) {
+      SafetyFailure.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.baselineFailures) {
+      SafetyFailure.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -7723,6 +7755,22 @@ export const SafetyResult: MessageFns<SafetyResult> = {
             message.passed = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.failures.push(SafetyFailure.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.baselineFailures.push(SafetyFailure.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7754,6 +7802,14 @@ export const SafetyResult: MessageFns<SafetyResult> = {
         ? globalThis.Number(object.failure_rate)
         : 0,
       passed: isSet(object.passed) ? globalThis.Boolean(object.passed) : false,
+      failures: globalThis.Array.isArray(object?.failures)
+        ? object.failures.map((e: any) => SafetyFailure.fromJSON(e))
+        : [],
+      baselineFailures: globalThis.Array.isArray(object?.baselineFailures)
+        ? object.baselineFailures.map((e: any) => SafetyFailure.fromJSON(e))
+        : globalThis.Array.isArray(object?.baseline_failures)
+        ? object.baseline_failures.map((e: any) => SafetyFailure.fromJSON(e))
+        : [],
     };
   },
 
@@ -7774,6 +7830,12 @@ export const SafetyResult: MessageFns<SafetyResult> = {
     if (message.passed !== false) {
       obj.passed = message.passed;
     }
+    if (message.failures?.length) {
+      obj.failures = message.failures.map((e) => SafetyFailure.toJSON(e));
+    }
+    if (message.baselineFailures?.length) {
+      obj.baselineFailures = message.baselineFailures.map((e) => SafetyFailure.toJSON(e));
+    }
     return obj;
   },
 
@@ -7787,6 +7849,97 @@ export const SafetyResult: MessageFns<SafetyResult> = {
     message.failureCount = object.failureCount ?? 0;
     message.failureRate = object.failureRate ?? 0;
     message.passed = object.passed ?? false;
+    message.failures = object.failures?.map((e) => SafetyFailure.fromPartial(e)) || [];
+    message.baselineFailures = object.baselineFailures?.map((e) => SafetyFailure.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSafetyFailure(): SafetyFailure {
+  return { caseId: "", reason: "" };
+}
+
+export const SafetyFailure: MessageFns<SafetyFailure> = {
+  encode(message: SafetyFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.caseId !== "") {
+      writer.uint32(10).string(message.caseId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SafetyFailure {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSafetyFailure();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.caseId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SafetyFailure {
+    return {
+      caseId: isSet(object.caseId)
+        ? globalThis.String(object.caseId)
+        : isSet(object.case_id)
+        ? globalThis.String(object.case_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: SafetyFailure): unknown {
+    const obj: any = {};
+    if (message.caseId !== "") {
+      obj.caseId = message.caseId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SafetyFailure>, I>>(base?: I): SafetyFailure {
+    return SafetyFailure.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SafetyFailure>, I>>(object: I): SafetyFailure {
+    const message = createBaseSafetyFailure();
+    message.caseId = object.caseId ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };
