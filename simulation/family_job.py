@@ -10,14 +10,15 @@ For one persona, through the public gRPC API only, as a tenant would use it:
    platform's own template is what the model sees; the baseline is promoted;
 2. the baseline answers ``held_out`` held-out cases (pinned, opted out of training); the
    persona reviews each answer (the review is only measured);
-3. ``feedback_events`` training cases go through the application: Infer, the persona's
-   review, SubmitFeedback (edited text, sent, time to send, sometimes a rating); for
-   triage also a task result (RecordTaskResult: was the category right);
-4. a learning loop starts with the platform's defaults for dataset, training and gate:
+3. a learning loop starts with the platform's defaults for dataset, training and gate:
    only the iteration count, the feedback threshold, a short interval and a short rollout
-   plan (as the main job's) are set. While it rolls out (and, with more than one
-   iteration, while it waits for the next), the application keeps serving training
-   cases reviewed by the persona;
+   plan (as the main job's) are set. It waits for its threshold;
+4. ``feedback_events`` training cases go through the application: Infer, the persona's
+   review, SubmitFeedback (edited text, sent, time to send, sometimes a rating); for
+   triage also a task result (RecordTaskResult: was the category right). The last one
+   meets the threshold (the timings count from then). While the loop rolls out (and,
+   with more than one iteration, while it waits for the next), the application keeps
+   serving training cases reviewed by the persona;
 5. each candidate that reaches its rollout answers the same held-out cases as it starts
    (before the canary can retire it); after the loop: each iteration's outcome, gate
    scorers and held-out comparison, and the last candidate (measured then if the gate
@@ -690,11 +691,10 @@ class _PersonaRun:
             )
         ).learning_loop
 
-    async def run_loop(self) -> trn.LearningLoop:
-        """Starts the loop (the feedback threshold is already met) and keeps the
-        application serving while it rolls out or waits for the next iteration's
-        feedback, until it ends."""
-        assert self.app is not None
+    async def start_loop(self) -> None:
+        """Starts the loop before the feedback comes in, as a tenant turns learning on
+        and then serves its users: the loop waits for its threshold (and has its
+        baseline answer the gate's packaged prompts meanwhile)."""
         started = await self.training.StartLearningLoop(
             trn.StartLearningLoopRequest(
                 learning_loop=trn.LearningLoop(
@@ -708,6 +708,12 @@ class _PersonaRun:
         )
         self.loop_id = started.learning_loop.learning_loop_id
         self.say(f"learning loop {self.loop_id} started")
+
+    async def run_loop(self) -> trn.LearningLoop:
+        """From the moment the feedback threshold is met (``collect`` has just ended):
+        keeps the application serving while the loop rolls out or waits for the next
+        iteration's feedback, until it ends."""
+        assert self.app is not None
         t0 = time.perf_counter()
         live_before = len(self.app.live)
         marks: dict[str, float] = {}
@@ -755,7 +761,7 @@ class _PersonaRun:
         timings = self.result.timings_s
         timings.update({f"loop_reached_{k}_s": v for k, v in marks.items()})
         if "rolling_out" in marks:
-            # The threshold is met when the loop starts: its first rollout starts in shadow.
+            # Marks count from the threshold: the first rollout starts in shadow.
             timings["threshold_to_shadow_s"] = marks["rolling_out"]
         timings["loop_total_s"] = round(time.perf_counter() - t0, 1)
         self.result.live_by_policy = count_by_policy(self.app.live, ("rolling_out", "waiting"))
@@ -849,6 +855,7 @@ async def run_persona(
         baseline_id = await run.setup(operator_key)
         baseline = await run.measure(baseline_id, "baseline")
         result.baseline = arm_score(persona, baseline_id, baseline)
+        await run.start_loop()
         await run.collect()
         loop = await run.run_loop()
         if result.undecided:

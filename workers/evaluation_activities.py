@@ -6,6 +6,7 @@ the workflow."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Awaitable, Callable
@@ -40,7 +41,13 @@ from services.training.evaluation import (
 from services.training.gate_answers import GateAnswerCache, PolicyIdentity, answer_key
 from services.training.judge import JudgeCache, PairwiseJudge, RubricCriterion, templates_for_votes
 from services.training.preferences import content_sha256, read_parquet, render_prompt
-from workflows.learning_types import EvaluateInput, EvaluateOutput, JudgeSpec
+from workflows.learning_types import (
+    EvaluateInput,
+    EvaluateOutput,
+    JudgeSpec,
+    WarmGateInput,
+    WarmGateOutput,
+)
 
 
 def _adapter(policy: reg.Policy) -> AdapterRef | None:
@@ -104,6 +111,28 @@ class EvaluationActivities:
             identity,
             only=frozenset(answer_key(identity, m) for m in packaged),
         )
+
+    @activity.defn(name="warm_gate_answers")
+    async def warm_gate_answers(self, inp: WarmGateInput) -> WarmGateOutput:
+        """A policy's answers to the gate's packaged prompts (the skill's golden set,
+        the safety suite) into the tenant's cache. The learning loop runs it for its
+        baseline while it waits for feedback, so that its gate, once the threshold is
+        met, generates for the candidate alone there. Idempotent: what is cached is not
+        asked again."""
+        backend = await self._backend()
+        policy = await self._registry.policy(inp.tenant_id, inp.policy_id)
+        golden = golden_set_for(inp.skill_id)[: inp.max_examples or self._max_examples]
+        safety = load_safety_suite(suites=inp.safety_suites or None)
+        cache = GateAnswerCache(self._objects, namespace=inp.tenant_id)
+        answer = self._answers(backend, policy, cache, golden, safety)
+        serve = _served_by(policy)
+        prompts = [serve(e.messages()) for e in golden] + [serve(c.chat()) for c in safety]
+        await asyncio.gather(*(answer(messages) for messages in prompts))
+        activity.logger.info(
+            "gate answers of %s: %d packaged prompts, %d generated",
+            inp.policy_id, len(prompts), cache.misses,
+        )  # fmt: skip
+        return WarmGateOutput(answers=len(prompts), generated=cache.misses)
 
     @activity.defn(name="evaluate_candidate")
     async def evaluate_candidate(self, inp: EvaluateInput) -> EvaluateOutput:

@@ -89,7 +89,10 @@ def _gpu_activities(
         RegistryCore(create_session_factory(engine), objects), objects, backend.get,
         scorer=scorer,
     )  # fmt: skip
-    return [training.train_adapter, evaluation.evaluate_candidate], engine
+    activities: list[Callable[..., Any]] = [
+        training.train_adapter, evaluation.evaluate_candidate, evaluation.warm_gate_answers,
+    ]  # fmt: skip
+    return activities, engine
 
 
 async def run_worker(settings: Settings, kind: str, database_url: str) -> None:

@@ -42,6 +42,8 @@ with workflow.unsafe.imports_passed_through():
         TrainAdapterOutput,
         TrainingRunInput,
         TrainingRunResult,
+        WarmGateInput,
+        WarmGateOutput,
     )
     from workflows.rollout import RolloutWorkflow, rollout_workflow_id
     from workflows.training_run import TrainingRunWorkflow, training_run_workflow_id
@@ -61,6 +63,11 @@ SCHEDULED_ITERATIONS = "loop-scheduled-iterations"
 # child TrainingRun/Evaluation workflows (listed and read like any other) and a failed
 # step fails only its iteration.
 LOOP_CHILD_RESOURCES = "loop-runs-and-evaluations-as-resources"
+# Histories recorded before this patch left the gate to answer every prompt; newer runs
+# have the baseline answer the gate's packaged prompts while the loop waits for
+# feedback, so the gate after the threshold generates for the candidate alone there.
+GATE_WARM_UP = "loop-gate-warm-up"
+_WARM_UP_TIMEOUT = timedelta(minutes=30)
 
 
 @workflow.defn
@@ -72,6 +79,7 @@ class LearningLoopWorkflow:
         self._phase_time = ""
         self._current: IterationSummary | None = None
         self._rollout: workflow.ChildWorkflowHandle[Any, RolloutResult] | None = None
+        self._warm_up: workflow.ActivityHandle[WarmGateOutput] | None = None
         self._stop_reason = "learning loop stopped"
 
     @property
@@ -141,6 +149,7 @@ class LearningLoopWorkflow:
         for _ in range(cfg.iterations_per_run):
             if cfg.max_iterations and state.iteration >= cfg.max_iterations:
                 self._phase = "done"
+                self._cancel_warm_up()
                 return state
             await self._wait_for_feedback(state)
             if state.stopped:
@@ -154,11 +163,13 @@ class LearningLoopWorkflow:
             if state.stopped:
                 return await self._end_stopped(state)
         # Keep the event history small: carry the state into a fresh run.
+        self._cancel_warm_up()
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(state)
 
     async def _end_stopped(self, state: LoopState) -> LoopState:
         self._phase = "stopped"
+        self._cancel_warm_up()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return state
 
@@ -168,6 +179,8 @@ class LearningLoopWorkflow:
         summary.outcome, summary.reason = "stopped", self._stop_reason
 
     async def _wait_for_feedback(self, state: LoopState) -> None:
+        if workflow.patched(GATE_WARM_UP):
+            await self._start_warm_up(state)
         if workflow.patched(SCHEDULED_ITERATIONS):
             await self._wait_for_schedule_and_feedback(state)
         else:
@@ -210,6 +223,47 @@ class LearningLoopWorkflow:
                     lambda: self._run_now or state.paused or state.stopped,
                     timeout=timedelta(seconds=cfg.check_interval_s),
                 )
+
+    async def _start_warm_up(self, state: LoopState) -> None:
+        """The baseline's answers to the gate's packaged prompts, generated where the
+        model is while the loop waits (an idle worker then), for the gate to read from
+        the cache. A shortcut, never a step: without a baseline yet, or if it fails,
+        the gate answers them itself."""
+        if self._warm_up is not None and not self._warm_up.done():
+            return  # still at it from the last wait (an iteration that built no dataset)
+        cfg = state.config
+        try:
+            baseline: BaselineOutput = await workflow.execute_activity(
+                "current_baseline",
+                BaselineInput(state.tenant_id, state.skill_id),
+                result_type=BaselineOutput,
+                start_to_close_timeout=_TIMEOUT,
+                retry_policy=_RETRY,
+            )
+        except ActivityError:
+            return  # no baseline: the iteration says so when it runs
+        self._warm_up = workflow.start_activity(
+            "warm_gate_answers",
+            WarmGateInput(state.tenant_id, state.skill_id, baseline.policy_id,
+                          cfg.eval_max_examples, list(cfg.eval_safety_suites)),
+            result_type=WarmGateOutput,
+            task_queue=cfg.gpu_task_queue,
+            start_to_close_timeout=_WARM_UP_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=2),
+        )  # fmt: skip
+
+    async def _warm_up_done(self) -> None:
+        """Waits for the warm-up, if one runs: the gate would otherwise ask the same
+        worker the same prompts beside it. Its failure is not the gate's."""
+        warm_up, self._warm_up = self._warm_up, None
+        if warm_up is not None:
+            with contextlib.suppress(ActivityError):
+                await warm_up
+
+    def _cancel_warm_up(self) -> None:
+        if self._warm_up is not None and not self._warm_up.done():
+            self._warm_up.cancel()
+        self._warm_up = None
 
     @staticmethod
     def _next_start(state: LoopState) -> datetime | None:
@@ -311,6 +365,7 @@ class LearningLoopWorkflow:
             self._stopped(summary)
             return
         self._phase = f"iteration {n}: evaluating"
+        await self._warm_up_done()
         # Evaluation generates with both policies: it runs where the model is. The
         # judge only changes the activity's input, not the commands: no patch needed
         # (histories recorded without it replay with judge=None).

@@ -307,6 +307,28 @@ class EvaluateInput:
 
 
 @dataclass
+class WarmGateInput:
+    """A policy's answers to the gate's packaged prompts, cached before its gate needs
+    them (services.training.gate_answers)."""
+
+    tenant_id: str
+    skill_id: str
+    policy_id: str
+    max_examples: int = 0
+    """Golden prompts the gate will answer; 0: the worker's default."""
+    safety_suites: list[str] = field(default_factory=list)
+    """Safety suites the gate will run; empty: all of them."""
+
+
+@dataclass
+class WarmGateOutput:
+    answers: int
+    """Packaged prompts the policy now has a cached answer to."""
+    generated: int
+    """Of those, answered by this run (the rest were cached already)."""
+
+
+@dataclass
 class EvaluateOutput:
     passed: bool
     win_rate: float

@@ -146,7 +146,12 @@ async def test_dataset_and_evaluation_activities(
     from services.training.evaluation import load_safety_suite
     from workers.dataset_activities import DatasetActivities
     from workers.evaluation_activities import EvaluationActivities
-    from workflows.learning_types import BuildDatasetInput, EvaluateInput
+    from workflows.learning_types import (
+        BuildDatasetInput,
+        EvaluateInput,
+        WarmGateInput,
+        WarmGateOutput,
+    )
 
     tenant_id, admin = await new_tenant(channel, stack.admin_key, "loop-eval")
     r = registry_pb2_grpc.RegistryServiceStub(channel)
@@ -215,7 +220,23 @@ async def test_dataset_and_evaluation_activities(
             reg.CreatePolicyRequest(policy=policy, request_id=rid()), metadata=md(admin)
         )).policy.policy_id  # fmt: skip
         await env.run(evaluation.evaluate_candidate, EvaluateInput(tenant_id, skill, third, ids[0]))
-        assert backend.stats["requests"] == requests + 6 + len(load_safety_suite())
+        packaged = 6 + len(load_safety_suite())
+        assert backend.stats["requests"] == requests + packaged
+        # The loop's warm-up, for a policy no gate has seen (its own system prompt): every
+        # packaged prompt answered once; a second warm-up, and then its gate, ask nothing.
+        brief = reg.Policy(skill_id=skill, base_model="tiny")
+        brief.prompt_template.system_prompt = "Be brief."
+        fourth = (await r.CreatePolicy(
+            reg.CreatePolicyRequest(policy=brief, request_id=rid()), metadata=md(admin)
+        )).policy.policy_id  # fmt: skip
+        warm = WarmGateInput(tenant_id, skill, fourth, max_examples=6)
+        assert await env.run(evaluation.warm_gate_answers, warm) == WarmGateOutput(
+            packaged, packaged
+        )
+        assert await env.run(evaluation.warm_gate_answers, warm) == WarmGateOutput(packaged, 0)
+        requests = backend.stats["requests"]
+        await env.run(evaluation.evaluate_candidate, EvaluateInput(tenant_id, skill, third, fourth))
+        assert backend.stats["requests"] == requests
     finally:
         await backend.close()
         await engine.dispose()

@@ -41,6 +41,8 @@ from workflows.learning_types import (
     SetStageOutput,
     TrainAdapterInput,
     TrainAdapterOutput,
+    WarmGateInput,
+    WarmGateOutput,
 )
 from workflows.rollout import RolloutWorkflow, rollout_workflow_id
 from workflows.training_run import TrainingRunWorkflow, training_run_workflow_id
@@ -64,6 +66,9 @@ class Script:
     evaluated: list[EvaluateInput] = field(default_factory=list)
     train_fails: int = 0
     """Iterations whose training fails for good (the first ones)."""
+    warm_fails: bool = False
+    warmed: list[tuple[str, str, int]] = field(default_factory=list)
+    """Each warm-up: (policy, task queue, gates already run when it ran)."""
 
     def activities(self) -> list[Callable[..., object]]:
         @activity.defn(name="count_new_feedback")
@@ -115,7 +120,14 @@ class Script:
             self.observed += 1
             return ObserveOutput(self.observed, self.decide(inp, self.observed), "scripted")
 
-        return [count, build, baseline, train, register, evaluate, set_stage, observe]
+        @activity.defn(name="warm_gate_answers")
+        async def warm(inp: WarmGateInput) -> WarmGateOutput:
+            self.warmed.append((inp.policy_id, activity.info().task_queue, len(self.evaluated)))
+            if self.warm_fails:
+                raise ApplicationError("engine down", non_retryable=True)
+            return WarmGateOutput(answers=30, generated=30)
+
+        return [count, build, baseline, train, register, evaluate, set_stage, observe, warm]
 
 
 LOOP_WORKFLOWS = [LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow, EvaluationWorkflow]
@@ -210,6 +222,33 @@ async def test_a_failed_step_fails_its_iteration_and_the_loop_goes_on(
     assert failed.error_message == failed.reason == "adapter too large"
     assert failed.end_time and not next_one.error_type
     assert next_one.outcome == "promoted" and len(script.trained) == 2
+
+
+async def test_the_baseline_answers_the_gates_prompts_while_the_loop_waits(
+    stack: RunningStack,
+) -> None:
+    """Each wait for feedback starts the then baseline's warm-up where the model is,
+    and its gate runs after it: the gate reads those answers from the cache."""
+    queue = f"q-{uuid.uuid4().hex[:8]}"
+    script = Script()
+    result, client, workflow_id = await run_loop(stack, script, loop_state(queue, max_iterations=2))
+    assert [h.outcome for h in result.history] == ["promoted", "promoted"]
+    assert script.warmed == [
+        ("support_email@v1", f"{queue}-gpu", 0), ("support_email@v2", f"{queue}-gpu", 1),
+    ]  # fmt: skip
+    replayer = Replayer(workflows=[LearningLoopWorkflow, RolloutWorkflow, TrainingRunWorkflow,
+                                   EvaluationWorkflow])  # fmt: skip
+    async for history in client.list_workflows(f"WorkflowId = '{workflow_id}'").map_histories():
+        await replayer.replay_workflow(history)
+
+
+async def test_a_failed_warm_up_leaves_the_gate_to_answer(stack: RunningStack) -> None:
+    script = Script(warm_fails=True)
+    result, _, _ = await run_loop(
+        stack, script, loop_state(f"q-{uuid.uuid4().hex[:8]}", max_iterations=1)
+    )
+    assert [h.outcome for h in result.history] == ["promoted"] and len(script.warmed) == 1
+    assert len(script.evaluated) == 1
 
 
 async def test_gate_fail_never_rolls_out(stack: RunningStack) -> None:

@@ -388,6 +388,9 @@ async def test_run_persona_drives_traffic_through_the_rollout_and_compares() -> 
     assert not policy.policy.HasField("adapter")
     [start] = api.of("StartLearningLoop")
     assert start.learning_loop.config == loop_config(SMALL)
+    # Learning is on before the feedback comes in (the loop waits for its threshold).
+    called = [name for name, _ in api.calls]
+    assert called.index("StartLearningLoop") < called.index("SubmitFeedback")
     # 6 feedback events, then one batch of `concurrency` per rolling-out poll.
     assert result.feedback_events == 6 and result.live_requests == 6 + 2 * 2
     assert result.live_by_policy == {"s@v1": 4}  # as the fake gateway served them

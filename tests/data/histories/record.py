@@ -94,6 +94,9 @@ async def main(target: str) -> None:
     if not _recorded("loop_iteration_failed_then_promoted"):
         await _loop(client, "loop_iteration_failed_then_promoted", Script(train_fails=1),
                     max_iterations=2)  # fmt: skip
+    # Since GATE_WARM_UP: the baseline's warm-up at each wait, awaited before the gate.
+    if not _recorded("loop_gate_warm_up"):
+        await _loop(client, "loop_gate_warm_up", Script(), max_iterations=2)
 
 
 async def _loop(client: Client, name: str, script: Script, max_iterations: int) -> None:
