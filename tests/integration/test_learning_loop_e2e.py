@@ -21,6 +21,8 @@ from rlaas.telemetry.v1 import telemetry_pb2 as tel
 from rlaas.telemetry.v1 import telemetry_pb2_grpc
 from rlaas.training.v1 import training_pb2 as trn
 from rlaas.training.v1 import training_pb2_grpc
+from services.objects.store import LocalObjectStore
+from services.training.evaluation import golden_set_for, load_safety_suite
 from tests.conftest import RunningStack
 from tests.helpers import md, new_tenant, scoped_key
 from workflows.learning_loop import LearningLoopWorkflow
@@ -104,6 +106,23 @@ async def test_one_real_iteration(stack: RunningStack, channel: grpc.aio.Channel
         task_queue=CPU_TASK_QUEUE, memo={"skill_id": skill},
     )  # fmt: skip
     [summary] = result.history
+    # The baseline answered the gate's packaged prompts while the loop waited (on the
+    # GPU worker), and the gate added the candidate's: one cached answer per policy and
+    # prompt (16 golden prompts, the worker's default, and the safety suite).
+    history = await client.get_workflow_handle(f"loop/{tenant_id}/{loop_id}").fetch_history()
+    scheduled = {
+        e.event_id: e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+    completed = [
+        scheduled[e.activity_task_completed_event_attributes.scheduled_event_id]
+        for e in history.events
+        if e.HasField("activity_task_completed_event_attributes")
+    ]
+    assert completed.count("warm_gate_answers") == 1, completed
+    cached = await LocalObjectStore(stack.settings.objects_dir).list(f"gate-answers/{tenant_id}/")
+    assert len(cached) == 2 * (len(golden_set_for(skill)[:16]) + len(load_safety_suite()))
     # A finished loop still reports its iterations (from its result: it takes no queries).
     train_key = await scoped_key(channel, admin, options_pb2.SCOPE_TRAIN)
     finished = (
