@@ -34,7 +34,8 @@ class PolicyIdentity:
     """What decides a policy's greedy answers, besides the conversation."""
 
     engine: str
-    """The serving engine (``local``, ``vllm``, ...): engines round differently."""
+    """The serving engine and the model it serves (``LocalBackend:SmolLM2-135M-Instruct``):
+    engines round differently."""
     base_model: str
     adapter_sha256: str
     """Empty for the base model alone."""
