@@ -49,6 +49,9 @@ from workflows.learning_types import (
     WarmGateOutput,
 )
 
+_WARM_UP_CONCURRENCY = 8
+"""Requests a warm-up keeps in flight: the local backend's batch."""
+
 
 def _adapter(policy: reg.Policy) -> AdapterRef | None:
     if not policy.adapter.artifact_uri:
@@ -127,7 +130,21 @@ class EvaluationActivities:
         answer = self._answers(backend, policy, cache, golden, safety)
         serve = _served_by(policy)
         prompts = [serve(e.messages()) for e in golden] + [serve(c.chat()) for c in safety]
-        await asyncio.gather(*(answer(messages) for messages in prompts))
+        # A few at a time: a request's deadline runs from when it is queued, and the
+        # worker may share its cores with serving. One failure stops the rest (a retry
+        # must not run beside leftovers of this attempt).
+        slots = asyncio.Semaphore(_WARM_UP_CONCURRENCY)
+
+        async def one(messages: list[dict[str, str]]) -> None:
+            async with slots:
+                await answer(messages)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for messages in prompts:
+                    group.create_task(one(messages))
+        except ExceptionGroup as failed:  # the first failure, as the gate would raise it
+            raise failed.exceptions[0] from None
         activity.logger.info(
             "gate answers of %s: %d packaged prompts, %d generated",
             inp.policy_id, len(prompts), cache.misses,
