@@ -69,6 +69,14 @@ def _served_by(policy: reg.Policy) -> Serve:
     return serve
 
 
+def _packaged_prompts(
+    policy: reg.Policy, golden: list[GoldenExample], safety: list[SafetyCase]
+) -> list[list[dict[str, str]]]:
+    """The gate's packaged prompts (golden set, safety suite) as ``policy`` serves them."""
+    serve = _served_by(policy)
+    return [serve(e.messages()) for e in golden] + [serve(c.chat()) for c in safety]
+
+
 class EvaluationActivities:
     def __init__(
         self,
@@ -105,8 +113,7 @@ class EvaluationActivities:
             adapter_sha256=policy.adapter.sha256 if policy.adapter.artifact_uri else "",
             max_new_tokens=self._max_new_tokens,
         )
-        serve = _served_by(policy)
-        packaged = [serve(e.messages()) for e in golden] + [serve(c.chat()) for c in safety]
+        packaged = _packaged_prompts(policy, golden, safety)
         return cache.wrap(
             backend_generator(
                 backend, adapter=_adapter(policy), max_new_tokens=self._max_new_tokens
@@ -128,8 +135,7 @@ class EvaluationActivities:
         safety = load_safety_suite(suites=inp.safety_suites or None)
         cache = GateAnswerCache(self._objects, namespace=inp.tenant_id)
         answer = self._answers(backend, policy, cache, golden, safety)
-        serve = _served_by(policy)
-        prompts = [serve(e.messages()) for e in golden] + [serve(c.chat()) for c in safety]
+        prompts = _packaged_prompts(policy, golden, safety)
         # A few at a time: a request's deadline runs from when it is queued, and the
         # worker may share its cores with serving. One failure stops the rest (a retry
         # must not run beside leftovers of this attempt).

@@ -233,13 +233,7 @@ class LearningLoopWorkflow:
             return  # still at it from the last wait (an iteration that built no dataset)
         cfg = state.config
         try:
-            baseline: BaselineOutput = await workflow.execute_activity(
-                "current_baseline",
-                BaselineInput(state.tenant_id, state.skill_id),
-                result_type=BaselineOutput,
-                start_to_close_timeout=_TIMEOUT,
-                retry_policy=_RETRY,
-            )
+            baseline = await _current_baseline(state)
         except ActivityError:
             return  # no baseline: the iteration says so when it runs
         self._warm_up = workflow.start_activity(
@@ -340,13 +334,7 @@ class LearningLoopWorkflow:
         if state.stopped:
             self._stopped(summary)
             return
-        baseline: BaselineOutput = await workflow.execute_activity(
-            "current_baseline",
-            BaselineInput(state.tenant_id, state.skill_id),
-            result_type=BaselineOutput,
-            start_to_close_timeout=_TIMEOUT,
-            retry_policy=_RETRY,
-        )
+        baseline = await _current_baseline(state)
         run_id = f"{state.loop_id}-{n}"
         self._phase = f"iteration {n}: training"
         train = TrainAdapterInput(
@@ -486,6 +474,18 @@ class LearningLoopWorkflow:
                                       "baseline_policy_id": evaluate.baseline_policy_id,
                                       "dataset_id": evaluate.dataset_id}},
         )  # fmt: skip
+
+
+async def _current_baseline(state: LoopState) -> BaselineOutput:
+    """The skill's promoted policy, which the iteration improves on."""
+    result: BaselineOutput = await workflow.execute_activity(
+        "current_baseline",
+        BaselineInput(state.tenant_id, state.skill_id),
+        result_type=BaselineOutput,
+        start_to_close_timeout=_TIMEOUT,
+        retry_policy=_RETRY,
+    )
+    return result
 
 
 def _failure(err: BaseException) -> tuple[str, str]:
