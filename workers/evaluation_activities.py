@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -159,6 +160,7 @@ class EvaluationActivities:
 
     @activity.defn(name="evaluate_candidate")
     async def evaluate_candidate(self, inp: EvaluateInput) -> EvaluateOutput:
+        started = time.perf_counter()
         backend = await self._backend()
         candidate = await self._registry.policy(inp.tenant_id, inp.candidate_policy_id)
         baseline = await self._registry.policy(inp.tenant_id, inp.baseline_policy_id)
@@ -177,14 +179,16 @@ class EvaluationActivities:
             which: self._answers(backend, policy, cache, packaged, safety)
             for which, policy in (("candidate", candidate), ("baseline", baseline))
         }
-        preference, margin = None, None
+        preference, margin, scoring_s = None, None, 0.0
         scorer = await self._scorer_for(backend) if rows and judge is None else None
         if scorer is not None:
             # The held-out pairs' likelihoods decide (outcomes_of_margins says why);
             # the answers generated on the golden set, if any, guard against regression.
+            scoring_started = time.perf_counter()
             margins = await preference_margins(
                 scorer, _pairs(rows), candidate=_adapter(candidate), baseline=_adapter(baseline)
             )
+            scoring_s = time.perf_counter() - scoring_started
             preference = outcomes_of_margins(margins)
             margin = float(sum(margins) / len(margins)) if margins else None
             held_out = []
@@ -209,8 +213,10 @@ class EvaluationActivities:
             safety_cases=safety,
         )  # fmt: skip
         activity.logger.info(
-            "gate %s vs %s: %d packaged answers from the cache, %d generated",
+            "gate %s vs %s: %d packaged answers from the cache, %d generated; "
+            "%d held-out pairs scored in %.1f s; %.1f s so far",
             inp.candidate_policy_id, inp.baseline_policy_id, cache.hits, cache.misses,
+            len(rows) if scoring_s else 0, scoring_s, time.perf_counter() - started,
         )  # fmt: skip
         if rows:
             report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")

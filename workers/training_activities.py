@@ -390,6 +390,12 @@ class TrainingActivities:
         }
         lineage = json.loads(dumps(lineage))  # JSON types only (tuples -> lists)
         metrics = _summary(result)
+        activity.logger.info(
+            "trained %s: %d SFT warm-start steps in %.1f s, %d/%d preference steps in %.1f s, "
+            "%.1f s in all",
+            inp.run_id, len(result.sft_losses), result.sft_seconds, result.steps,
+            result.total_steps, result.train_seconds, result.seconds,
+        )  # fmt: skip
         full_metrics = {**result.metrics(), "summary": metrics}
         png = await asyncio.to_thread(
             loss_curve_png, result.losses, result.reward_margins, f"{inp.skill_id} / {inp.run_id}"
@@ -438,6 +444,7 @@ def _summary(result: TrainResult) -> dict[str, float]:
         "tokens_per_s": result.tokens_per_s,
         "seconds": result.seconds,
         "train_seconds": result.train_seconds,
+        "sft_seconds": result.sft_seconds,
         "train_pairs": float(result.train_pairs),
         "replay_pairs": float(result.replay_pairs),
         "sft_warmup_steps": float(len(result.sft_losses)),

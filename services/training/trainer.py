@@ -78,6 +78,8 @@ class TrainResult:
     """Wall time of the whole call (loading, SFT warm-start, DPO, saving)."""
     train_seconds: float
     """Wall time of the DPO ``train()`` call alone."""
+    sft_seconds: float
+    """Wall time of the SFT warm start (0: none ran)."""
     resumed_from_step: int
     train_pairs: int
     replay_pairs: int
@@ -540,6 +542,7 @@ def train_dpo(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     sft_losses: list[float] = []
+    sft_seconds = 0.0
     similarity = edit_similarity(dataset)
     sft_steps = sft_warmup_steps(dpo, len(mix), similarity)
     # Which model shape: a fresh adapter (TRL wraps the base, reference = adapter off),
@@ -559,7 +562,9 @@ def train_dpo(
         else:
             model = get_peft_model(model, _lora_config(lora))
         if sft_steps > 0 and resume_from is None:
+            sft_started = time.perf_counter()
             sft_losses = _sft_warmup(model, base_, mix, dpo, sft_steps, output_dir / "sft")
+            sft_seconds = time.perf_counter() - sft_started
     else:
         peft_config = _lora_config(lora)
 
@@ -622,6 +627,7 @@ def train_dpo(
         tokens=progress.tokens,
         seconds=time.perf_counter() - started,
         train_seconds=train_seconds,
+        sft_seconds=sft_seconds,
         resumed_from_step=resumed_from_step,
         train_pairs=len(rows),
         replay_pairs=replay_pairs,
