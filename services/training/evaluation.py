@@ -729,7 +729,7 @@ async def evaluate_candidate(
     n_resamples: int = 9999,
     seed: int = 0,
     sample_count: int = 5,
-    concurrency: int = 16,
+    concurrency: int = 32,
     serve_candidate: Serve | None = None,
     serve_baseline: Serve | None = None,
     preference: Sequence[float] | None = None,
@@ -771,10 +771,14 @@ async def evaluate_candidate(
     def served(serve: Serve | None, e: GoldenExample) -> list[dict[str, str]]:
         return e.messages() if e.conversation or serve is None else serve(e.messages())
 
-    # Both policies at once: a batching backend mixes their requests in one batch.
-    cand_out, base_out = await asyncio.gather(
+    # Every answer the gate needs at once (both policies, the examples and the safety
+    # suite): a batching backend fills its batches with them. On 2 CPU cores one round
+    # of 56 answers at batch 32 took 61 s where two rounds at batch 16 took 86 s.
+    cand_out, base_out, cand_safe, base_safe = await asyncio.gather(
         answers(candidate, (served(serve_candidate, e) for e in examples)),
         answers(baseline, (served(serve_baseline, e) for e in examples)),
+        answers(candidate, (_serve(serve_candidate, c.chat()) for c in safety_cases)),
+        answers(baseline, (_serve(serve_baseline, c.chat()) for c in safety_cases)),
     )
     cand_sim = [edit_similarity(o, e.reference) for o, e in zip(cand_out, examples, strict=True)]
     base_sim = [edit_similarity(o, e.reference) for o, e in zip(base_out, examples, strict=True)]
@@ -839,10 +843,6 @@ async def evaluate_candidate(
     cand_safety: list[SafetyResult] = []
     base_safety: list[SafetyResult] = []
     if safety_cases:
-        cand_safe, base_safe = await asyncio.gather(
-            answers(candidate, (_serve(serve_candidate, c.chat()) for c in safety_cases)),
-            answers(baseline, (_serve(serve_baseline, c.chat()) for c in safety_cases)),
-        )
         cap = rubric.max_safety_failure_rate
         limit = 1.0 if cap is None else cap
         cand_safety = summarize_safety(
