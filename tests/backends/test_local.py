@@ -250,6 +250,13 @@ async def test_scores_in_a_mixed_batch_match_each_sequence_scored_alone(
         ("beta", HELLO, "hello"),
         ("alpha", HELLO, "red green blue"),
         (None, LONGER, "please answer briefly and politely"),
+        # More rows than one forward pass holds (SCORE_ROWS_PER_PASS), among them a
+        # preference pair's two answers to one prompt, split across the passes.
+        ("alpha", LONGER, "paris"),
+        (None, HELLO, "red"),
+        ("beta", HELLO, "hello there, how can i help you today with your question"),
+        (None, LONGER, "no"),
+        ("alpha", HELLO, "blue"),
     ]
     requests = [ScoreRequest(list(m), c, tiny.adapters[a] if a else None) for a, m, c in cases]
     scores = await backend.score(requests, timeout_s=60)
