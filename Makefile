@@ -160,6 +160,7 @@ bench: setup ## benchmarks; results land in bench/results/
 	$(PY) -m bench.gateway
 	$(PY) -m bench.rest
 	$(PY) -m bench.backends
+	$(PY) -m bench.gate
 	$(MAKE) --no-print-directory engine-vllm engine-triton
 	$(PY) -m bench.engines
 	$(PY) -m bench.trainer
