@@ -773,7 +773,8 @@ async def evaluate_candidate(
 
     # Every answer the gate needs at once (both policies, the examples and the safety
     # suite): a batching backend fills its batches with them. On 2 CPU cores one round
-    # of 56 answers at batch 32 took 61 s where two rounds at batch 16 took 86 s.
+    # of 56 answers at batch 32 took 60 s where two rounds at batch 16 took 81 s
+    # (bench.gate).
     cand_out, base_out, cand_safe, base_safe = await asyncio.gather(
         answers(candidate, (served(serve_candidate, e) for e in examples)),
         answers(baseline, (served(serve_baseline, e) for e in examples)),
