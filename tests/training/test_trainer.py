@@ -221,7 +221,7 @@ def test_rewritten_answers_get_a_warm_start_and_the_run_says_why(
     assert len(result.sft_losses) == 1  # one epoch of 4 pairs at batch 4
     assert result.metrics()["edit_similarity"] == result.edit_similarity
     # Its time is reported apart from the preference steps', both within the call's.
-    assert 0 < result.sft_seconds and result.sft_seconds + result.train_seconds < result.seconds
+    assert result.sft_seconds > 0 and result.sft_seconds + result.train_seconds < result.seconds
     touch_ups = [{**p, "rejected": p["chosen"] + " dog", "source": "PAIR_SOURCE_EDIT"}
                  for p in PAIRS]  # fmt: skip
     result = train_dpo(model_dir, touch_ups, tmp_path / "touch_ups", dpo=settings)
