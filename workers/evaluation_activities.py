@@ -51,7 +51,8 @@ from workflows.learning_types import (
 )
 
 _WARM_UP_CONCURRENCY = 8
-"""Requests a warm-up keeps in flight: the local backend's batch."""
+"""Requests a warm-up keeps in flight: a few, so that each one's deadline (counted from
+when it is queued) covers one small batch beside serving."""
 
 
 def _adapter(policy: reg.Policy) -> AdapterRef | None:
@@ -216,7 +217,7 @@ class EvaluationActivities:
             "gate %s vs %s: %d packaged answers from the cache, %d generated; "
             "%d held-out pairs scored in %.1f s; %.1f s so far",
             inp.candidate_policy_id, inp.baseline_policy_id, cache.hits, cache.misses,
-            len(rows) if scoring_s else 0, scoring_s, time.perf_counter() - started,
+            len(rows) if scorer is not None else 0, scoring_s, time.perf_counter() - started,
         )  # fmt: skip
         if rows:
             report = dataclasses.replace(report, source=f"dataset:{inp.dataset_id}")
